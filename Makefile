@@ -1,0 +1,84 @@
+# lso: builds with GNU make and BSD make (bmake) alike; POSIX syntax plus !=.
+.POSIX:
+
+VERSION = 0.1.0
+PREFIX = /usr/local
+BINDIR = $(PREFIX)/bin
+MANDIR = $(PREFIX)/share/man
+SYSCONFDIR = /etc
+UNITDIR = /lib/systemd/system
+TMPFILESDIR = /usr/lib/tmpfiles.d
+
+CC = cc
+CFLAGS = -std=c11 -O2 -g -Wall -Wextra
+WERROR =
+CPPFLAGS_PKG != pkg-config --cflags libcjson 2>/dev/null || true
+LIBS_PKG != pkg-config --libs libcjson 2>/dev/null || echo -lcjson
+LSO_CPPFLAGS = -DLSO_VERSION=\"$(VERSION)\" $(CPPFLAGS_PKG)
+LDLIBS = $(LIBS_PKG)
+
+SAN_FLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+
+SRC = lso.c http.c job.c
+OBJ = lso.o http.o job.o
+HDR = lso.h http.h job.h json.h
+
+all: lso
+
+lso: $(OBJ)
+	$(CC) $(LDFLAGS) -o $@ $(OBJ) $(LDLIBS)
+
+lso.o: lso.c $(HDR)
+	$(CC) $(CFLAGS) $(WERROR) $(LSO_CPPFLAGS) $(CPPFLAGS) -c lso.c
+http.o: http.c http.h
+	$(CC) $(CFLAGS) $(WERROR) $(LSO_CPPFLAGS) $(CPPFLAGS) -c http.c
+job.o: job.c $(HDR)
+	$(CC) $(CFLAGS) $(WERROR) $(LSO_CPPFLAGS) $(CPPFLAGS) -c job.c
+
+# The same sources with AddressSanitizer and UBSan, for the end-to-end suite.
+tests/lso-san: $(SRC) $(HDR)
+	$(CC) $(SAN_FLAGS) -Wall -Wextra $(WERROR) $(LSO_CPPFLAGS) $(CPPFLAGS) -o $@ $(SRC) $(LDLIBS)
+
+tests/unit: tests/unit.c http.c job.c $(HDR)
+	$(CC) $(SAN_FLAGS) -Wall -Wextra $(WERROR) $(LSO_CPPFLAGS) $(CPPFLAGS) -o $@ tests/unit.c http.c job.c $(LDLIBS)
+
+# Installs what building and testing need when it is missing (Debian/Ubuntu, as root).
+deps:
+	@tests/deps.sh
+
+# The suite: unit tests, then end to end against the build and the sanitizer build.
+test: deps
+	@$(MAKE) lso tests/unit tests/lso-san
+	tests/unit
+	./test.sh ./lso
+	LSO_SAN=1 ./test.sh tests/lso-san
+
+# Serve the API on 127.0.0.1:44444 with the example programs.
+run: deps
+	@$(MAKE) lso
+	@mkdir -p run-state
+	@echo "lso on http://127.0.0.1:44444 with programs from examples/ (Ctrl-C to stop)"
+	systemd-socket-activate -a --inetd -l 127.0.0.1:44444 \
+	    -E EXECUTABLES_ROOT_DIR="$$(pwd)/examples" \
+	    -E LSO_STATE_DIR="$$(pwd)/run-state" ./lso
+
+bench: lso
+	bench/bench.sh
+
+install: lso
+	mkdir -p $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/lso
+	cp lso $(DESTDIR)$(BINDIR)/lso
+	chmod 755 $(DESTDIR)$(BINDIR)/lso
+	sed 's|/usr/local/bin/lso|$(BINDIR)/lso|' lso@.service > $(DESTDIR)$(UNITDIR)/lso@.service
+	cp lso.socket $(DESTDIR)$(UNITDIR)/lso.socket
+	chmod 644 $(DESTDIR)$(UNITDIR)/lso@.service $(DESTDIR)$(UNITDIR)/lso.socket
+	[ -e $(DESTDIR)$(SYSCONFDIR)/lso/lso.env ] || cp lso.env $(DESTDIR)$(SYSCONFDIR)/lso/lso.env
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/lso $(DESTDIR)$(UNITDIR)/lso@.service $(DESTDIR)$(UNITDIR)/lso.socket
+
+clean:
+	rm -f lso $(OBJ) tests/unit tests/lso-san
+	rm -rf run-state
+
+.PHONY: all deps test run bench install uninstall clean

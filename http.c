@@ -1,0 +1,588 @@
+/* http.c: read one HTTP/1.x request under limits and a deadline; write one response. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "http.h"
+
+/* After the response, how long and how much we drain so the client sees it, not a reset. */
+#define DRAIN_MS 500
+#define DRAIN_MAX (256 * 1024)
+/* A chunk-size line ("1a2b;ext=x\r\n") longer than this is not a chunk-size line. */
+#define CHUNK_LINE_MAX 1024
+
+static const char *const reasons[] = {
+	[S_CONTINUE] = "Continue",
+	[S_OK] = "OK",
+	[S_CREATED] = "Created",
+	[S_ACCEPTED] = "Accepted",
+	[S_BAD_REQUEST] = "Bad Request",
+	[S_UNAUTHORIZED] = "Unauthorized",
+	[S_FORBIDDEN] = "Forbidden",
+	[S_NOT_FOUND] = "Not Found",
+	[S_METHOD_NOT_ALLOWED] = "Method Not Allowed",
+	[S_REQUEST_TIMEOUT] = "Request Timeout",
+	[S_CONFLICT] = "Conflict",
+	[S_GONE] = "Gone",
+	[S_PAYLOAD_TOO_LARGE] = "Content Too Large",
+	[S_EXPECTATION_FAILED] = "Expectation Failed",
+	[S_UNPROCESSABLE_CONTENT] = "Unprocessable Content",
+	[S_HEADER_FIELDS_TOO_LARGE] = "Request Header Fields Too Large",
+	[S_INTERNAL_SERVER_ERROR] = "Internal Server Error",
+	[S_NOT_IMPLEMENTED] = "Not Implemented",
+	[S_SERVICE_UNAVAILABLE] = "Service Unavailable",
+	[S_VERSION_NOT_SUPPORTED] = "HTTP Version Not Supported",
+};
+
+const char *
+http_reason(enum status status)
+{
+	if ((size_t)status < sizeof(reasons) / sizeof(reasons[0]) && reasons[status])
+		return reasons[status];
+	return "Unknown";
+}
+
+int64_t
+http_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Wait until fd is ready for events or the deadline passes: 1 ready, 0 expired, -1 error. */
+static int
+wait_fd(int fd, short events, int64_t deadline_ms)
+{
+	struct pollfd pfd = { .fd = fd, .events = events };
+	int64_t left;
+	int n;
+
+	for (;;) {
+		left = deadline_ms - http_now_ms();
+		if (left <= 0)
+			return 0;
+		n = poll(&pfd, 1, left > 60000 ? 60000 : (int)left);
+		if (n > 0)
+			return 1;
+		if (n < 0 && errno != EINTR)
+			return -1;
+	}
+}
+
+/* Read at most len bytes before the deadline: >0 bytes, 0 EOF, -1 error, -2 expired. */
+static ssize_t
+read_some(int fd, char *buf, size_t len, int64_t deadline_ms)
+{
+	ssize_t n;
+	int ready;
+
+	for (;;) {
+		ready = wait_fd(fd, POLLIN, deadline_ms);
+		if (ready == 0)
+			return -2;
+		if (ready < 0)
+			return -1;
+		n = read(fd, buf, len);
+		if (n >= 0)
+			return n;
+		if (errno != EINTR && errno != EAGAIN)
+			return -1;
+	}
+}
+
+static int
+write_all(int fd, const char *buf, size_t len, int64_t deadline_ms)
+{
+	ssize_t n;
+
+	while (len > 0) {
+		if (wait_fd(fd, POLLOUT, deadline_ms) <= 0)
+			return -1;
+		n = write(fd, buf, len);
+		if (n < 0) {
+			if (errno == EINTR || errno == EAGAIN)
+				continue;
+			return -1;
+		}
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* The status for a read that did not deliver: expiry is 408, EOF or error 400. */
+static enum status
+read_failure(ssize_t n)
+{
+	return n == -2 ? S_REQUEST_TIMEOUT : S_BAD_REQUEST;
+}
+
+/*
+ * Read until the blank line that ends the header block. Bytes read past it
+ * (the start of the body) stay in head[] after head_len; *have counts all.
+ */
+static enum status
+read_head(int fd, struct http_request *req, size_t *have, int64_t deadline_ms)
+{
+	char *end;
+	size_t scan_from = 0;
+	ssize_t n;
+
+	*have = 0;
+	for (;;) {
+		if (*have == HTTP_HEADER_MAX)
+			return S_HEADER_FIELDS_TOO_LARGE;
+		n = read_some(fd, req->head + *have, HTTP_HEADER_MAX - *have, deadline_ms);
+		if (n <= 0)
+			return *have == 0 && n == 0 ? S_OK : read_failure(n);
+		*have += (size_t)n;
+		req->head[*have] = '\0';
+		end = memmem(req->head + scan_from, *have - scan_from, "\r\n\r\n", 4);
+		if (end) {
+			req->head_len = (size_t)(end - req->head) + 4;
+			return S_OK;
+		}
+		end = memmem(req->head + scan_from, *have - scan_from, "\n\n", 2);
+		if (end) {
+			req->head_len = (size_t)(end - req->head) + 2;
+			return S_OK;
+		}
+		scan_from = *have > 3 ? *have - 3 : 0;
+	}
+}
+
+/* Cut the next line off *cursor (CRLF or LF), NUL-terminating it in place. */
+static char *
+next_line(char **cursor)
+{
+	char *line = *cursor, *nl = strchr(line, '\n');
+
+	if (!nl)
+		return NULL;
+	*nl = '\0';
+	if (nl > line && nl[-1] == '\r')
+		nl[-1] = '\0';
+	*cursor = nl + 1;
+	return line;
+}
+
+static bool
+is_token_char(unsigned char c)
+{
+	return c > 32 && c < 127 && !strchr("()<>@,;:\\\"/[]?={}", c);
+}
+
+static enum status
+parse_request_line(struct http_request *req, char *line)
+{
+	char *target, *version, *query;
+
+	target = strchr(line, ' ');
+	if (!target)
+		return S_BAD_REQUEST;
+	*target++ = '\0';
+	version = strchr(target, ' ');
+	if (!version)
+		return S_BAD_REQUEST;
+	*version++ = '\0';
+	if (*line == '\0' || *target != '/' || strchr(version, ' '))
+		return S_BAD_REQUEST;
+	for (const char *c = line; *c; c++)
+		if (!is_token_char((unsigned char)*c))
+			return S_BAD_REQUEST;
+	for (const char *c = target; *c; c++)
+		if ((unsigned char)*c <= 32 || *c == 127)
+			return S_BAD_REQUEST;
+	if (strncmp(version, "HTTP/", 5) != 0)
+		return S_BAD_REQUEST;
+	if (strcmp(version, "HTTP/1.1") == 0)
+		req->minor_version = 1;
+	else if (strcmp(version, "HTTP/1.0") == 0)
+		req->minor_version = 0;
+	else
+		return S_VERSION_NOT_SUPPORTED;
+	query = strchr(target, '?');
+	if (query)
+		*query = '\0';
+	req->method = line;
+	req->path = target;
+	return S_OK;
+}
+
+/* Content-Length: digits only; a repeat must agree with the first. */
+static enum status
+parse_content_length(const char *value, int64_t *content_length)
+{
+	int64_t n = 0;
+
+	if (*value == '\0')
+		return S_BAD_REQUEST;
+	for (const char *c = value; *c; c++) {
+		if (*c < '0' || *c > '9')
+			return S_BAD_REQUEST;
+		if (n > (INT64_MAX - 9) / 10)
+			return S_PAYLOAD_TOO_LARGE;
+		n = n * 10 + (*c - '0');
+	}
+	if (*content_length >= 0 && *content_length != n)
+		return S_BAD_REQUEST;
+	*content_length = n;
+	return S_OK;
+}
+
+static char *
+trim(char *s)
+{
+	char *end;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	end = s + strlen(s);
+	while (end > s && (end[-1] == ' ' || end[-1] == '\t'))
+		*--end = '\0';
+	return s;
+}
+
+/* Record one header we use; the rest are skipped. */
+static enum status
+parse_header(struct http_request *req, char *line, int64_t *content_length,
+    bool *chunked, bool *has_host)
+{
+	char *colon = strchr(line, ':'), *value;
+
+	if (!colon || colon == line)
+		return S_BAD_REQUEST;
+	*colon = '\0';
+	for (const char *c = line; *c; c++)
+		if (!is_token_char((unsigned char)*c))
+			return S_BAD_REQUEST; /* e.g. "Content-Length :" */
+	value = trim(colon + 1);
+	for (const char *c = value; *c; c++)
+		if ((unsigned char)*c < 32 && *c != '\t')
+			return S_BAD_REQUEST;
+	if (strcasecmp(line, "Content-Length") == 0)
+		return parse_content_length(value, content_length);
+	if (strcasecmp(line, "Transfer-Encoding") == 0) {
+		if (*chunked || strcasecmp(value, "chunked") != 0)
+			return S_NOT_IMPLEMENTED;
+		*chunked = true;
+	} else if (strcasecmp(line, "Expect") == 0) {
+		if (strcasecmp(value, "100-continue") != 0)
+			return S_EXPECTATION_FAILED;
+		req->expect_continue = true;
+	} else if (strcasecmp(line, "Content-Type") == 0) {
+		req->content_type = value;
+	} else if (strcasecmp(line, "Authorization") == 0) {
+		req->authorization = value;
+	} else if (strcasecmp(line, "Host") == 0) {
+		if (*has_host)
+			return S_BAD_REQUEST;
+		*has_host = true;
+	}
+	return S_OK;
+}
+
+enum status
+http_parse_head(struct http_request *req, int64_t *content_length, bool *chunked)
+{
+	char *cursor = req->head, *line;
+	bool has_host = false;
+	enum status status;
+
+	*content_length = -1;
+	*chunked = false;
+	line = next_line(&cursor);
+	if (!line)
+		return S_BAD_REQUEST;
+	status = parse_request_line(req, line);
+	if (status != S_OK)
+		return status;
+	while ((line = next_line(&cursor)) && *line) {
+		if (*line == ' ' || *line == '\t')
+			return S_BAD_REQUEST; /* obsolete line folding */
+		status = parse_header(req, line, content_length, chunked, &has_host);
+		if (status != S_OK)
+			return status;
+	}
+	if (!line)
+		return S_BAD_REQUEST;
+	/* Both framings at once is how requests get smuggled. */
+	if (*chunked && *content_length >= 0)
+		return S_BAD_REQUEST;
+	if (req->minor_version == 1 && !has_host)
+		return S_BAD_REQUEST;
+	return S_OK;
+}
+
+/*
+ * The body arrives through a small cursor over what read_head left over and
+ * then the connection, so chunked decoding reads it like a stream.
+ */
+struct stream {
+	int fd;
+	int64_t deadline_ms;
+	char *buf;
+	size_t pos, len;
+	char spare[16384];
+};
+
+/* Next byte, or a negative read_some() result. */
+static int
+stream_getc(struct stream *s)
+{
+	ssize_t n;
+
+	if (s->pos == s->len) {
+		n = read_some(s->fd, s->spare, sizeof(s->spare), s->deadline_ms);
+		if (n <= 0)
+			return n == 0 ? -1 : (int)n;
+		s->buf = s->spare;
+		s->pos = 0;
+		s->len = (size_t)n;
+	}
+	return (unsigned char)s->buf[s->pos++];
+}
+
+/* Copy exactly len bytes into dst. */
+static enum status
+stream_read(struct stream *s, char *dst, size_t len)
+{
+	size_t take;
+	ssize_t n;
+
+	while (len > 0) {
+		if (s->pos < s->len) {
+			take = s->len - s->pos < len ? s->len - s->pos : len;
+			memcpy(dst, s->buf + s->pos, take);
+			s->pos += take;
+			dst += take;
+			len -= take;
+			continue;
+		}
+		n = read_some(s->fd, dst, len, s->deadline_ms);
+		if (n <= 0)
+			return read_failure(n);
+		dst += n;
+		len -= (size_t)n;
+	}
+	return S_OK;
+}
+
+/* One line of at most CHUNK_LINE_MAX bytes, without its CRLF. */
+static enum status
+stream_line(struct stream *s, char *line)
+{
+	size_t len = 0;
+	int c;
+
+	for (;;) {
+		c = stream_getc(s);
+		if (c < 0)
+			return c == -2 ? S_REQUEST_TIMEOUT : S_BAD_REQUEST;
+		if (c == '\n')
+			break;
+		if (len == CHUNK_LINE_MAX)
+			return S_BAD_REQUEST;
+		line[len++] = (char)c;
+	}
+	if (len > 0 && line[len - 1] == '\r')
+		len--;
+	line[len] = '\0';
+	return S_OK;
+}
+
+static int
+hex_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* "1a;name=value" -> 26; anything but hex digits before the extension is 400. */
+static enum status
+parse_chunk_size(const char *line, size_t max, size_t *size)
+{
+	size_t n = 0;
+	const char *c = line;
+
+	if (hex_value(*c) < 0)
+		return S_BAD_REQUEST;
+	for (; hex_value(*c) >= 0; c++) {
+		n = n * 16 + (size_t)hex_value(*c);
+		if (n > max)
+			return S_PAYLOAD_TOO_LARGE;
+	}
+	while (*c == ' ' || *c == '\t')
+		c++;
+	if (*c != '\0' && *c != ';')
+		return S_BAD_REQUEST;
+	*size = n;
+	return S_OK;
+}
+
+static enum status
+grow_body(struct http_request *req, size_t need)
+{
+	char *body = realloc(req->body, need + 1);
+
+	if (!body)
+		return S_INTERNAL_SERVER_ERROR;
+	req->body = body;
+	return S_OK;
+}
+
+static enum status
+read_chunked(struct stream *s, struct http_request *req, size_t max_body)
+{
+	char line[CHUNK_LINE_MAX + 1];
+	size_t size;
+	enum status status;
+
+	for (;;) {
+		if ((status = stream_line(s, line)) != S_OK)
+			return status;
+		status = parse_chunk_size(line, max_body - req->body_len, &size);
+		if (status != S_OK)
+			return status;
+		if (size == 0)
+			break;
+		if ((status = grow_body(req, req->body_len + size)) != S_OK)
+			return status;
+		if ((status = stream_read(s, req->body + req->body_len, size)) != S_OK)
+			return status;
+		req->body_len += size;
+		if ((status = stream_line(s, line)) != S_OK)
+			return status;
+		if (*line != '\0')
+			return S_BAD_REQUEST;
+	}
+	/* Trailer fields, ignored, up to the blank line; bounded like the head. */
+	for (size_t trailer_bytes = 0;; trailer_bytes += strlen(line)) {
+		if (trailer_bytes > HTTP_HEADER_MAX)
+			return S_HEADER_FIELDS_TOO_LARGE;
+		if ((status = stream_line(s, line)) != S_OK)
+			return status;
+		if (*line == '\0')
+			return S_OK;
+	}
+}
+
+static enum status
+read_body(struct stream *s, struct http_request *req, int64_t content_length,
+    bool chunked, size_t max_body)
+{
+	enum status status;
+
+	if (chunked)
+		return read_chunked(s, req, max_body);
+	if (content_length <= 0)
+		return S_OK;
+	if ((status = grow_body(req, (size_t)content_length)) != S_OK)
+		return status;
+	status = stream_read(s, req->body, (size_t)content_length);
+	if (status == S_OK)
+		req->body_len = (size_t)content_length;
+	return status;
+}
+
+enum status
+http_read_request(int in_fd, int out_fd, struct http_request *req,
+    size_t max_body, int64_t deadline_ms)
+{
+	static const char continue_line[] = "HTTP/1.1 100 Continue\r\n\r\n";
+	struct stream s = { .fd = in_fd, .deadline_ms = deadline_ms, .buf = req->head };
+	int64_t content_length;
+	size_t have;
+	bool chunked;
+	enum status status;
+
+	req->body = NULL;
+	req->body_len = 0;
+	req->head_len = 0;
+	status = read_head(in_fd, req, &have, deadline_ms);
+	if (status != S_OK || have == 0)
+		return status;
+	if ((status = http_parse_head(req, &content_length, &chunked)) != S_OK)
+		return status;
+	if (content_length > (int64_t)max_body)
+		return S_PAYLOAD_TOO_LARGE;
+	s.pos = req->head_len;
+	s.len = have;
+	/* Only ask for the body once we know we want it. */
+	if (req->expect_continue && req->minor_version == 1 && s.pos == s.len &&
+	    (chunked || content_length > 0))
+		if (write_all(out_fd, continue_line, sizeof(continue_line) - 1, deadline_ms) < 0)
+			return S_BAD_REQUEST;
+	status = read_body(&s, req, content_length, chunked, max_body);
+	if (status == S_OK && !req->body && grow_body(req, 0) != S_OK)
+		return S_INTERNAL_SERVER_ERROR;
+	if (req->body)
+		req->body[req->body_len] = '\0';
+	return status;
+}
+
+void
+http_request_free(struct http_request *req)
+{
+	free(req->body);
+	req->body = NULL;
+	req->body_len = 0;
+}
+
+int
+http_respond(int out_fd, enum status status, const char *extra_headers,
+    const char *body, size_t body_len, int64_t deadline_ms)
+{
+	char head[1024];
+	int n;
+
+	n = snprintf(head, sizeof(head),
+	    "HTTP/1.1 %d %s\r\n"
+	    "Content-Type: application/json\r\n"
+	    "Content-Length: %zu\r\n"
+	    "Connection: close\r\n"
+	    "%s\r\n",
+	    (int)status, http_reason(status), body_len, extra_headers ? extra_headers : "");
+	if (n < 0 || (size_t)n >= sizeof(head))
+		return -1;
+	if (write_all(out_fd, head, (size_t)n, deadline_ms) < 0)
+		return -1;
+	return write_all(out_fd, body, body_len, deadline_ms);
+}
+
+void
+http_close(int in_fd, int out_fd)
+{
+	char sink[4096];
+	int64_t deadline_ms = http_now_ms() + DRAIN_MS;
+	size_t drained = 0;
+	ssize_t n;
+
+	/* EOF for the client now; then read what it still sends so close() does not reset. */
+	if (shutdown(out_fd, SHUT_WR) == 0) {
+		while (drained < DRAIN_MAX) {
+			n = read_some(in_fd, sink, sizeof(sink), deadline_ms);
+			if (n <= 0)
+				break;
+			drained += (size_t)n;
+		}
+	}
+	close(out_fd);
+	if (in_fd != out_fd)
+		close(in_fd);
+}

@@ -1,0 +1,79 @@
+/* http.h: one HTTP/1.x request in, one response out, under limits and deadlines. */
+#ifndef LSO_HTTP_H
+#define LSO_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Request line plus headers; past this a request gets 431. */
+#define HTTP_HEADER_MAX 65536
+
+/* The values are the HTTP status codes. */
+enum status {
+	S_CONTINUE = 100,
+	S_OK = 200,
+	S_CREATED = 201,
+	S_ACCEPTED = 202,
+	S_BAD_REQUEST = 400,
+	S_UNAUTHORIZED = 401,
+	S_FORBIDDEN = 403,
+	S_NOT_FOUND = 404,
+	S_METHOD_NOT_ALLOWED = 405,
+	S_REQUEST_TIMEOUT = 408,
+	S_CONFLICT = 409,
+	S_GONE = 410,
+	S_PAYLOAD_TOO_LARGE = 413,
+	S_EXPECTATION_FAILED = 417,
+	S_UNPROCESSABLE_CONTENT = 422,
+	S_HEADER_FIELDS_TOO_LARGE = 431,
+	S_INTERNAL_SERVER_ERROR = 500,
+	S_NOT_IMPLEMENTED = 501,
+	S_SERVICE_UNAVAILABLE = 503,
+	S_VERSION_NOT_SUPPORTED = 505,
+};
+
+/*
+ * A parsed request. The string members point into head[] (NUL-terminated in
+ * place) or are NULL when the header was absent; body is malloc'ed.
+ */
+struct http_request {
+	char head[HTTP_HEADER_MAX + 1];
+	size_t head_len;     /* bytes of head[] holding the header block */
+	const char *method;
+	const char *path;    /* target without the query string */
+	int minor_version;   /* HTTP/1.x */
+	const char *content_type;
+	const char *authorization;
+	bool expect_continue;
+	char *body;          /* always NUL-terminated, may hold NULs itself */
+	size_t body_len;
+};
+
+/* The outcome of reading: S_OK, or the status to answer with. */
+enum status http_read_request(int in_fd, int out_fd, struct http_request *req,
+    size_t max_body, int64_t deadline_ms);
+
+/* Parse the header block in req->head[0..head_len), NUL-terminated at or after head_len. */
+enum status http_parse_head(struct http_request *req, int64_t *content_length,
+    bool *chunked);
+
+void http_request_free(struct http_request *req);
+
+const char *http_reason(enum status status);
+
+/*
+ * Write a whole response: status line, Content-Type: application/json,
+ * Content-Length, Connection: close, any extra header lines (each ending in
+ * "\r\n"), then the body. Returns 0, or -1 when the client is gone or too slow.
+ */
+int http_respond(int out_fd, enum status status, const char *extra_headers,
+    const char *body, size_t body_len, int64_t deadline_ms);
+
+/* Tell the client we are done (EOF), drain what it still sends, briefly. */
+void http_close(int in_fd, int out_fd);
+
+/* Milliseconds on the monotonic clock. */
+int64_t http_now_ms(void);
+
+#endif

@@ -1,0 +1,54 @@
+/* job.h: finding the program inside the root, running it, and (async) jobs. */
+#ifndef LSO_JOB_H
+#define LSO_JOB_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "json.h"
+
+/* What resolving a requested name inside a root found. */
+enum resolve {
+	RESOLVE_OK,
+	RESOLVE_OUTSIDE,         /* escapes the root: 403 */
+	RESOLVE_MISSING,         /* 410 */
+	RESOLVE_NOT_FILE,        /* 503 */
+	RESOLVE_NOT_EXECUTABLE,  /* 403 */
+};
+
+/* A program that passed the checks: its resolved path and the inode checked. */
+struct program {
+	char path[PATH_MAX];
+	dev_t dev;
+	ino_t ino;
+};
+
+/* A uuid4 in its 36-character text form. */
+#define JOB_ID_LEN 36
+typedef char job_id[JOB_ID_LEN + 1];
+
+/* The result of one run, as the API reports it. */
+struct run_result {
+	struct jbuf output;  /* raw bytes: stdout, then stderr, then any note of ours */
+	int return_code;     /* exit status, -N for signal N, -1 timeout/start failure */
+	bool timed_out;
+	bool canceled;
+};
+
+enum resolve job_resolve(const char *root, const char *name, struct program *prog);
+
+/* Fill id with a fresh random uuid4; -1 if the kernel has no randomness for us. */
+int job_new_id(job_id id);
+
+/* Run prog with argv args[0..nargs) and wait for it, within the configured limits. */
+void job_run(const struct program *prog, const char *const *args, size_t nargs,
+    const char *id, struct run_result *result);
+
+/* Append {"output": ..., "return_code": ..., "status": ...} for a finished run. */
+void job_result_json(struct jbuf *b, const struct run_result *result);
+
+void job_result_free(struct run_result *result);
+
+#endif

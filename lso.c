@@ -1,0 +1,741 @@
+/*
+ * lso: serve one LSO API request on a connection handed over by systemd,
+ * inetd or any launcher of that kind, then exit.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "http.h"
+#include "job.h"
+#include "json.h"
+#include "lso.h"
+
+struct config config;
+
+/* Where a credential token may be, and how long it may be. */
+#define TOKEN_CREDENTIAL "lso-token"
+#define TOKEN_MAX 4096
+/* Upper bounds of the numeric settings: a year of seconds, 1 GiB. */
+#define SECONDS_MAX (366LL * 24 * 3600)
+#define SIZE_LIMIT_MAX (1LL << 30)
+/* pydantic's HttpUrl limit. */
+#define URL_MAX 2083
+/* A code point no request needs, standing in for an escaped NUL while cJSON parses. */
+#define NUL_STANDIN "\xf4\x8f\xbf\xbf"
+
+/* One request and what we answer to it. */
+struct exchange {
+	int in_fd, out_fd;
+	int64_t start_ms;
+	struct http_request *req;
+	enum status status;
+	struct jbuf body;
+	const char *extra_headers;
+	job_id id;               /* empty when no job */
+	const char *program;     /* requested name, for the log */
+	int return_code;         /* of a sync run */
+	bool ran;
+	bool answered;
+};
+
+/* A route's handler; it sets status and body, or answers itself. */
+typedef void handler(struct exchange *ex, const char *arg);
+
+struct route {
+	const char *prefix;      /* path, or prefix when has_arg */
+	bool has_arg;
+	const char *method;
+	handler *handle;
+	const char *allow;       /* the route's methods, for 405 */
+};
+
+static void
+fail(struct exchange *ex, enum status status, const char *detail)
+{
+	ex->status = status;
+	ex->body.len = 0;
+	json_detail(&ex->body, detail);
+}
+
+/* --- configuration --- */
+
+static const char *
+env_or(const char *name, const char *fallback)
+{
+	const char *value = getenv(name);
+
+	return value && *value ? value : fallback;
+}
+
+/* A positive whole number from the environment, or the default; -1 when malformed. */
+static long long
+env_number(const char *name, long long fallback)
+{
+	const char *value = getenv(name);
+	char *end;
+	long long n;
+
+	if (!value || !*value)
+		return fallback;
+	errno = 0;
+	n = strtoll(value, &end, 10);
+	if (errno || *end || n < 0)
+		return -1;
+	return n;
+}
+
+static long
+default_workers(void)
+{
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return ncpu < 1 ? 5 : (ncpu + 4 < 32 ? ncpu + 4 : 32);
+}
+
+/* The token from LSO_API_TOKEN, else from the systemd credential lso-token. */
+static const char *
+load_token(void)
+{
+	static char token[TOKEN_MAX + 1];
+	const char *dir = getenv("CREDENTIALS_DIRECTORY");
+	char path[PATH_MAX];
+	size_t len;
+	FILE *f;
+
+	if (getenv("LSO_API_TOKEN") && *getenv("LSO_API_TOKEN"))
+		return getenv("LSO_API_TOKEN");
+	if (!dir || snprintf(path, sizeof(path), "%s/%s", dir, TOKEN_CREDENTIAL) >= (int)sizeof(path))
+		return NULL;
+	f = fopen(path, "re");
+	if (!f)
+		return NULL;
+	len = fread(token, 1, TOKEN_MAX, f);
+	fclose(f);
+	token[len] = '\0';
+	token[strcspn(token, "\r\n")] = '\0';
+	return *token ? token : NULL;
+}
+
+/* Fill config from the environment; NULL, or the name of the bad variable. */
+static const char *
+config_load(void)
+{
+	static const struct {
+		const char *name;
+		long long fallback, min, max;
+	} numbers[] = {
+		{ "EXECUTABLE_TIMEOUT_SEC", 300, 1, SECONDS_MAX },
+		{ "REQUEST_TIMEOUT_SEC", 10, 1, SECONDS_MAX },
+		{ "MAX_THREAD_POOL_WORKERS", 0, 1, 4096 },
+		{ "LSO_MAX_BODY_BYTES", 1048576, 1, SIZE_LIMIT_MAX },
+		{ "LSO_MAX_OUTPUT_BYTES", 16777216, 1, SIZE_LIMIT_MAX },
+		{ "LSO_READ_TIMEOUT_SEC", 10, 1, SECONDS_MAX },
+		{ "LSO_CALLBACK_RETRIES", 5, 0, 30 },
+	};
+	long long value[sizeof(numbers) / sizeof(numbers[0])];
+
+	config.read_timeout_sec = 10; /* lets even a configuration error be answered */
+
+	for (size_t i = 0; i < sizeof(numbers) / sizeof(numbers[0]); i++) {
+		value[i] = env_number(numbers[i].name, numbers[i].fallback);
+		if (numbers[i].fallback == 0 && value[i] == 0)
+			value[i] = default_workers();
+		if (value[i] < numbers[i].min || value[i] > numbers[i].max)
+			return numbers[i].name;
+	}
+	config.executable_timeout_sec = (long)value[0];
+	config.request_timeout_sec = (long)value[1];
+	config.max_workers = (long)value[2];
+	config.max_body_bytes = (size_t)value[3];
+	config.max_output_bytes = (size_t)value[4];
+	config.read_timeout_sec = (long)value[5];
+	config.callback_retries = (long)value[6];
+	config.executables_root = env_or("EXECUTABLES_ROOT_DIR", NULL);
+	config.state_dir = env_or("LSO_STATE_DIR", env_or("STATE_DIRECTORY", "/var/lib/lso"));
+	config.api_token = load_token();
+	return NULL;
+}
+
+/* --- the connection --- */
+
+static bool
+same_file(int a, int b)
+{
+	struct stat sa, sb;
+
+	return fstat(a, &sa) == 0 && fstat(b, &sb) == 0 &&
+	    sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+/*
+ * The connection is fd 3 when the launcher passed it the systemd way
+ * (sd_listen_fds protocol: LISTEN_PID is us, LISTEN_FDS >= 1), else stdin/stdout.
+ * Read directly: loading libsystemd for two variables costs every request ~1.6 ms.
+ */
+static void
+find_connection(int *in_fd, int *out_fd)
+{
+	const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
+	int null_fd;
+
+	*in_fd = 0, *out_fd = 1;
+	if (pid && fds && strtol(pid, NULL, 10) == (long)getpid() && strtol(fds, NULL, 10) >= 1) {
+		*in_fd = *out_fd = 3;
+		fcntl(3, F_SETFD, FD_CLOEXEC);
+	}
+	unsetenv("LISTEN_PID"), unsetenv("LISTEN_FDS"), unsetenv("LISTEN_FDNAMES");
+	/* inetd hands the socket as stderr too: our log lines must not reach the client. */
+	if (same_file(2, *in_fd) && (null_fd = open("/dev/null", O_WRONLY | O_CLOEXEC)) >= 0) {
+		dup2(null_fd, 2);
+		close(null_fd);
+	}
+	fcntl(*out_fd, F_SETFL, fcntl(*out_fd, F_GETFL) | O_NONBLOCK);
+	if (*in_fd != *out_fd)
+		fcntl(*in_fd, F_SETFL, fcntl(*in_fd, F_GETFL) | O_NONBLOCK);
+}
+
+/* Send the response (once) and close the connection. */
+static void
+answer(struct exchange *ex)
+{
+	if (ex->answered)
+		return;
+	ex->answered = true;
+	if (ex->body.failed)
+		fail(ex, S_INTERNAL_SERVER_ERROR, "Out of memory.");
+	http_respond(ex->out_fd, ex->status, ex->extra_headers, ex->body.data,
+	    ex->body.len, http_now_ms() + config.read_timeout_sec * 1000);
+	http_close(ex->in_fd, ex->out_fd);
+}
+
+static void
+log_exchange(const struct exchange *ex)
+{
+	struct jbuf program = { 0 };
+	char rc[16] = "-";
+
+	/* Quoted and escaped: a name is the client's and may hold anything. */
+	if (ex->program)
+		json_string(&program, ex->program);
+	if (ex->ran)
+		snprintf(rc, sizeof(rc), "%d", ex->return_code);
+	fprintf(stderr, "%s %s %d job=%s program=%s rc=%s ms=%lld\n",
+	    ex->req->method ? ex->req->method : "-", ex->req->path ? ex->req->path : "-",
+	    (int)ex->status, *ex->id ? ex->id : "-", program.data ? program.data : "-",
+	    rc, (long long)(http_now_ms() - ex->start_ms));
+	jbuf_free(&program);
+}
+
+/* --- request validation, with pydantic's error shapes --- */
+
+/* The collected 422 items: a JSON array under construction. */
+struct problems {
+	struct jbuf items;
+	size_t count;
+};
+
+/* Append JSON text, turning the stand-ins for escaped NULs back into \u0000. */
+static void
+add_restoring_nuls(struct jbuf *b, const char *json)
+{
+	const char *standin;
+
+	while ((standin = strstr(json, NUL_STANDIN))) {
+		jbuf_add(b, json, (size_t)(standin - json));
+		jbuf_puts(b, "\\u0000");
+		json = standin + strlen(NUL_STANDIN);
+	}
+	jbuf_puts(b, json);
+}
+
+static void
+problem(struct problems *p, const char *type, const char *field, long index,
+    const char *msg, const cJSON *input)
+{
+	char *input_json = input ? cJSON_PrintUnformatted(input) : NULL;
+
+	jbuf_puts(&p->items, p->count++ ? "," : "[");
+	jbuf_printf(&p->items, "{\"type\":\"%s\",\"loc\":[\"body\"", type);
+	if (field) {
+		jbuf_puts(&p->items, ",");
+		json_string(&p->items, field);
+	}
+	if (index >= 0)
+		jbuf_printf(&p->items, ",%ld", index);
+	jbuf_puts(&p->items, "],\"msg\":");
+	json_string(&p->items, msg);
+	jbuf_puts(&p->items, ",\"input\":");
+	add_restoring_nuls(&p->items, input_json ? input_json : "null");
+	jbuf_puts(&p->items, "}");
+	free(input_json);
+}
+
+/* The last member named name (Python's json keeps the last of duplicates). */
+static cJSON *
+member(const cJSON *object, const char *name)
+{
+	cJSON *found = NULL, *item;
+
+	cJSON_ArrayForEach(item, object)
+		if (item->string && strcmp(item->string, name) == 0)
+			found = item;
+	return found;
+}
+
+static bool
+has_nul(const char *s, bool body_had_nul)
+{
+	return body_had_nul && strstr(s, NUL_STANDIN);
+}
+
+/* A string field: NULL when it is absent or wrong (and a problem was noted). */
+static const char *
+string_field(struct problems *p, const cJSON *item, const char *field, long index,
+    bool body_had_nul)
+{
+	if (!cJSON_IsString(item)) {
+		problem(p, "string_type", field, index, "Input should be a valid string", item);
+		return NULL;
+	}
+	if (has_nul(item->valuestring, body_had_nul)) {
+		problem(p, "value_error", field, index,
+		    "Value error, string must not hold a NUL character", item);
+		return NULL;
+	}
+	return item->valuestring;
+}
+
+/* pydantic's lax bool: true/false, 0/1 and the usual words. */
+static bool
+lax_bool(struct problems *p, const cJSON *item, const char *field, bool fallback)
+{
+	static const char *const yes[] = { "true", "1", "yes", "on", "t", "y" };
+	static const char *const no[] = { "false", "0", "no", "off", "f", "n" };
+
+	if (!item)
+		return fallback;
+	if (cJSON_IsBool(item))
+		return cJSON_IsTrue(item);
+	if (cJSON_IsNumber(item) && (item->valuedouble == 0 || item->valuedouble == 1))
+		return item->valuedouble == 1;
+	if (cJSON_IsString(item))
+		for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+			if (strcasecmp(item->valuestring, yes[i]) == 0)
+				return true;
+			if (strcasecmp(item->valuestring, no[i]) == 0)
+				return false;
+		}
+	if (cJSON_IsString(item) || cJSON_IsNumber(item))
+		problem(p, "bool_parsing", field, -1,
+		    "Input should be a valid boolean, unable to interpret input", item);
+	else
+		problem(p, "bool_type", field, -1, "Input should be a valid boolean", item);
+	return fallback;
+}
+
+/* Why url is not an absolute http(s) URL with a host, or NULL when it is. */
+static const char *
+url_problem(const char *url, const char **type)
+{
+	size_t scheme_len = strspn(url, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-");
+	const char *host;
+
+	*type = "url_parsing";
+	if (strlen(url) > URL_MAX) {
+		*type = "url_too_long";
+		return "URL should have at most 2083 characters";
+	}
+	for (const char *c = url; *c; c++)
+		if ((unsigned char)*c <= ' ' || *c == 127)
+			return "Input should be a valid URL, invalid character";
+	if (scheme_len == 0 || url[scheme_len] != ':' ||
+	    !strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ", url[0]))
+		return "Input should be a valid URL, relative URL without a base";
+	if (!((scheme_len == 4 && strncasecmp(url, "http", 4) == 0) ||
+	    (scheme_len == 5 && strncasecmp(url, "https", 5) == 0))) {
+		*type = "url_scheme";
+		return "URL scheme should be 'http' or 'https'";
+	}
+	host = url + scheme_len + 1;
+	host += strspn(host, "/");
+	if (strchr(host, '@'))
+		host = strchr(host, '@') + 1;
+	if (*host == '\0' || strchr("/?#:", *host))
+		return "Input should be a valid URL, empty host";
+	return NULL;
+}
+
+/* An optional http(s) URL field: NULL when absent, null or wrong. */
+static const char *
+url_field(struct problems *p, const cJSON *item, const char *field, bool body_had_nul)
+{
+	const char *why, *type;
+
+	if (!item || cJSON_IsNull(item))
+		return NULL;
+	if (!cJSON_IsString(item)) {
+		problem(p, "url_type", field, -1, "URL input should be a string or URL", item);
+		return NULL;
+	}
+	why = url_problem(item->valuestring, &type);
+	if (!why && has_nul(item->valuestring, body_had_nul))
+		why = "Input should be a valid URL, invalid character";
+	if (why) {
+		problem(p, type, field, -1, why, item);
+		return NULL;
+	}
+	return item->valuestring;
+}
+
+/* What an execute request asks for, once valid. */
+struct execute_request {
+	const char *name;
+	const char **args;
+	size_t nargs;
+	const char *callback;
+	bool is_async;
+};
+
+static void
+parse_args(struct problems *p, const cJSON *item, struct execute_request *x,
+    bool body_had_nul)
+{
+	const cJSON *arg;
+	long i = 0;
+
+	if (!item)
+		return;
+	if (!cJSON_IsArray(item)) {
+		problem(p, "list_type", "args", -1, "Input should be a valid list", item);
+		return;
+	}
+	x->args = calloc((size_t)cJSON_GetArraySize(item) + 1, sizeof(*x->args));
+	if (!x->args) {
+		problem(p, "memory", "args", -1, "Out of memory", NULL);
+		return;
+	}
+	cJSON_ArrayForEach(arg, item) {
+		x->args[x->nargs++] = string_field(p, arg, "args", i, body_had_nul);
+		i++;
+	}
+}
+
+static void
+parse_execute_fields(struct problems *p, const cJSON *body, struct execute_request *x,
+    bool body_had_nul)
+{
+	const cJSON *name = member(body, "executable_name");
+
+	if (!name)
+		problem(p, "missing", "executable_name", -1, "Field required", body);
+	else
+		x->name = string_field(p, name, "executable_name", -1, body_had_nul);
+	parse_args(p, member(body, "args"), x, body_had_nul);
+	x->callback = url_field(p, member(body, "callback"), "callback", body_had_nul);
+	x->is_async = lax_bool(p, member(body, "is_async"), "is_async", true);
+}
+
+/* Is there a real "\u0000" escape in the JSON text (an unescaped backslash before it)? */
+static const char *
+find_nul_escape(const char *s, size_t len)
+{
+	for (size_t i = 0; i + 6 <= len; i++) {
+		if (s[i] != '\\')
+			continue;
+		if (strncasecmp(s + i + 1, "u0000", 5) == 0)
+			return s + i;
+		i++; /* skip the escaped character */
+	}
+	return NULL;
+}
+
+/* cJSON stops strings at NUL; stand a rare code point in for each escaped NUL. */
+static char *
+replace_nul_escapes(const char *s, size_t len, size_t *new_len)
+{
+	static const char standin[] = "\\udbff\\udfff";
+	struct jbuf out = { 0 };
+	const char *nul;
+
+	while ((nul = find_nul_escape(s, len))) {
+		jbuf_add(&out, s, (size_t)(nul - s));
+		jbuf_add(&out, standin, sizeof(standin) - 1);
+		len -= (size_t)(nul - s) + 6;
+		s = nul + 6;
+	}
+	jbuf_add(&out, s, len);
+	*new_len = out.len;
+	if (out.failed)
+		jbuf_free(&out);
+	return out.data;
+}
+
+/* A body must be declared JSON: application/json, parameters allowed. */
+static bool
+is_json_type(const char *content_type)
+{
+	size_t n = strlen("application/json");
+
+	if (!content_type || strncasecmp(content_type, "application/json", n) != 0)
+		return false;
+	return content_type[n] == '\0' || content_type[n] == ';' ||
+	    content_type[n] == ' ' || content_type[n] == '\t';
+}
+
+/* Parse the request body as a JSON object, noting problems the FastAPI way. */
+static cJSON *
+parse_body(struct problems *p, const struct http_request *req, bool *body_had_nul)
+{
+	char *text = req->body;
+	size_t len = req->body_len;
+	cJSON *body, *as_string;
+
+	*body_had_nul = false;
+	if (!is_json_type(req->content_type)) {
+		as_string = cJSON_CreateString(req->body);
+		problem(p, "model_attributes_type", NULL, -1,
+		    "Input should be a valid dictionary or object to extract fields from", as_string);
+		cJSON_Delete(as_string);
+		return NULL;
+	}
+	if (find_nul_escape(text, len)) {
+		text = replace_nul_escapes(req->body, req->body_len, &len);
+		*body_had_nul = true;
+	}
+	body = text ? cJSON_ParseWithLength(text, len) : NULL;
+	if (!body) {
+		const char *at = text ? cJSON_GetErrorPtr() : NULL;
+		long pos = at && at >= text && at <= text + len ? (long)(at - text) : 0;
+
+		jbuf_puts(&p->items, p->count++ ? "," : "[");
+		jbuf_printf(&p->items, "{\"type\":\"json_invalid\",\"loc\":[\"body\",%ld],"
+		    "\"msg\":\"JSON decode error\",\"input\":{},\"ctx\":{\"error\":\"Expecting value\"}}", pos);
+	} else if (!cJSON_IsObject(body)) {
+		problem(p, "model_attributes_type", NULL, -1,
+		    "Input should be a valid dictionary or object to extract fields from", body);
+		cJSON_Delete(body);
+		body = NULL;
+	}
+	if (text != req->body)
+		free(text);
+	return body;
+}
+
+static void
+fail_validation(struct exchange *ex, struct problems *p)
+{
+	ex->status = S_UNPROCESSABLE_CONTENT;
+	ex->body.len = 0;
+	jbuf_puts(&ex->body, "{\"detail\":");
+	jbuf_add(&ex->body, p->items.data, p->items.len);
+	jbuf_puts(&ex->body, "]}");
+}
+
+/* The 403/410/503 checks on the program, with upstream's wording. */
+static bool
+check_program(struct exchange *ex, const char *name, struct program *prog)
+{
+	static const char *const formats[] = {
+		[RESOLVE_OUTSIDE] = "Executable '%s' is outside EXECUTABLES_ROOT_DIR.",
+		[RESOLVE_MISSING] = "Executable '%s' does not exist.",
+		[RESOLVE_NOT_FILE] = "Executable '%s' is not a valid file.",
+		[RESOLVE_NOT_EXECUTABLE] = "Executable '%s' is not marked as executable.",
+	};
+	static const enum status statuses[] = {
+		[RESOLVE_OUTSIDE] = S_FORBIDDEN,
+		[RESOLVE_MISSING] = S_GONE,
+		[RESOLVE_NOT_FILE] = S_SERVICE_UNAVAILABLE,
+		[RESOLVE_NOT_EXECUTABLE] = S_FORBIDDEN,
+	};
+	enum resolve found = job_resolve(config.executables_root, name, prog);
+	struct jbuf detail = { 0 };
+
+	if (found == RESOLVE_OK)
+		return true;
+	jbuf_printf(&detail, formats[found], name);
+	fail(ex, statuses[found], detail.data ? detail.data : "");
+	jbuf_free(&detail);
+	return false;
+}
+
+static void
+run_sync(struct exchange *ex, const struct program *prog, const struct execute_request *x)
+{
+	struct run_result result;
+
+	job_run(prog, x->args, x->nargs, ex->id, &result);
+	ex->ran = true;
+	ex->return_code = result.return_code;
+	ex->status = S_CREATED;
+	jbuf_printf(&ex->body, "{\"job_id\":\"%s\",\"result\":", ex->id);
+	job_result_json(&ex->body, &result);
+	jbuf_puts(&ex->body, "}");
+	job_result_free(&result);
+}
+
+static void
+handle_execute(struct exchange *ex, const char *arg)
+{
+	struct problems p = { 0 };
+	struct execute_request x = { 0 };
+	struct program prog;
+	bool body_had_nul;
+	cJSON *body;
+
+	(void)arg;
+	body = parse_body(&p, ex->req, &body_had_nul);
+	if (body)
+		parse_execute_fields(&p, body, &x, body_had_nul);
+	if (p.count > 0) {
+		fail_validation(ex, &p);
+		goto out;
+	}
+	ex->program = x.name;
+	if (!check_program(ex, x.name, &prog))
+		goto out;
+	if (job_new_id(ex->id) < 0) {
+		fail(ex, S_INTERNAL_SERVER_ERROR, "No randomness for a job id.");
+		goto out;
+	}
+	run_sync(ex, &prog, &x);
+out:
+	/* The log line names the program after the body is gone. */
+	ex->program = ex->program ? strdup(ex->program) : NULL;
+	free(x.args);
+	cJSON_Delete(body);
+	jbuf_free(&p.items);
+}
+
+static void
+handle_version(struct exchange *ex, const char *arg)
+{
+	(void)arg;
+	ex->status = S_OK;
+	jbuf_puts(&ex->body, "{\"api\":\"" LSO_API_VERSION "\",\"module\":\"" LSO_VERSION "\"}");
+}
+
+static const struct route routes[] = {
+	{ "/api/execute/", false, "POST", handle_execute, "POST" },
+	{ "/api/execute", false, "POST", handle_execute, "POST" },
+	{ "/api/version", false, "GET", handle_version, "GET" },
+};
+
+/* Constant-time comparison, so the time taken tells nothing of the token. */
+static bool
+token_matches(const char *given, const char *token)
+{
+	size_t given_len = strlen(given), token_len = strlen(token);
+	unsigned char diff = given_len != token_len;
+
+	for (size_t i = 0; i < token_len; i++)
+		diff |= (unsigned char)(token[i] ^ given[i < given_len ? i : 0]);
+	return diff == 0;
+}
+
+static bool
+authorized(struct exchange *ex)
+{
+	const char *auth = ex->req->authorization;
+
+	if (!config.api_token || strcmp(ex->req->path, "/api/version") == 0)
+		return true;
+	if (auth && strncasecmp(auth, "Bearer ", 7) == 0 && token_matches(auth + 7, config.api_token))
+		return true;
+	fail(ex, S_UNAUTHORIZED, "Not authenticated");
+	ex->extra_headers = "WWW-Authenticate: Bearer\r\n";
+	return false;
+}
+
+static bool
+path_matches(const struct route *r, const char *path, const char **arg)
+{
+	size_t n = strlen(r->prefix);
+
+	if (!r->has_arg)
+		return strcmp(path, r->prefix) == 0;
+	if (strncmp(path, r->prefix, n) != 0 || !path[n] || strchr(path + n, '/'))
+		return false;
+	*arg = path + n;
+	return true;
+}
+
+static void
+route(struct exchange *ex)
+{
+	static char allow[64];
+	const struct route *r, *path_found = NULL;
+	const char *arg = NULL;
+
+	if (!authorized(ex))
+		return;
+	for (r = routes; r < routes + sizeof(routes) / sizeof(routes[0]); r++) {
+		if (!path_matches(r, ex->req->path, &arg))
+			continue;
+		path_found = r;
+		if (strcmp(r->method, ex->req->method) == 0) {
+			r->handle(ex, arg);
+			return;
+		}
+	}
+	if (!path_found) {
+		fail(ex, S_NOT_FOUND, "Not Found");
+		return;
+	}
+	snprintf(allow, sizeof(allow), "Allow: %s\r\n", path_found->allow);
+	ex->extra_headers = allow;
+	fail(ex, S_METHOD_NOT_ALLOWED, "Method Not Allowed");
+}
+
+static int
+usage(const char *argv0)
+{
+	fprintf(stderr, "usage: %s [--version]\n"
+	    "Serves one LSO API request on the connection it was started with.\n", argv0);
+	return EXIT_CONFIG;
+}
+
+int
+main(int argc, char *argv[])
+{
+	static struct http_request req;
+	struct exchange ex = { .req = &req, .status = S_OK };
+	const char *bad_variable;
+
+	if (argc > 1 && strcmp(argv[1], "--version") == 0) {
+		printf("lso %s\n", LSO_VERSION);
+		return 0;
+	}
+	if (argc > 1)
+		return usage(argv[0]);
+	ex.start_ms = http_now_ms();
+	signal(SIGPIPE, SIG_IGN);
+	find_connection(&ex.in_fd, &ex.out_fd);
+	if ((bad_variable = config_load())) {
+		fprintf(stderr, "lso: %s is not a valid number in range\n", bad_variable);
+		fail(&ex, S_INTERNAL_SERVER_ERROR, "Server configuration error.");
+		answer(&ex);
+		return EXIT_CONFIG;
+	}
+	ex.status = http_read_request(ex.in_fd, ex.out_fd, &req, config.max_body_bytes,
+	    ex.start_ms + config.read_timeout_sec * 1000);
+	if (ex.status == S_OK && req.head_len == 0)
+		return 0; /* the client closed without a word */
+	if (ex.status != S_OK)
+		fail(&ex, ex.status, http_reason(ex.status));
+	else
+		route(&ex);
+	answer(&ex);
+	log_exchange(&ex);
+	return 0;
+}

@@ -1,0 +1,31 @@
+/* lso.h: the configuration every part of lso reads, filled once at start. */
+#ifndef LSO_H
+#define LSO_H
+
+#include <stddef.h>
+
+#ifndef LSO_VERSION
+#define LSO_VERSION "0.0.0"
+#endif
+#define LSO_API_VERSION "2.0"
+
+/* Exit codes: configuration errors apart from system errors. */
+#define EXIT_CONFIG 78   /* EX_CONFIG */
+#define EXIT_SYSTEM 71   /* EX_OSERR */
+
+struct config {
+	const char *executables_root;  /* EXECUTABLES_ROOT_DIR, NULL: none */
+	const char *state_dir;         /* LSO_STATE_DIR, $STATE_DIRECTORY, /var/lib/lso */
+	const char *api_token;         /* LSO_API_TOKEN or credential lso-token, NULL: off */
+	long executable_timeout_sec;   /* EXECUTABLE_TIMEOUT_SEC */
+	long request_timeout_sec;      /* REQUEST_TIMEOUT_SEC: one callback POST */
+	long max_workers;              /* MAX_THREAD_POOL_WORKERS */
+	size_t max_body_bytes;         /* LSO_MAX_BODY_BYTES */
+	size_t max_output_bytes;       /* LSO_MAX_OUTPUT_BYTES */
+	long read_timeout_sec;         /* LSO_READ_TIMEOUT_SEC */
+	long callback_retries;         /* LSO_CALLBACK_RETRIES */
+};
+
+extern struct config config;
+
+#endif
