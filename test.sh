@@ -1,0 +1,385 @@
+#!/usr/bin/env bash
+# test.sh [LSO]: the end-to-end suite. Drives the real binary (default ./lso)
+# through systemd-socket-activate in both handover modes, with curl as the
+# client. Ends with "N passed, M failed"; exits non-zero on any failure.
+set -u
+cd "$(dirname "$0")" || exit 1
+LSO=$(realpath "${1:-./lso}")
+TOP=$(pwd)
+PROGRAMS="$TOP/tests/programs"
+TMP=$(mktemp -d /tmp/lso-test.XXXXXX)
+passed=0 failed=0
+pids=()
+
+cleanup() {
+	for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null; done
+	wait 2>/dev/null
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# --- helpers ---
+
+pass() { passed=$((passed + 1)); }
+fail() { failed=$((failed + 1)); echo "FAIL: $*" >&2; }
+
+# check NAME COMMAND...: passes when the command succeeds.
+check() {
+	local name=$1
+	shift
+	if "$@" >/dev/null 2>&1; then pass; else fail "$name"; fi
+}
+
+# expect NAME GOT WANT
+expect() {
+	if [ "$2" = "$3" ]; then pass; else fail "$1: got [$2], want [$3]"; fi
+}
+
+# jqcheck NAME FILTER: the last response body satisfies the jq filter.
+jqcheck() {
+	if jq -e "$2" "$TMP/body" >/dev/null 2>&1; then pass; else
+		fail "$1: $2 on $(head -c 600 "$TMP/body")"; fi
+}
+
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# start_server NAME MODE VAR=VALUE...: MODE is inetd (stdin/stdout) or fd3.
+# Sets PORT; the launcher's log is $TMP/NAME.log.
+start_server() {
+	local name=$1 mode=$2 args=()
+	shift 2
+	PORT=$(free_port)
+	[ "$mode" = inetd ] && args+=(--inetd)
+	for kv in "PATH=/usr/local/bin:/usr/bin:/bin" "$@"; do args+=(-E "$kv"); done
+	systemd-socket-activate -a "${args[@]}" -l "127.0.0.1:$PORT" "$LSO" \
+		>"$TMP/$name.log" 2>&1 &
+	pids+=($!)
+	for _ in $(seq 100); do
+		grep -q "Listening on" "$TMP/$name.log" 2>/dev/null && return 0
+		sleep 0.05
+	done
+	echo "server $name did not start: $(cat "$TMP/$name.log")" >&2
+	exit 1
+}
+
+# request METHOD PATH [curl args...]: sets CODE; body in $TMP/body, headers in $TMP/headers.
+request() {
+	local method=$1 path=$2
+	shift 2
+	CODE=$(curl -sS -X "$method" -o "$TMP/body" -D "$TMP/headers" -w '%{http_code}' \
+		--max-time 30 "$@" "http://127.0.0.1:$PORT$path" 2>"$TMP/curl.err")
+}
+
+# execute JSON [curl args...]: POST /api/execute/ with a JSON body.
+execute() {
+	local json=$1
+	shift
+	request POST /api/execute/ -H 'Content-Type: application/json' --data-binary "$json" "$@"
+}
+
+# sync NAME [ARGS-JSON]: run a program synchronously.
+sync() {
+	execute "{\"executable_name\":\"$1\",\"args\":${2:-[]},\"is_async\":false}"
+}
+
+# raw DATA [SECONDS]: send raw bytes on a new connection, print the reply.
+raw() {
+	timeout "${2:-5}" bash -c 'exec 3<>/dev/tcp/127.0.0.1/$0; printf "%b" "$1" >&3; cat <&3' \
+		"$PORT" "$1" 2>/dev/null
+}
+
+status_of() { head -n 1 | cut -d ' ' -f 2; }
+
+# gone PID: the process has ended (a zombie waiting for init counts) within 2 s.
+gone() {
+	local state
+	[ -n "$1" ] || return 1
+	for _ in $(seq 40); do
+		state=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)
+		[ -z "$state" ] || [ "$state" = Z ] && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+# --- the suites ---
+
+test_routes() {
+	request GET /api/version
+	expect "version status" "$CODE" 200
+	jqcheck "version body" '.api == "2.0" and (.module | test("^[0-9]+\\.[0-9]+\\.[0-9]+$"))'
+	check "Connection: close" grep -qi '^Connection: close' "$TMP/headers"
+	check "Content-Length" grep -qi '^Content-Length: [0-9]' "$TMP/headers"
+	request GET /api/nowhere
+	expect "unknown path" "$CODE" 404
+	jqcheck "404 body" '.detail == "Not Found"'
+	request GET /api/execute/
+	expect "GET on execute" "$CODE" 405
+	jqcheck "405 body" '.detail == "Method Not Allowed"'
+	check "405 Allow header" grep -qi '^Allow: POST' "$TMP/headers"
+	request POST /api/version
+	expect "POST on version" "$CODE" 405
+	check "405 Allow GET" grep -qi '^Allow: GET' "$TMP/headers"
+	execute '{"executable_name":"echo-args","args":["x"],"is_async":false}' --url-query ignored=1
+	expect "query string ignored" "$CODE" 201
+	request POST /api/execute -H 'Content-Type: application/json' \
+		--data-binary '{"executable_name":"echo-args","args":["no slash"],"is_async":false}'
+	expect "route without slash" "$CODE" 201
+	jqcheck "route without slash runs" '.result.output == "no slash\n"'
+}
+
+test_sync_run() {
+	local id
+	sync echo-args '["a b", "$(id)", "*", "", "--x=\"q\""]'
+	expect "sync status" "$CODE" 201
+	jqcheck "args verbatim" '.result.output == "a b\n$(id)\n*\n\n--x=\"q\"\n"'
+	jqcheck "successful" '.result.return_code == 0 and .result.status == "successful"'
+	jqcheck "job_id uuid4" '.job_id | test("^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")'
+	id=$(jq -r .job_id "$TMP/body")
+	sync echo-args
+	check "fresh job_id each time" [ "$(jq -r .job_id "$TMP/body")" != "$id" ]
+	sync out-err
+	jqcheck "stdout then stderr" '.result.output == "to stdout\nto stderr\n"'
+	sync exit-code '["3"]'
+	jqcheck "exit status" '.result.return_code == 3 and .result.status == "failed"'
+	sync self-kill
+	jqcheck "signal -> -N" '.result.return_code == -15 and .result.status == "failed"'
+	sync no-shebang
+	jqcheck "no /bin/sh fallback" '.result.return_code == -1 and (.result.output | test("Exec format error"))'
+	sync read-stdin
+	jqcheck "stdin is /dev/null" '.result.output == "stdin: eof\n"'
+	sync show-fds
+	jqcheck "only 0-2 inherited" '[.result.output | split("\n")[] | select(length > 0) | split(" ")[0]] == ["0","1","2"]'
+	jqcheck "stdin /dev/null, pipes out" '.result.output | test("^0 /dev/null\n1 pipe:.*\n2 pipe:")'
+	sync show-signals
+	jqcheck "empty mask, nothing ignored" '.result.output == "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n"'
+	sync show-env
+	id=$(jq -r .job_id "$TMP/body")
+	jqcheck "env: LSO_JOB_ID, no LISTEN_" ".result.output == \"LSO_JOB_ID=$id\n\""
+	sync show-pgid
+	jqcheck "own process group" '.result.output | capture("pid=(?<p>[0-9]+) pgrp=(?<g>[0-9]+)") | .p == .g'
+	sync yes-head
+	jqcheck "yes | head -n 1" '.result.output == "y\n" and .result.return_code == 0'
+	sync odd-bytes
+	jqcheck "output repaired to valid JSON" \
+		'.result.output == "crlf\nlone\ncr bad\ufffdbyte nul\u0000x ctl\u0001y tab\tz \"q\" back\\s"'
+	check "NUL escaped as \\u0000" grep -qF 'nul\u0000x' "$TMP/body"
+	sync maps-of-lso
+	jqcheck "sync path does not load libcurl" '.result.output == "libcurl mappings: 0\n"'
+	sync sub/nested
+	jqcheck "program in a subfolder" '.result.output == "nested\n"'
+	sync inside-link '["via link"]'
+	jqcheck "symlink inside the root" '.result.output == "via link\n"'
+	sync "$PROGRAMS/echo-args" '["absolute"]'
+	jqcheck "absolute path inside the root" '.result.output == "absolute\n"'
+}
+
+test_timeouts() {
+	local t0 t1 pid
+	t0=$(date +%s%N)
+	sync group-sleeper "[\"$TMP/sleeper.pid\"]"
+	t1=$(date +%s%N)
+	jqcheck "timeout" '.result.return_code == -1 and .result.status == "failed" and (.result.output | test("Execution timed out.$"))'
+	check "timeout within limit + grace" [ $(((t1 - t0) / 1000000)) -lt 6000 ]
+	pid=$(cat "$TMP/sleeper.pid")
+	check "whole group killed on timeout" gone "$pid"
+	sync ignore-term "[\"$TMP/ignorer.pid\"]"
+	jqcheck "SIGTERM ignored: killed anyway" '.result.return_code == -1'
+	check "SIGKILL after the grace period" gone "$(cat "$TMP/ignorer.pid")"
+	t0=$(date +%s%N)
+	sync bg-holder
+	t1=$(date +%s%N)
+	jqcheck "background holder: exit status kept" '.result.return_code == 0'
+	check "background holder does not hang the request" [ $(((t1 - t0) / 1000000)) -lt 2500 ]
+	pid=$(jq -r '.result.output | rtrimstr("\n")' "$TMP/body")
+	check "background holder killed" gone "$pid"
+}
+
+test_validation() {
+	local marker="$TMP/marker-ran"
+	request POST /api/execute/ --data-binary "{\"executable_name\":\"marker\",\"args\":[\"$marker\"],\"is_async\":false}" -H 'Content-Type:'
+	expect "no Content-Type" "$CODE" 422
+	jqcheck "no Content-Type: body as input" '.detail[0].type == "model_attributes_type" and .detail[0].loc == ["body"]'
+	request POST /api/execute/ -H 'Content-Type: text/plain' --data-binary "{\"executable_name\":\"marker\",\"args\":[\"$marker\"],\"is_async\":false}"
+	expect "text/plain" "$CODE" 422
+	request POST /api/execute/ --data "executable_name=marker&args=$marker"
+	expect "form-urlencoded" "$CODE" 422
+	check "nothing ran on 422" [ ! -e "$marker" ]
+	request POST /api/execute/ -H 'Content-Type: Application/JSON; charset=utf-8' \
+		--data-binary '{"executable_name":"echo-args","args":["p"],"is_async":false}'
+	expect "content type with parameters" "$CODE" 201
+	execute '{"executable_name":"echo-args"'
+	expect "bad JSON" "$CODE" 422
+	jqcheck "json_invalid" '.detail[0].type == "json_invalid" and .detail[0].loc[0] == "body" and .detail[0].msg == "JSON decode error"'
+	execute '["executable_name"]'
+	jqcheck "not an object" '.detail[0].type == "model_attributes_type" and .detail[0].input == ["executable_name"]'
+	execute '{"args":[]}'
+	expect "missing name" "$CODE" 422
+	jqcheck "missing" '.detail == [{"type":"missing","loc":["body","executable_name"],"msg":"Field required","input":{"args":[]}}]'
+	execute '{"executable_name":5}'
+	jqcheck "string_type" '.detail[0] | .type == "string_type" and .loc == ["body","executable_name"] and .input == 5'
+	execute '{"executable_name":"echo-args","args":"x"}'
+	jqcheck "list_type" '.detail[0] | .type == "list_type" and .loc == ["body","args"]'
+	execute '{"executable_name":"echo-args","args":["a",1,null]}'
+	jqcheck "args items must be strings" '[.detail[] | .type + ":" + (.loc | map(tostring) | join("."))] == ["string_type:body.args.1","string_type:body.args.2"]'
+	execute '{"executable_name":"echo-args","args":["a\u0000b"],"is_async":false}'
+	jqcheck "NUL in an argument" '.detail[0] | .loc == ["body","args",0] and .input == "a\u0000b"'
+	execute '{"executable_name":"echo\u0000-args","is_async":false}'
+	jqcheck "NUL in the name" '.detail[0] | .loc == ["body","executable_name"]'
+	execute '{"executable_name":"echo-args","is_async":"maybe"}'
+	jqcheck "bool_parsing" '.detail[0] | .type == "bool_parsing" and .loc == ["body","is_async"]'
+	execute '{"executable_name":"echo-args","is_async":[true]}'
+	jqcheck "bool_type" '.detail[0].type == "bool_type"'
+	execute '{"executable_name":"echo-args","is_async":false,"callback":"not a url"}'
+	jqcheck "url_parsing" '.detail[0] | .type == "url_parsing" and .loc == ["body","callback"]'
+	execute '{"executable_name":"echo-args","is_async":false,"callback":"/relative"}'
+	jqcheck "relative callback" '.detail[0].type == "url_parsing"'
+	execute '{"executable_name":"echo-args","is_async":false,"callback":"ftp://host/x"}'
+	jqcheck "url_scheme" '.detail[0].type == "url_scheme"'
+	execute '{"executable_name":"echo-args","is_async":false,"callback":"http://"}'
+	jqcheck "empty host" '.detail[0].type == "url_parsing"'
+	execute '{"executable_name":5,"args":{},"is_async":"x","callback":3}'
+	jqcheck "every problem listed" '[.detail[].type] == ["string_type","list_type","url_type","bool_parsing"]'
+	execute '{"executable_name":"echo-args","args":["cb ignored"],"is_async":false,"callback":"http://127.0.0.1:9/x","unknown":1}'
+	expect "sync callback and unknown fields ignored" "$CODE" 201
+	jqcheck "sync callback ignored" '.result.output == "cb ignored\n"'
+	local word
+	for word in false 0 '"false"' '"0"' '"no"' '"off"' '"f"' '"n"' '"NO"' '"Off"'; do
+		execute "{\"executable_name\":\"echo-args\",\"args\":[\"lax\"],\"is_async\":$word}"
+		jqcheck "lax bool $word is false" '.result.output == "lax\n"'
+	done
+}
+
+test_resolution() {
+	sync ../echo-args
+	expect "dot-dot" "$CODE" 403
+	jqcheck "outside wording" '.detail == "Executable '"'"'../echo-args'"'"' is outside EXECUTABLES_ROOT_DIR."'
+	sync sub/../../programs/echo-args
+	expect "dot-dot through a subfolder" "$CODE" 403
+	sync /bin/true
+	expect "absolute path outside" "$CODE" 403
+	sync outside-link
+	expect "symlink pointing outside" "$CODE" 403
+	sync climbing-link
+	expect "relative symlink climbing out" "$CODE" 403
+	sync missing-program
+	expect "missing" "$CODE" 410
+	jqcheck "missing wording" '.detail == "Executable '"'"'missing-program'"'"' does not exist."'
+	sync adir
+	expect "directory" "$CODE" 503
+	jqcheck "not a file wording" '.detail == "Executable '"'"'adir'"'"' is not a valid file."'
+	sync not-executable
+	expect "no x bit" "$CODE" 403
+	jqcheck "not executable wording" '.detail == "Executable '"'"'not-executable'"'"' is not marked as executable."'
+	check "the server path is never shown" bash -c "! grep -qF '$PROGRAMS' '$TMP/body'"
+}
+
+test_http() {
+	local reply
+	request POST /api/execute/ -H 'Content-Type: application/json' -H 'Transfer-Encoding: chunked' \
+		--data-binary '{"executable_name":"echo-args","args":["chunked"],"is_async":false}'
+	expect "chunked body" "$CODE" 201
+	jqcheck "chunked body read" '.result.output == "chunked\n"'
+	request POST /api/execute/ -H 'Content-Type: application/json' -H 'Expect: 100-continue' \
+		--data-binary '{"executable_name":"echo-args","args":["continued"],"is_async":false}'
+	expect "Expect: 100-continue" "$CODE" 201
+	reply=$(raw 'POST /api/execute/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 60\r\nExpect: 100-continue\r\n\r\n' 2)
+	check "100 Continue before the body" grep -q '^HTTP/1.1 100 Continue' <<<"$reply"
+	request GET /api/version -0
+	expect "HTTP/1.0" "$CODE" 200
+	expect "HTTP/1.0 Host-less" "$(raw 'GET /api/version HTTP/1.0\r\n\r\n' | status_of)" 200
+	expect "HTTP/1.1 needs Host" "$(raw 'GET /api/version HTTP/1.1\r\n\r\n' | status_of)" 400
+	expect "garbage" "$(raw '\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n' | status_of)" 400
+	expect "no version" "$(raw 'GET /api/version\r\n\r\n' | status_of)" 400
+	expect "HTTP/2.0" "$(raw 'GET /api/version HTTP/2.0\r\nHost: x\r\n\r\n' | status_of)" 505
+	expect "CL and TE" "$(raw 'POST /api/execute/ HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n' | status_of)" 400
+	expect "two Content-Lengths" "$(raw 'POST /api/execute/ HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}x' | status_of)" 400
+	expect "bad chunk size" "$(raw 'POST /api/execute/ HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n' | status_of)" 400
+	expect "space before colon" "$(raw 'GET /api/version HTTP/1.1\r\nHost : x\r\n\r\n' | status_of)" 400
+	expect "obs-fold" "$(raw 'GET /api/version HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n' | status_of)" 400
+	expect "unknown transfer coding" "$(raw 'POST /api/execute/ HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n' | status_of)" 501
+	expect "header block over 64 KiB" "$(curl -s -o /dev/null -w '%{http_code}' -H "X-Big: $(head -c 70000 /dev/zero | tr '\0' a)" "http://127.0.0.1:$PORT/api/version")" 431
+	reply=$(raw 'GET /api/version HTTP/1.1\r\nHost: x\r\n\r\n')
+	check "raw response has Connection: close" grep -qi '^Connection: close' <<<"$reply"
+}
+
+# Small limits: body, output, read deadline.
+test_limits() {
+	local t0 t1 reply
+	execute "{\"executable_name\":\"echo-args\",\"args\":[\"$(head -c 2000 /dev/zero | tr '\0' a)\"],\"is_async\":false}"
+	expect "body over LSO_MAX_BODY_BYTES" "$CODE" 413
+	execute "{\"executable_name\":\"echo-args\",\"args\":[\"$(head -c 2000 /dev/zero | tr '\0' a)\"],\"is_async\":false}" -H 'Transfer-Encoding: chunked'
+	expect "chunked body over the limit" "$CODE" 413
+	sync big-output '["5000"]'
+	jqcheck "output capped" '(.result.output | startswith("aaaa")) and (.result.output | test("\n\\[output truncated at 1000 bytes\\]\n$")) and (.result.output | length) < 1100'
+	jqcheck "capped output keeps the exit status" '.result.return_code == 0'
+	t0=$(date +%s%N)
+	reply=$(raw 'POST /api/execute/ HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\n{"exec' 5)
+	t1=$(date +%s%N)
+	expect "slow client gets 408" "$(status_of <<<"$reply")" 408
+	check "408 at the read deadline" [ $(((t1 - t0) / 1000000)) -lt 3000 ]
+	expect "silent client gets 408" "$(raw '' 5 | status_of)" 408
+}
+
+test_no_root() {
+	sync echo-args
+	expect "no EXECUTABLES_ROOT_DIR: 410" "$CODE" 410
+}
+
+test_log() {
+	grep -qE '^POST /api/execute/ 201 job=[0-9a-f-]{36} program="echo-args" rc=0 ms=[0-9]+$' "$TMP/$1.log"
+}
+
+test_units() {
+	local dest="$TMP/install"
+	make -s install DESTDIR="$dest" PREFIX=/usr >/dev/null 2>&1 || { fail "make install"; return; }
+	check "installed binary" [ -x "$dest/usr/bin/lso" ]
+	check "installed env file" [ -f "$dest/etc/lso/lso.env" ]
+	sed -i "s|^ExecStart=.*|ExecStart=$LSO|" "$dest/lib/systemd/system/lso@.service"
+	check "systemd-analyze verify" systemd-analyze verify \
+		"$dest/lib/systemd/system/lso.socket" "$dest/lib/systemd/system/lso@.service"
+	check "default KillMode" bash -c "! grep -q '^KillMode' '$dest/lib/systemd/system/lso@.service'"
+}
+
+suite_core() {
+	test_routes
+	test_sync_run
+	test_validation
+	test_resolution
+	test_http
+	test_timeouts
+}
+
+common=(EXECUTABLES_ROOT_DIR="$PROGRAMS" EXECUTABLE_TIMEOUT_SEC=2 LSO_STATE_DIR="$TMP/state")
+
+echo "== inetd handover (stdin/stdout)"
+start_server inetd inetd "${common[@]}"
+suite_core
+check "request log line (inetd)" test_log inetd
+
+echo "== systemd handover (fd 3)"
+start_server fd3 fd3 "${common[@]}"
+suite_core
+check "request log line (fd 3)" test_log fd3
+
+echo "== limits"
+start_server limits inetd "${common[@]}" LSO_MAX_BODY_BYTES=1000 LSO_MAX_OUTPUT_BYTES=1000 LSO_READ_TIMEOUT_SEC=1
+test_limits
+
+echo "== no root configured"
+start_server noroot fd3 PATH=/usr/bin:/bin
+test_no_root
+
+echo "== units"
+test_units
+
+echo "== server logs"
+# Every lso exited cleanly, and the sanitizers (LSO_SAN build) found nothing.
+check "no sanitizer reports" bash -c "! grep -hE 'Sanitizer|runtime error' $TMP/*.log"
+check "every lso exited 0" bash -c "! grep -hE 'died with (code [1-9]|signal)' $TMP/inetd.log $TMP/fd3.log $TMP/limits.log $TMP/noroot.log"
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,1607 @@
+/*
+ * tests/unit.c: unit tests for the pure parts of lso: the HTTP request reader
+ * (http.c), the JSON string escaper (json.h) and path resolution (job.c).
+ * Plain C11, no framework: one line per failed check, then "N passed, M failed".
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cJSON.h>
+
+#include "../http.h"
+#include "../job.h"
+#include "../json.h"
+#include "../lso.h"
+
+/* job.c reads the configuration that lso.c defines; lso.c is not linked here. */
+struct config config;
+
+/* ---- checks ---- */
+
+static int n_passed, n_failed;
+
+static void
+check(bool ok, const char *file, int line, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (ok) {
+		n_passed++;
+		return;
+	}
+	n_failed++;
+	printf("%s:%d: ", file, line);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+}
+
+/* Print bytes readably into out (bounded), for failure messages. */
+static const char *
+show(const char *s, size_t len, char *out, size_t size)
+{
+	size_t o = 0;
+
+	if (!s)
+		return "(null)";
+	for (size_t i = 0; i < len && o + 8 < size; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c >= 0x20 && c < 0x7f && c != '\\')
+			out[o++] = (char)c;
+		else
+			o += (size_t)snprintf(out + o, size - o, "\\x%02x", c);
+	}
+	if (o + 8 >= size)
+		o += (size_t)snprintf(out + o, size - o, "...");
+	out[o] = '\0';
+	return out;
+}
+
+static void
+check_mem(const char *got, size_t got_len, const char *want, size_t want_len,
+    const char *file, int line, const char *expr)
+{
+	char g[512], w[512];
+	bool ok = got && want && got_len == want_len && memcmp(got, want, got_len) == 0;
+
+	if (!got && !want)
+		ok = true;
+	check(ok, file, line, "expected %s == \"%s\" (%zu bytes), got \"%s\" (%zu bytes)",
+	    expr, show(want, want_len, w, sizeof(w)), want_len,
+	    show(got, got_len, g, sizeof(g)), got_len);
+}
+
+#define CHECK(cond) check((cond), __FILE__, __LINE__, "expected %s", #cond)
+#define CHECK_INT(got, want) do { \
+	long long got_ = (long long)(got), want_ = (long long)(want); \
+	check(got_ == want_, __FILE__, __LINE__, "expected %s == %lld, got %lld", \
+	    #got, want_, got_); \
+} while (0)
+#define CHECK_MEM(got, got_len, want, want_len) \
+	check_mem((got), (got_len), (want), (want_len), __FILE__, __LINE__, #got)
+#define CHECK_STR(got, want) do { \
+	const char *g_ = (got), *w_ = (want); \
+	check_mem(g_, g_ ? strlen(g_) : 0, w_, w_ ? strlen(w_) : 0, \
+	    __FILE__, __LINE__, #got); \
+} while (0)
+
+/* ---- HTTP reader: helpers ---- */
+
+#define MAX_BODY 4096
+#define LONG_DEADLINE_MS 5000
+
+static struct http_request *req; /* 64 KiB: on the heap */
+static int null_out;             /* out_fd when nothing is expected there */
+
+static void
+reset_req(void)
+{
+	http_request_free(req);
+	memset(req, 0, sizeof(*req));
+}
+
+/* A memfd holding data, at offset 0: poll() reports it readable, then EOF. */
+static int
+mem_fd(const char *data, size_t len)
+{
+	int fd = memfd_create("unit-request", 0);
+	size_t off = 0;
+	ssize_t n;
+
+	if (fd < 0) {
+		perror("memfd_create");
+		exit(2);
+	}
+	while (off < len) {
+		n = write(fd, data + off, len - off);
+		if (n <= 0) {
+			perror("write memfd");
+			exit(2);
+		}
+		off += (size_t)n;
+	}
+	lseek(fd, 0, SEEK_SET);
+	return fd;
+}
+
+static enum status
+read_bytes(const char *data, size_t len, size_t max_body)
+{
+	int fd = mem_fd(data, len);
+	enum status status;
+
+	reset_req();
+	status = http_read_request(fd, null_out, req, max_body,
+	    http_now_ms() + LONG_DEADLINE_MS);
+	close(fd);
+	return status;
+}
+
+static enum status
+read_str(const char *data)
+{
+	return read_bytes(data, strlen(data), MAX_BODY);
+}
+
+/* Feed data through a pipe from a child, step bytes at a time with a pause between. */
+static enum status
+read_trickled(const char *data, size_t len, size_t step, useconds_t pause_us)
+{
+	int p[2];
+	pid_t pid;
+	enum status status;
+
+	if (pipe(p) < 0)
+		exit(2);
+	pid = fork();
+	if (pid == 0) {
+		close(p[0]);
+		for (size_t off = 0; off < len; off += step) {
+			if (write(p[1], data + off, len - off < step ? len - off : step) < 0)
+				_exit(1);
+			usleep(pause_us);
+		}
+		_exit(0);
+	}
+	close(p[1]);
+	reset_req();
+	status = http_read_request(p[0], null_out, req, MAX_BODY,
+	    http_now_ms() + LONG_DEADLINE_MS);
+	close(p[0]);
+	waitpid(pid, NULL, 0);
+	return status;
+}
+
+/* Send data on a pipe whose write end stays open; read with a deadline timeout_ms away. */
+static enum status
+read_stalled(const char *data, size_t max_body, int64_t timeout_ms, int64_t *elapsed_ms)
+{
+	int p[2];
+	int64_t start;
+	enum status status;
+
+	if (pipe(p) < 0 || write(p[1], data, strlen(data)) != (ssize_t)strlen(data))
+		exit(2);
+	reset_req();
+	start = http_now_ms();
+	status = http_read_request(p[0], null_out, req, max_body, start + timeout_ms);
+	*elapsed_ms = http_now_ms() - start;
+	close(p[0]);
+	close(p[1]);
+	return status;
+}
+
+/* Whatever is waiting in a pipe's read end right now (non-blocking), NUL-terminated. */
+static size_t
+drain_pipe(int fd, char *buf, size_t size)
+{
+	ssize_t n;
+
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+	n = read(fd, buf, size - 1);
+	if (n < 0)
+		n = 0;
+	buf[n] = '\0';
+	return (size_t)n;
+}
+
+/* ---- HTTP reader: request line and headers ---- */
+
+static void
+test_http_simple_get(void)
+{
+	CHECK_INT(read_str("GET /api/version HTTP/1.1\r\nHost: x\r\n\r\n"), S_OK);
+	CHECK_STR(req->method, "GET");
+	CHECK_STR(req->path, "/api/version");
+	CHECK_INT(req->minor_version, 1);
+	CHECK(req->content_type == NULL);
+	CHECK(req->authorization == NULL);
+	CHECK(!req->expect_continue);
+	CHECK_INT(req->head_len, 38);
+	CHECK(req->body != NULL);
+	CHECK_INT(req->body_len, 0);
+	CHECK(req->body && req->body[0] == '\0');
+}
+
+static void
+test_http_path_drops_query(void)
+{
+	CHECK_INT(read_str("GET /api/jobs/abc?x=1&y=/2 HTTP/1.1\r\nHost: x\r\n\r\n"), S_OK);
+	CHECK_STR(req->path, "/api/jobs/abc");
+}
+
+static void
+test_http_headers_recorded(void)
+{
+	CHECK_INT(read_str("POST /api/execute HTTP/1.1\r\nhost: x\r\n"
+	    "content-TYPE:   application/json; charset=utf-8 \t\r\n"
+	    "X-Other: ignored\r\nAuthorization: Bearer s3cret\r\n"
+	    "Content-Length: 0\r\n\r\n"), S_OK);
+	CHECK_STR(req->method, "POST");
+	CHECK_STR(req->content_type, "application/json; charset=utf-8");
+	CHECK_STR(req->authorization, "Bearer s3cret");
+	CHECK_INT(req->body_len, 0);
+}
+
+static void
+test_http_10_without_host_ok(void)
+{
+	CHECK_INT(read_str("GET / HTTP/1.0\r\n\r\n"), S_OK);
+	CHECK_INT(req->minor_version, 0);
+	CHECK_STR(req->path, "/");
+}
+
+static void
+test_http_11_without_host_400(void)
+{
+	CHECK_INT(read_str("GET / HTTP/1.1\r\n\r\n"), S_BAD_REQUEST);
+	CHECK_INT(read_str("GET / HTTP/1.1\r\nX-Host: a\r\n\r\n"), S_BAD_REQUEST);
+}
+
+static void
+test_http_two_hosts_400(void)
+{
+	CHECK_INT(read_str("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"), S_BAD_REQUEST);
+}
+
+static void
+test_http_bare_lf(void)
+{
+	CHECK_INT(read_str("POST /p HTTP/1.1\nHost: x\nContent-Length: 3\n\nabc"), S_OK);
+	CHECK_STR(req->path, "/p");
+	CHECK_MEM(req->body, req->body_len, "abc", 3);
+	/* CRLF lines ended by a bare LF blank line */
+	CHECK_INT(read_str("POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\nhi"), S_OK);
+	CHECK_MEM(req->body, req->body_len, "hi", 2);
+}
+
+/* The head ends at the first blank line, even if the body holds a CRLF CRLF. */
+static void
+test_http_bare_lf_body_with_crlfcrlf(void)
+{
+	static const char r[] = "POST /p HTTP/1.1\nHost: x\nContent-Length: 6\n\n\r\n\r\nab";
+
+	CHECK_INT(read_bytes(r, sizeof(r) - 1, MAX_BODY), S_OK);
+	CHECK_INT(req->head_len, 44);
+	CHECK_MEM(req->body, req->body_len, "\r\n\r\nab", 6);
+}
+
+static void
+test_http_bad_request_lines(void)
+{
+	static const char *const bad[] = {
+		"GET\r\nHost: x\r\n\r\n",
+		"GET /\r\nHost: x\r\n\r\n",
+		"GET / \r\nHost: x\r\n\r\n",
+		"/ HTTP/1.1\r\nHost: x\r\n\r\n",
+		" / HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET  / HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /  HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET / HTTP/1.1 \r\nHost: x\r\n\r\n",
+		"GET api HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET http://x/ HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET * HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET\t/\tHTTP/1.1\r\nHost: x\r\n\r\n",
+		"G\x01T / HTTP/1.1\r\nHost: x\r\n\r\n",
+		"G(T / HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /a\x01 HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /a\x7f HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /a\rb HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET / http/1.1\r\nHost: x\r\n\r\n",
+		"GET / FTP/1.1\r\nHost: x\r\n\r\n",
+		"\r\nHost: x\r\n\r\n",
+	};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		enum status s = read_str(bad[i]);
+		check(s == S_BAD_REQUEST, __FILE__, __LINE__,
+		    "request line #%zu: expected 400, got %d", i, (int)s);
+	}
+}
+
+/* A control character in the version is a malformed line (400), not a version (505). */
+static void
+test_http_control_char_in_version_400(void)
+{
+	CHECK_INT(read_str("GET / HTTP/1.1\x01\r\nHost: x\r\n\r\n"), S_BAD_REQUEST);
+	CHECK_INT(read_str("GET / HTTP/1.\x7f\r\nHost: x\r\n\r\n"), S_BAD_REQUEST);
+}
+
+static void
+test_http_nul_in_head_400(void)
+{
+	static const char r[] = "GET /a\0b HTTP/1.1\r\nHost: x\r\n\r\n";
+
+	CHECK_INT(read_bytes(r, sizeof(r) - 1, MAX_BODY), S_BAD_REQUEST);
+}
+
+static void
+test_http_version_505(void)
+{
+	CHECK_INT(read_str("GET / HTTP/2.0\r\nHost: x\r\n\r\n"), S_VERSION_NOT_SUPPORTED);
+	CHECK_INT(read_str("GET / HTTP/1.2\r\nHost: x\r\n\r\n"), S_VERSION_NOT_SUPPORTED);
+	CHECK_INT(read_str("GET / HTTP/0.9\r\nHost: x\r\n\r\n"), S_VERSION_NOT_SUPPORTED);
+}
+
+static void
+test_http_bad_header_lines_400(void)
+{
+	CHECK_INT(read_str("GET / HTTP/1.1\r\nHost : x\r\n\r\n"), S_BAD_REQUEST);
+	CHECK_INT(read_str("GET / HTTP/1.1\r\nHost: x\r\nContent-Length\t: 0\r\n\r\n"),
+	    S_BAD_REQUEST);
+	CHECK_INT(read_str("GET / HTTP/1.1\r\nHost: x\r\nNoColon\r\n\r\n"), S_BAD_REQUEST);
+	CHECK_INT(read_str("GET / HTTP/1.1\r\nHost: x\r\n: empty-name\r\n\r\n"), S_BAD_REQUEST);
+	CHECK_INT(read_str("GET / HTTP/1.1\r\nHost: x\r\nX-A: a\x01z\r\n\r\n"), S_BAD_REQUEST);
+	CHECK_INT(read_str("GET / HTTP/1.1\r\nHost: x\r\nX-A: a\rz\r\n\r\n"), S_BAD_REQUEST);
+}
+
+static void
+test_http_obs_fold_400(void)
+{
+	CHECK_INT(read_str("GET / HTTP/1.1\r\nHost: x\r\nX-A: a\r\n  continued\r\n\r\n"),
+	    S_BAD_REQUEST);
+	CHECK_INT(read_str("GET / HTTP/1.1\r\nHost: x\r\nX-A: a\r\n\tcontinued\r\n\r\n"),
+	    S_BAD_REQUEST);
+}
+
+static void
+test_http_unknown_expect_417(void)
+{
+	CHECK_INT(read_str("GET / HTTP/1.1\r\nHost: x\r\nExpect: 200-ok\r\n\r\n"),
+	    S_EXPECTATION_FAILED);
+}
+
+/* Fill a request of exactly total bytes: request line, one padding header, blank line. */
+static char *
+padded_request(size_t total, const char *line_end)
+{
+	static const char start[] = "GET / HTTP/1.0\r\nX-Pad: ";
+	size_t end_len = 2 * strlen(line_end);
+	char *r = malloc(total + 1);
+
+	memcpy(r, start, sizeof(start) - 1);
+	memset(r + sizeof(start) - 1, 'p', total - (sizeof(start) - 1) - end_len);
+	memcpy(r + total - end_len, line_end, end_len / 2);
+	memcpy(r + total - end_len / 2, line_end, end_len / 2);
+	r[total] = '\0';
+	return r;
+}
+
+static void
+test_http_head_at_limit_ok(void)
+{
+	char *r = padded_request(HTTP_HEADER_MAX, "\r\n");
+
+	CHECK_INT(read_str(r), S_OK);
+	CHECK_INT(req->head_len, HTTP_HEADER_MAX);
+	free(r);
+	r = padded_request(HTTP_HEADER_MAX, "\n");
+	CHECK_INT(read_str(r), S_OK);
+	CHECK_INT(req->head_len, HTTP_HEADER_MAX);
+	free(r);
+}
+
+static void
+test_http_head_over_limit_431(void)
+{
+	char *r = padded_request(HTTP_HEADER_MAX + 1, "\r\n");
+
+	CHECK_INT(read_str(r), S_HEADER_FIELDS_TOO_LARGE);
+	free(r);
+	r = padded_request(3 * HTTP_HEADER_MAX, "\r\n");
+	CHECK_INT(read_str(r), S_HEADER_FIELDS_TOO_LARGE);
+	free(r);
+}
+
+/* A head of exactly the limit followed by a body: the body comes from the fd. */
+static void
+test_http_head_at_limit_with_body(void)
+{
+	static const char start[] = "POST / HTTP/1.0\r\nContent-Length: 5\r\nX-Pad: ";
+	char *r = malloc(HTTP_HEADER_MAX + 6);
+
+	memcpy(r, start, sizeof(start) - 1);
+	memset(r + sizeof(start) - 1, 'p', HTTP_HEADER_MAX - (sizeof(start) - 1) - 4);
+	memcpy(r + HTTP_HEADER_MAX - 4, "\r\n\r\nhello", 10);
+	CHECK_INT(read_bytes(r, HTTP_HEADER_MAX + 5, MAX_BODY), S_OK);
+	CHECK_INT(req->head_len, HTTP_HEADER_MAX);
+	CHECK_MEM(req->body, req->body_len, "hello", 5);
+	free(r);
+}
+
+static void
+test_http_empty_connection(void)
+{
+	CHECK_INT(read_bytes("", 0, MAX_BODY), S_OK);
+	CHECK_INT(req->head_len, 0);
+}
+
+static void
+test_http_eof_in_headers_400(void)
+{
+	CHECK_INT(read_str("GET / HTTP/1.1\r\nHost: x\r\n"), S_BAD_REQUEST);
+	CHECK_INT(read_str("GET / HT"), S_BAD_REQUEST);
+}
+
+/* The reader must not keep stale fields from a previous request in the same struct. */
+static void
+test_http_reused_struct_fields_reset(void)
+{
+	int fd;
+
+	CHECK_INT(read_str("GET / HTTP/1.1\r\nHost: x\r\nContent-Type: a/b\r\n"
+	    "Authorization: Bearer t\r\nExpect: 100-continue\r\n\r\n"), S_OK);
+	http_request_free(req); /* no memset: the struct is reused as is */
+	fd = mem_fd("GET /2 HTTP/1.1\r\nHost: x\r\n\r\n", 28);
+	CHECK_INT(http_read_request(fd, null_out, req, MAX_BODY,
+	    http_now_ms() + LONG_DEADLINE_MS), S_OK);
+	close(fd);
+	CHECK(req->content_type == NULL);
+	CHECK(req->authorization == NULL);
+	CHECK(!req->expect_continue);
+}
+
+/* ---- HTTP reader: http_parse_head directly ---- */
+
+static enum status
+parse_head(const char *head, int64_t *content_length, bool *chunked)
+{
+	reset_req();
+	req->head_len = strlen(head);
+	memcpy(req->head, head, req->head_len + 1);
+	return http_parse_head(req, content_length, chunked);
+}
+
+static void
+test_parse_head_framing(void)
+{
+	int64_t cl = 7;
+	bool chunked = true;
+
+	CHECK_INT(parse_head("GET / HTTP/1.1\r\nHost: x\r\n\r\n", &cl, &chunked), S_OK);
+	CHECK_INT(cl, -1);
+	CHECK(!chunked);
+	CHECK_INT(parse_head("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 42\r\n\r\n",
+	    &cl, &chunked), S_OK);
+	CHECK_INT(cl, 42);
+	CHECK(!chunked);
+	CHECK_INT(parse_head("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\n\r\n",
+	    &cl, &chunked), S_OK);
+	CHECK_INT(cl, -1);
+	CHECK(chunked);
+}
+
+static void
+test_parse_head_content_length_values(void)
+{
+	int64_t cl;
+	bool chunked;
+
+	CHECK_INT(parse_head("POST / HTTP/1.0\r\nContent-Length: 0042\r\n\r\n", &cl, &chunked),
+	    S_OK);
+	CHECK_INT(cl, 42);
+	CHECK_INT(parse_head("POST / HTTP/1.0\r\nContent-Length: -1\r\n\r\n", &cl, &chunked),
+	    S_BAD_REQUEST);
+	CHECK_INT(parse_head("POST / HTTP/1.0\r\nContent-Length: +1\r\n\r\n", &cl, &chunked),
+	    S_BAD_REQUEST);
+	CHECK_INT(parse_head("POST / HTTP/1.0\r\nContent-Length: 1 2\r\n\r\n", &cl, &chunked),
+	    S_BAD_REQUEST);
+	CHECK_INT(parse_head("POST / HTTP/1.0\r\nContent-Length:\r\n\r\n", &cl, &chunked),
+	    S_BAD_REQUEST);
+	CHECK_INT(parse_head("POST / HTTP/1.0\r\nContent-Length: 0x10\r\n\r\n", &cl, &chunked),
+	    S_BAD_REQUEST);
+	CHECK_INT(parse_head("POST / HTTP/1.0\r\nContent-Length: 99999999999999999999999\r\n\r\n",
+	    &cl, &chunked), S_PAYLOAD_TOO_LARGE);
+}
+
+static void
+test_parse_head_no_blank_line_400(void)
+{
+	int64_t cl;
+	bool chunked;
+
+	CHECK_INT(parse_head("GET / HTTP/1.1\r\nHost: x\r\n", &cl, &chunked), S_BAD_REQUEST);
+	CHECK_INT(parse_head("GET / HTTP/1.1", &cl, &chunked), S_BAD_REQUEST);
+}
+
+/* ---- HTTP reader: bodies ---- */
+
+static void
+test_http_content_length_body(void)
+{
+	static const char r[] = "POST /api/execute HTTP/1.1\r\nHost: x\r\n"
+	    "Content-Type: application/json\r\nContent-Length: 12\r\n\r\n{\"a\":\"b\\u0\"}";
+
+	CHECK_INT(read_bytes(r, sizeof(r) - 1, MAX_BODY), S_OK);
+	CHECK_MEM(req->body, req->body_len, "{\"a\":\"b\\u0\"}", 12);
+	CHECK(req->body && req->body[req->body_len] == '\0');
+}
+
+static void
+test_http_body_with_nul(void)
+{
+	static const char r[] = "POST / HTTP/1.0\r\nContent-Length: 3\r\n\r\na\0b";
+
+	CHECK_INT(read_bytes(r, sizeof(r) - 1, MAX_BODY), S_OK);
+	CHECK_MEM(req->body, req->body_len, "a\0b", 3);
+}
+
+/* Bytes after Content-Length are not part of the body. */
+static void
+test_http_body_stops_at_content_length(void)
+{
+	CHECK_INT(read_str("POST / HTTP/1.0\r\nContent-Length: 2\r\n\r\nabcdef"), S_OK);
+	CHECK_MEM(req->body, req->body_len, "ab", 2);
+}
+
+static void
+test_http_body_byte_by_byte(void)
+{
+	static const char r[] = "POST /api/execute HTTP/1.1\r\nHost: x\r\nContent-Length: 39\r\n"
+	    "\r\n{\"executable_name\": \"prog\", \"args\": []}";
+
+	CHECK_INT(read_trickled(r, sizeof(r) - 1, 1, 200), S_OK);
+	CHECK_STR(req->path, "/api/execute");
+	CHECK_MEM(req->body, req->body_len, "{\"executable_name\": \"prog\", \"args\": []}", 39);
+}
+
+static void
+test_http_body_large_split(void)
+{
+	static const char head[] = "POST / HTTP/1.0\r\nContent-Length: 3000\r\n\r\n";
+	char r[sizeof(head) - 1 + 3000];
+
+	memcpy(r, head, sizeof(head) - 1);
+	for (size_t i = 0; i < 3000; i++)
+		r[sizeof(head) - 1 + i] = (char)('a' + i % 26);
+	CHECK_INT(read_trickled(r, sizeof(r), 97, 100), S_OK);
+	CHECK_MEM(req->body, req->body_len, r + sizeof(head) - 1, 3000);
+}
+
+static void
+test_http_eof_in_body_400(void)
+{
+	CHECK_INT(read_str("POST / HTTP/1.0\r\nContent-Length: 10\r\n\r\nabc"), S_BAD_REQUEST);
+}
+
+static void
+test_http_content_length_over_max_413(void)
+{
+	int64_t elapsed;
+
+	CHECK_INT(read_str("POST / HTTP/1.0\r\nContent-Length: 4097\r\n\r\n"),
+	    S_PAYLOAD_TOO_LARGE);
+	/* Decided from the header alone: no wait for a body that never comes. */
+	CHECK_INT(read_stalled("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2000\r\n\r\n",
+	    1000, 3000, &elapsed), S_PAYLOAD_TOO_LARGE);
+	CHECK(elapsed < 1000);
+}
+
+static void
+test_http_content_length_at_max_ok(void)
+{
+	static const char r[] = "POST / HTTP/1.0\r\nContent-Length: 4\r\n\r\nwxyz";
+
+	CHECK_INT(read_bytes(r, sizeof(r) - 1, 4), S_OK);
+	CHECK_MEM(req->body, req->body_len, "wxyz", 4);
+	CHECK_INT(read_bytes(r, sizeof(r) - 1, 3), S_PAYLOAD_TOO_LARGE);
+}
+
+static void
+test_http_two_content_lengths(void)
+{
+	CHECK_INT(read_str("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+	    "Content-Length: 4\r\n\r\nabcd"), S_BAD_REQUEST);
+	CHECK_INT(read_str("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+	    "content-length: 3\r\n\r\nabc"), S_OK);
+	CHECK_MEM(req->body, req->body_len, "abc", 3);
+}
+
+static void
+test_http_content_length_and_chunked_400(void)
+{
+	CHECK_INT(read_str("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+	    "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"), S_BAD_REQUEST);
+	CHECK_INT(read_str("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+	    "Content-Length: 3\r\n\r\n3\r\nabc\r\n0\r\n\r\n"), S_BAD_REQUEST);
+}
+
+static void
+test_http_other_transfer_encoding_501(void)
+{
+	CHECK_INT(read_str("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n"),
+	    S_NOT_IMPLEMENTED);
+	CHECK_INT(read_str("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"),
+	    S_NOT_IMPLEMENTED);
+}
+
+static void
+test_http_chunked_several_chunks(void)
+{
+	CHECK_INT(read_str("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+	    "5\r\nhello\r\n1\r\n,\r\n6\r\n world\r\n0\r\n\r\n"), S_OK);
+	CHECK_MEM(req->body, req->body_len, "hello, world", 12);
+	CHECK(req->body && req->body[12] == '\0');
+}
+
+static void
+test_http_chunked_extensions_trailers_hex(void)
+{
+	char want[27];
+
+	CHECK_INT(read_str("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+	    "1A;name=value;q=\"x\"\r\nabcdefghijklmnopqrstuvwxyz\r\n"
+	    "1 ; ext\r\n!\r\n0;last\r\nX-Trailer: 1\r\nX-Other: two\r\n\r\n"), S_OK);
+	memcpy(want, "abcdefghijklmnopqrstuvwxyz!", 27);
+	CHECK_MEM(req->body, req->body_len, want, 27);
+}
+
+static void
+test_http_chunked_lowercase_hex_and_bare_lf(void)
+{
+	char r[256], want[16];
+
+	memset(want, 'z', sizeof(want));
+	snprintf(r, sizeof(r), "POST / HTTP/1.1\nHost: x\nTransfer-Encoding: chunked\n\n"
+	    "f\n%.15s\n0\n\n", want);
+	CHECK_INT(read_str(r), S_OK);
+	CHECK_MEM(req->body, req->body_len, want, 15);
+}
+
+static void
+test_http_chunked_empty_body(void)
+{
+	CHECK_INT(read_str("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+	    "0\r\n\r\n"), S_OK);
+	CHECK(req->body != NULL);
+	CHECK_INT(req->body_len, 0);
+}
+
+static void
+test_http_chunked_byte_by_byte(void)
+{
+	static const char r[] = "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+	    "3;x=y\r\nabc\r\nA\r\n0123456789\r\n0\r\nT: v\r\n\r\n";
+
+	CHECK_INT(read_trickled(r, sizeof(r) - 1, 1, 200), S_OK);
+	CHECK_MEM(req->body, req->body_len, "abc0123456789", 13);
+}
+
+static void
+test_http_chunked_bad_size_400(void)
+{
+	static const char *const sizes[] = {
+		"g", "-1", " 5", "0x5", "5 x", "", ";ext", "+5",
+	};
+	char r[256];
+
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		snprintf(r, sizeof(r), "POST / HTTP/1.1\r\nHost: x\r\n"
+		    "Transfer-Encoding: chunked\r\n\r\n%s\r\nhello\r\n0\r\n\r\n", sizes[i]);
+		enum status s = read_str(r);
+		check(s == S_BAD_REQUEST, __FILE__, __LINE__,
+		    "chunk size \"%s\": expected 400, got %d", sizes[i], (int)s);
+	}
+}
+
+static void
+test_http_chunked_missing_crlf_after_data_400(void)
+{
+	CHECK_INT(read_str("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+	    "3\r\nabcX\r\n0\r\n\r\n"), S_BAD_REQUEST);
+}
+
+static void
+test_http_chunked_eof_400(void)
+{
+	CHECK_INT(read_str("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+	    "5\r\nhel"), S_BAD_REQUEST);
+	CHECK_INT(read_str("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+	    "5\r\nhello\r\n"), S_BAD_REQUEST);
+	CHECK_INT(read_str("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+	    "0\r\nX-T: 1\r\n"), S_BAD_REQUEST);
+}
+
+static void
+test_http_chunk_too_large_413(void)
+{
+	CHECK_INT(read_str("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+	    "1001\r\n"), S_PAYLOAD_TOO_LARGE);
+	CHECK_INT(read_str("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+	    "ffffffffffffffffffffffff\r\n"), S_PAYLOAD_TOO_LARGE);
+}
+
+static void
+test_http_chunked_total_over_max_413(void)
+{
+	char *r = malloc(8192);
+	int n;
+
+	n = sprintf(r, "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+	    "800\r\n");
+	memset(r + n, 'a', 0x800);
+	n += 0x800;
+	n += sprintf(r + n, "\r\n801\r\n");
+	memset(r + n, 'b', 0x801);
+	n += 0x801;
+	n += sprintf(r + n, "\r\n0\r\n\r\n");
+	CHECK_INT(read_bytes(r, (size_t)n, MAX_BODY), S_PAYLOAD_TOO_LARGE);
+	/* one byte less is exactly max_body: accepted */
+	CHECK_INT(read_bytes(r, (size_t)n, MAX_BODY + 1), S_OK);
+	CHECK_INT(req->body_len, MAX_BODY + 1);
+	free(r);
+}
+
+static void
+test_http_chunked_trailers_over_limit_431(void)
+{
+	size_t size = 200 * 1100, n;
+	char *r = malloc(size);
+
+	n = (size_t)sprintf(r, "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+	    "\r\n0\r\n");
+	for (int i = 0; i < 100; i++) {
+		n += (size_t)sprintf(r + n, "X-T: ");
+		memset(r + n, 't', 995);
+		n += 995;
+		n += (size_t)sprintf(r + n, "\r\n");
+	}
+	n += (size_t)sprintf(r + n, "\r\n");
+	CHECK_INT(read_bytes(r, n, MAX_BODY), S_HEADER_FIELDS_TOO_LARGE);
+	free(r);
+}
+
+/* ---- HTTP reader: Expect and deadlines ---- */
+
+static const char continue_line[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+/* Child: send head, wait for "100 Continue" on out, then send body; exit 0 iff it came. */
+static void
+continue_client(int in_w, int out_r, const char *head, const char *body)
+{
+	struct pollfd pfd = { .fd = out_r, .events = POLLIN };
+	char got[64] = "";
+	ssize_t n = 0;
+
+	if (write(in_w, head, strlen(head)) < 0)
+		_exit(3);
+	if (poll(&pfd, 1, 3000) == 1)
+		n = read(out_r, got, sizeof(got) - 1);
+	if (n != (ssize_t)strlen(continue_line) || memcmp(got, continue_line, (size_t)n) != 0)
+		_exit(1);
+	if (write(in_w, body, strlen(body)) < 0)
+		_exit(3);
+	_exit(0);
+}
+
+static void
+test_http_expect_continue_sent_before_body(void)
+{
+	int in[2], out[2], wstatus = 0;
+	pid_t pid;
+
+	if (pipe(in) < 0 || pipe(out) < 0)
+		exit(2);
+	pid = fork();
+	if (pid == 0)
+		continue_client(in[1], out[0], "POST /x HTTP/1.1\r\nHost: x\r\n"
+		    "Expect: 100-Continue\r\nContent-Length: 5\r\n\r\n", "hello");
+	close(in[1]);
+	reset_req();
+	CHECK_INT(http_read_request(in[0], out[1], req, MAX_BODY,
+	    http_now_ms() + LONG_DEADLINE_MS), S_OK);
+	waitpid(pid, &wstatus, 0);
+	CHECK(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0);
+	CHECK(req->expect_continue);
+	CHECK_MEM(req->body, req->body_len, "hello", 5);
+	close(in[0]);
+	close(out[0]);
+	close(out[1]);
+}
+
+static void
+test_http_expect_continue_chunked(void)
+{
+	int in[2], out[2], wstatus = 0;
+	pid_t pid;
+
+	if (pipe(in) < 0 || pipe(out) < 0)
+		exit(2);
+	pid = fork();
+	if (pid == 0)
+		continue_client(in[1], out[0], "POST /x HTTP/1.1\r\nHost: x\r\n"
+		    "Expect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n",
+		    "2\r\nok\r\n0\r\n\r\n");
+	close(in[1]);
+	reset_req();
+	CHECK_INT(http_read_request(in[0], out[1], req, MAX_BODY,
+	    http_now_ms() + LONG_DEADLINE_MS), S_OK);
+	waitpid(pid, &wstatus, 0);
+	CHECK(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0);
+	CHECK_MEM(req->body, req->body_len, "ok", 2);
+	close(in[0]);
+	close(out[0]);
+	close(out[1]);
+}
+
+/* Read head (then body after a pause, from a child) with out going to a pipe; return what was written there. */
+static enum status
+read_with_out_pipe(const char *head, const char *body, size_t max_body, char *out_buf,
+    size_t out_size)
+{
+	int in[2], out[2];
+	pid_t pid;
+	enum status status;
+
+	if (pipe(in) < 0 || pipe(out) < 0)
+		exit(2);
+	pid = fork();
+	if (pid == 0) {
+		if (write(in[1], head, strlen(head)) < 0)
+			_exit(1);
+		usleep(300 * 1000);
+		if (write(in[1], body, strlen(body)) < 0)
+			_exit(1);
+		_exit(0);
+	}
+	close(in[1]);
+	reset_req();
+	status = http_read_request(in[0], out[1], req, max_body, http_now_ms() + LONG_DEADLINE_MS);
+	waitpid(pid, NULL, 0);
+	drain_pipe(out[0], out_buf, out_size);
+	close(in[0]);
+	close(out[0]);
+	close(out[1]);
+	return status;
+}
+
+static void
+test_http_no_continue_without_expect(void)
+{
+	char out[64];
+
+	CHECK_INT(read_with_out_pipe("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n",
+	    "hi", MAX_BODY, out, sizeof(out)), S_OK);
+	CHECK_STR(out, "");
+	CHECK_MEM(req->body, req->body_len, "hi", 2);
+}
+
+static void
+test_http_no_continue_for_http10(void)
+{
+	char out[64];
+
+	CHECK_INT(read_with_out_pipe("POST / HTTP/1.0\r\nExpect: 100-continue\r\n"
+	    "Content-Length: 2\r\n\r\n", "hi", MAX_BODY, out, sizeof(out)), S_OK);
+	CHECK_STR(out, "");
+	CHECK_MEM(req->body, req->body_len, "hi", 2);
+}
+
+/* A body we will refuse anyway is not asked for. */
+static void
+test_http_no_continue_when_too_large(void)
+{
+	char out[64];
+
+	CHECK_INT(read_with_out_pipe("POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+	    "Content-Length: 5000\r\n\r\n", "", MAX_BODY, out, sizeof(out)),
+	    S_PAYLOAD_TOO_LARGE);
+	CHECK_STR(out, "");
+}
+
+static void
+test_http_deadline_in_headers_408(void)
+{
+	int64_t elapsed;
+
+	CHECK_INT(read_stalled("GET / HTTP/1.1\r\nHost: x\r\n", MAX_BODY, 200, &elapsed),
+	    S_REQUEST_TIMEOUT);
+	CHECK(elapsed >= 190 && elapsed < 2000);
+	CHECK_INT(read_stalled("", MAX_BODY, 200, &elapsed), S_REQUEST_TIMEOUT);
+	CHECK(elapsed >= 190 && elapsed < 2000);
+}
+
+static void
+test_http_deadline_in_body_408(void)
+{
+	int64_t elapsed;
+
+	CHECK_INT(read_stalled("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc",
+	    MAX_BODY, 200, &elapsed), S_REQUEST_TIMEOUT);
+	CHECK(elapsed >= 190 && elapsed < 2000);
+	CHECK_INT(read_stalled("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+	    "3\r\nab", MAX_BODY, 200, &elapsed), S_REQUEST_TIMEOUT);
+	CHECK(elapsed >= 190 && elapsed < 2000);
+	CHECK_INT(read_stalled("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+	    "3\r\nabc\r\n", MAX_BODY, 200, &elapsed), S_REQUEST_TIMEOUT);
+}
+
+/* ---- JSON escaper ---- */
+
+static struct jbuf jb;
+
+static const char *
+escaped(const char *s, size_t len, bool translate)
+{
+	jbuf_free(&jb);
+	json_escape(&jb, s, len, translate);
+	return jb.data ? jb.data : "";
+}
+
+#define CHECK_ESC(in, translate, want) \
+	CHECK_STR(escaped((in), sizeof(in) - 1, (translate)), (want))
+
+static void
+test_json_ascii_passthrough(void)
+{
+	CHECK_ESC("hello, world ~!#$%&'()*+-./09:;<=>?@AZ[]^_`az{|}", false,
+	    "hello, world ~!#$%&'()*+-./09:;<=>?@AZ[]^_`az{|}");
+	CHECK_ESC("\x7f", false, "\x7f");
+	CHECK_ESC("", false, "");
+}
+
+static void
+test_json_quotes_backslashes(void)
+{
+	CHECK_ESC("say \"hi\" \\ bye\\", false, "say \\\"hi\\\" \\\\ bye\\\\");
+	CHECK_ESC("/", false, "/");
+}
+
+static void
+test_json_control_characters(void)
+{
+	CHECK_ESC("\b\t\n\f\r", false, "\\b\\t\\n\\f\\r");
+	CHECK_ESC("\x01\x07\x0b\x0e\x1b\x1f", false,
+	    "\\u0001\\u0007\\u000b\\u000e\\u001b\\u001f");
+	CHECK_ESC("a\0b", false, "a\\u0000b");
+	CHECK_ESC("\0", true, "\\u0000");
+}
+
+static void
+test_json_newline_translation(void)
+{
+	CHECK_ESC("a\r\nb\rc\nd", true, "a\\nb\\nc\\nd");
+	CHECK_ESC("\r\r\n\n\r", true, "\\n\\n\\n\\n");
+	CHECK_ESC("\n\r", true, "\\n\\n");
+	CHECK_ESC("a\r\nb\rc", false, "a\\r\\nb\\rc");
+	CHECK_ESC("\t\b", true, "\\t\\b");
+}
+
+static void
+test_json_valid_utf8_kept(void)
+{
+	CHECK_ESC("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", false,
+	    "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
+	/* boundaries: U+0080 U+07FF U+0800 U+D7FF U+E000 U+FFFD U+FFFF U+10000 U+10FFFF */
+	CHECK_ESC("\xc2\x80\xdf\xbf\xe0\xa0\x80\xed\x9f\xbf\xee\x80\x80\xef\xbf\xbd"
+	    "\xef\xbf\xbf\xf0\x90\x80\x80\xf4\x8f\xbf\xbf", false,
+	    "\xc2\x80\xdf\xbf\xe0\xa0\x80\xed\x9f\xbf\xee\x80\x80\xef\xbf\xbd"
+	    "\xef\xbf\xbf\xf0\x90\x80\x80\xf4\x8f\xbf\xbf");
+}
+
+#define FFFD "\xef\xbf\xbd"
+
+static void
+test_json_invalid_bytes_replaced(void)
+{
+	CHECK_ESC("\xff", false, FFFD);
+	CHECK_ESC("a\x80z", false, "a" FFFD "z");
+	CHECK_ESC("\xfe\xf8\xf5\x80", false, FFFD FFFD FFFD FFFD);
+	CHECK_ESC("\xc1\xbf", false, FFFD FFFD);
+}
+
+static void
+test_json_truncated_sequences_replaced(void)
+{
+	CHECK_ESC("\xc3", false, FFFD);
+	CHECK_ESC("\xe2\x82", false, FFFD FFFD);
+	CHECK_ESC("\xf0\x9f\x98", false, FFFD FFFD FFFD);
+	CHECK_ESC("\xc3" "A", false, FFFD "A");
+	CHECK_ESC("\xe2\x82" "\"", false, FFFD FFFD "\\\"");
+	CHECK_ESC("\xf0\x9f\x98\n", false, FFFD FFFD FFFD "\\n");
+}
+
+static void
+test_json_overlong_replaced(void)
+{
+	CHECK_ESC("\xc0\x80", false, FFFD FFFD);
+	CHECK_ESC("\xe0\x80\x80", false, FFFD FFFD FFFD);
+	CHECK_ESC("\xe0\x9f\xbf", false, FFFD FFFD FFFD);
+	CHECK_ESC("\xf0\x8f\xbf\xbf", false, FFFD FFFD FFFD FFFD);
+}
+
+static void
+test_json_surrogates_and_beyond_replaced(void)
+{
+	CHECK_ESC("\xed\xa0\x80", false, FFFD FFFD FFFD);
+	CHECK_ESC("\xed\xbf\xbf", false, FFFD FFFD FFFD);
+	CHECK_ESC("\xf4\x90\x80\x80", false, FFFD FFFD FFFD FFFD);
+	CHECK_ESC("\xf7\xbf\xbf\xbf", false, FFFD FFFD FFFD FFFD);
+}
+
+static void
+test_json_utf8_len(void)
+{
+	CHECK_INT(json_utf8_len((const unsigned char *)"A", 1), 1);
+	CHECK_INT(json_utf8_len((const unsigned char *)"\xc3\xa9", 2), 2);
+	CHECK_INT(json_utf8_len((const unsigned char *)"\xe2\x82\xac", 3), 3);
+	CHECK_INT(json_utf8_len((const unsigned char *)"\xf0\x9f\x98\x80", 4), 4);
+	CHECK_INT(json_utf8_len((const unsigned char *)"\xf0\x9f\x98\x80", 3), 0);
+	CHECK_INT(json_utf8_len((const unsigned char *)"\xe2\x82\xac", 2), 0);
+	CHECK_INT(json_utf8_len((const unsigned char *)"\x80", 1), 0);
+	CHECK_INT(json_utf8_len((const unsigned char *)"\xc0\x80", 2), 0);
+	CHECK_INT(json_utf8_len((const unsigned char *)"\xed\xa0\x80", 3), 0);
+	CHECK_INT(json_utf8_len((const unsigned char *)"\xf4\x90\x80\x80", 4), 0);
+	CHECK_INT(json_utf8_len((const unsigned char *)"\xc3\x28", 2), 0);
+}
+
+static void
+test_json_string(void)
+{
+	jbuf_free(&jb);
+	json_string(&jb, NULL);
+	CHECK_STR(jb.data, "null");
+	jbuf_free(&jb);
+	json_string(&jb, "a\"b\r\n\xff");
+	CHECK_STR(jb.data, "\"a\\\"b\\r\\n" FFFD "\"");
+	jbuf_free(&jb);
+	json_detail(&jb, "Not Found");
+	CHECK_STR(jb.data, "{\"detail\":\"Not Found\"}");
+	jbuf_free(&jb);
+}
+
+static void
+test_json_long_input_grows(void)
+{
+	size_t n = 100000;
+	char *in = malloc(n);
+
+	for (size_t i = 0; i < n; i++)
+		in[i] = i % 3 == 0 ? '"' : 'x';
+	escaped(in, n, false);
+	CHECK_INT(jb.len, n + (n + 2) / 3);
+	CHECK(!jb.failed);
+	CHECK(jb.data && jb.data[jb.len] == '\0');
+	free(in);
+}
+
+/* The reference: the length of a well-formed sequence per Unicode Table 3-7, else 0. */
+static size_t
+ref_utf8_len(const unsigned char *s, size_t left)
+{
+	static const struct { unsigned char lo0, hi0, lo1, hi1; size_t len; } rows[] = {
+		{ 0x00, 0x7f, 0, 0, 1 },
+		{ 0xc2, 0xdf, 0x80, 0xbf, 2 },
+		{ 0xe0, 0xe0, 0xa0, 0xbf, 3 },
+		{ 0xe1, 0xec, 0x80, 0xbf, 3 },
+		{ 0xed, 0xed, 0x80, 0x9f, 3 },
+		{ 0xee, 0xef, 0x80, 0xbf, 3 },
+		{ 0xf0, 0xf0, 0x90, 0xbf, 4 },
+		{ 0xf1, 0xf3, 0x80, 0xbf, 4 },
+		{ 0xf4, 0xf4, 0x80, 0x8f, 4 },
+	};
+
+	for (size_t r = 0; r < sizeof(rows) / sizeof(rows[0]); r++) {
+		if (s[0] < rows[r].lo0 || s[0] > rows[r].hi0)
+			continue;
+		if (rows[r].len == 1)
+			return 1;
+		if (left < rows[r].len || s[1] < rows[r].lo1 || s[1] > rows[r].hi1)
+			return 0;
+		for (size_t i = 2; i < rows[r].len; i++)
+			if (s[i] < 0x80 || s[i] > 0xbf)
+				return 0;
+		return rows[r].len;
+	}
+	return 0;
+}
+
+/* What decoding the escaped JSON string must give: each bad byte as U+FFFD. */
+static size_t
+ref_repair(const unsigned char *in, size_t len, char *out)
+{
+	size_t o = 0, seq;
+
+	for (size_t i = 0; i < len; i += seq ? seq : 1) {
+		seq = ref_utf8_len(in + i, len - i);
+		if (seq) {
+			memcpy(out + o, in + i, seq);
+			o += seq;
+		} else {
+			memcpy(out + o, FFFD, 3);
+			o += 3;
+		}
+	}
+	return o;
+}
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15u;
+
+static uint32_t
+rng(void)
+{
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 7;
+	rng_state ^= rng_state << 17;
+	return (uint32_t)(rng_state >> 16);
+}
+
+/* Random bytes 1..255, often forming (or nearly forming) multi-byte sequences. */
+static size_t
+random_bytes(unsigned char *buf, size_t max)
+{
+	static const unsigned char interesting[] = {
+		0x01, 0x08, 0x0a, 0x0d, 0x1f, '"', '\\', 0x7f, 0x80, 0xbf, 0xc0, 0xc1, 0xc2,
+		0xdf, 0xe0, 0xed, 0xef, 0xf0, 0xf4, 0xf5, 0xff, 0xa0, 0x9f, 0x8f, 0x90,
+	};
+	size_t len = rng() % max;
+
+	for (size_t i = 0; i < len; i++) {
+		if (rng() % 2)
+			buf[i] = interesting[rng() % sizeof(interesting)];
+		else
+			buf[i] = (unsigned char)(1 + rng() % 255);
+	}
+	return len;
+}
+
+/* Is s[0..len) free of raw control bytes and well-formed UTF-8? */
+static bool
+is_clean_utf8(const char *s, size_t len)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	size_t seq;
+
+	for (size_t i = 0; i < len; i += seq) {
+		if (u[i] < 0x20)
+			return false;
+		seq = ref_utf8_len(u + i, len - i);
+		if (!seq)
+			return false;
+	}
+	return true;
+}
+
+/* One random input: the output is clean, parses with cJSON and decodes to the repaired input. */
+static bool
+json_fuzz_one(unsigned char *in, size_t len, char *want, struct jbuf *quoted)
+{
+	size_t want_len = ref_repair(in, len, want);
+	cJSON *parsed;
+	bool ok;
+
+	jbuf_free(quoted);
+	jbuf_add(quoted, "\"", 1);
+	json_escape(quoted, (const char *)in, len, false);
+	jbuf_add(quoted, "\"", 1);
+	if (quoted->failed || !is_clean_utf8(quoted->data, quoted->len))
+		return false;
+	parsed = cJSON_ParseWithLength(quoted->data, quoted->len);
+	ok = cJSON_IsString(parsed) && strlen(parsed->valuestring) == want_len &&
+	    memcmp(parsed->valuestring, want, want_len) == 0;
+	cJSON_Delete(parsed);
+	return ok;
+}
+
+static void
+test_json_random_bytes_parse_with_cjson(void)
+{
+	unsigned char in[64];
+	char want[64 * 3 + 1];
+	struct jbuf quoted = { 0 };
+	int bad = 0, first_bad = -1;
+	char shown[300];
+	size_t first_len = 0;
+	unsigned char first_in[64];
+
+	for (int n = 0; n < 5000; n++) {
+		size_t len = random_bytes(in, sizeof(in));
+		if (!json_fuzz_one(in, len, want, &quoted) && bad++ == 0) {
+			first_bad = n;
+			first_len = len;
+			memcpy(first_in, in, len);
+		}
+	}
+	check(bad == 0, __FILE__, __LINE__,
+	    "expected every escaped random string to parse as the repaired input; %d bad, "
+	    "first #%d: \"%s\"", bad, first_bad,
+	    show((const char *)first_in, first_len, shown, sizeof(shown)));
+	jbuf_free(&quoted);
+}
+
+/* With translation on, the output still parses; the NUL is kept as an escape. */
+static void
+test_json_random_translated_parse_with_cjson(void)
+{
+	unsigned char in[64];
+	struct jbuf quoted = { 0 };
+	int bad = 0;
+
+	for (int n = 0; n < 2000; n++) {
+		size_t len = random_bytes(in, sizeof(in));
+		cJSON *parsed;
+		if (len > 0)
+			in[rng() % len] = (rng() % 2) ? '\r' : '\0';
+		jbuf_free(&quoted);
+		jbuf_add(&quoted, "\"", 1);
+		json_escape(&quoted, (const char *)in, len, true);
+		jbuf_add(&quoted, "\"", 1);
+		parsed = cJSON_ParseWithLength(quoted.data, quoted.len);
+		if (!cJSON_IsString(parsed) || !is_clean_utf8(quoted.data, quoted.len) ||
+		    memchr(quoted.data, '\r', quoted.len))
+			bad++;
+		cJSON_Delete(parsed);
+	}
+	CHECK_INT(bad, 0);
+	jbuf_free(&quoted);
+}
+
+/* ---- path resolution ---- */
+
+/* Room for tmp_dir plus a relative name, so paths built from it never truncate. */
+#define TREE_PATH_MAX (2 * PATH_MAX)
+
+static char tmp_dir[PATH_MAX], root_dir[TREE_PATH_MAX], root_link[TREE_PATH_MAX];
+static struct program prog;
+
+static void
+make_file(const char *rel, mode_t mode)
+{
+	char path[TREE_PATH_MAX];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", tmp_dir, rel);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0 || write(fd, "#!/bin/sh\nexit 0\n", 17) != 17 || fchmod(fd, mode) < 0) {
+		perror(path);
+		exit(2);
+	}
+	close(fd);
+}
+
+static void
+make_dir(const char *rel)
+{
+	char path[TREE_PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/%s", tmp_dir, rel);
+	if (mkdir(path, 0755) < 0) {
+		perror(path);
+		exit(2);
+	}
+}
+
+static void
+make_link(const char *target, const char *rel)
+{
+	char path[TREE_PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/%s", tmp_dir, rel);
+	if (symlink(target, path) < 0) {
+		perror(path);
+		exit(2);
+	}
+}
+
+/*
+ * tmp/root/{prog, noexec, groupx, sub/prog, dir/, link -> prog, outlink -> /bin/true,
+ * outdir -> /bin, dangling -> nowhere, evillink -> ../rootevil/prog},
+ * tmp/rootevil/prog, tmp/rootlink -> root (tmp itself resolved, as /tmp may be a link).
+ */
+static void
+setup_tree(void)
+{
+	char made[] = "/tmp/lso-unit-XXXXXX";
+
+	if (!mkdtemp(made) || !realpath(made, tmp_dir)) {
+		perror("mkdtemp");
+		exit(2);
+	}
+	snprintf(root_dir, sizeof(root_dir), "%s/root", tmp_dir);
+	snprintf(root_link, sizeof(root_link), "%s/rootlink", tmp_dir);
+	make_dir("root");
+	make_dir("root/sub");
+	make_dir("root/dir");
+	make_dir("rootevil");
+	make_file("root/prog", 0755);
+	make_file("root/noexec", 0644);
+	make_file("root/groupx", 0650);
+	make_file("root/sub/prog", 0700);
+	make_file("rootevil/prog", 0755);
+	make_link("prog", "root/link");
+	make_link("/bin/true", "root/outlink");
+	make_link("/bin", "root/outdir");
+	make_link("nowhere", "root/dangling");
+	make_link("../rootevil/prog", "root/evillink");
+	make_link("root", "rootlink");
+}
+
+static int
+remove_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	(void)st, (void)type, (void)ftw;
+	return remove(path);
+}
+
+static void
+teardown_tree(void)
+{
+	nftw(tmp_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static enum resolve
+resolve(const char *name)
+{
+	memset(&prog, 0, sizeof(prog));
+	return job_resolve(root_link, name, &prog);
+}
+
+/* prog.path is the real path of tmp/rel, and dev/ino are that file's. */
+static bool
+resolved_to(const char *rel)
+{
+	char path[TREE_PATH_MAX];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/%s", tmp_dir, rel);
+	if (stat(path, &st) < 0)
+		return false;
+	return strcmp(prog.path, path) == 0 && prog.dev == st.st_dev && prog.ino == st.st_ino;
+}
+
+static void
+test_resolve_ok_names(void)
+{
+	CHECK_INT(resolve("prog"), RESOLVE_OK);
+	CHECK(resolved_to("root/prog"));
+	CHECK_INT(resolve("sub/prog"), RESOLVE_OK);
+	CHECK(resolved_to("root/sub/prog"));
+	CHECK_INT(resolve("./prog"), RESOLVE_OK);
+	CHECK(resolved_to("root/prog"));
+	CHECK_INT(resolve("sub/../prog"), RESOLVE_OK);
+	CHECK(resolved_to("root/prog"));
+	CHECK_INT(resolve("sub//./prog"), RESOLVE_OK);
+	CHECK(resolved_to("root/sub/prog"));
+	CHECK_INT(resolve("groupx"), RESOLVE_OK);
+}
+
+static void
+test_resolve_real_root(void)
+{
+	memset(&prog, 0, sizeof(prog));
+	CHECK_INT(job_resolve(root_dir, "sub/prog", &prog), RESOLVE_OK);
+	CHECK(resolved_to("root/sub/prog"));
+}
+
+static void
+test_resolve_climbing_out(void)
+{
+	CHECK_INT(resolve("../x"), RESOLVE_OUTSIDE);
+	CHECK_INT(resolve(".."), RESOLVE_OUTSIDE);
+	CHECK_INT(resolve("sub/../../x"), RESOLVE_OUTSIDE);
+	CHECK_INT(resolve("../root/prog"), RESOLVE_OUTSIDE);
+	CHECK_INT(resolve("../rootlink/prog"), RESOLVE_OUTSIDE);
+	CHECK_INT(resolve("./../rootevil/prog"), RESOLVE_OUTSIDE);
+	CHECK_INT(resolve("sub/../../../../../../bin/true"), RESOLVE_OUTSIDE);
+}
+
+static void
+test_resolve_absolute(void)
+{
+	char path[TREE_PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/root/prog", tmp_dir);
+	CHECK_INT(resolve(path), RESOLVE_OK);
+	CHECK(resolved_to("root/prog"));
+	snprintf(path, sizeof(path), "%s/rootlink/sub/prog", tmp_dir);
+	CHECK_INT(resolve(path), RESOLVE_OK);
+	CHECK(resolved_to("root/sub/prog"));
+	CHECK_INT(resolve("/bin/true"), RESOLVE_OUTSIDE);
+	CHECK_INT(resolve("/nonexistent/prog"), RESOLVE_OUTSIDE);
+	snprintf(path, sizeof(path), "%s/rootevil/prog", tmp_dir);
+	CHECK_INT(resolve(path), RESOLVE_OUTSIDE);
+	snprintf(path, sizeof(path), "%s/root/missing", tmp_dir);
+	CHECK_INT(resolve(path), RESOLVE_MISSING);
+}
+
+static void
+test_resolve_symlinks(void)
+{
+	CHECK_INT(resolve("link"), RESOLVE_OK);
+	CHECK(resolved_to("root/prog"));
+	CHECK_INT(resolve("outlink"), RESOLVE_OUTSIDE);
+	CHECK_INT(resolve("outdir/true"), RESOLVE_OUTSIDE);
+	CHECK_INT(resolve("evillink"), RESOLVE_OUTSIDE);
+	CHECK_INT(resolve("dangling"), RESOLVE_MISSING);
+}
+
+static void
+test_resolve_missing(void)
+{
+	CHECK_INT(resolve("missing"), RESOLVE_MISSING);
+	CHECK_INT(resolve("sub/missing"), RESOLVE_MISSING);
+	CHECK_INT(resolve("prog/x"), RESOLVE_MISSING);
+}
+
+static void
+test_resolve_not_file(void)
+{
+	CHECK_INT(resolve("dir"), RESOLVE_NOT_FILE);
+	CHECK_INT(resolve("sub"), RESOLVE_NOT_FILE);
+	CHECK_INT(resolve("."), RESOLVE_NOT_FILE);
+}
+
+static void
+test_resolve_not_executable(void)
+{
+	CHECK_INT(resolve("noexec"), RESOLVE_NOT_EXECUTABLE);
+}
+
+static void
+test_resolve_bad_root(void)
+{
+	char path[TREE_PATH_MAX];
+
+	CHECK_INT(job_resolve(NULL, "prog", &prog), RESOLVE_MISSING);
+	snprintf(path, sizeof(path), "%s/no-such-root", tmp_dir);
+	CHECK_INT(job_resolve(path, "prog", &prog), RESOLVE_MISSING);
+}
+
+static void
+test_resolve_long_name(void)
+{
+	size_t n = PATH_MAX + 100;
+	char *name = malloc(n + 1);
+
+	memset(name, 'a', n);
+	name[n] = '\0';
+	CHECK_INT(resolve(name), RESOLVE_MISSING);
+	for (size_t i = 0; i + 2 < n; i += 2)
+		memcpy(name + i, "a/", 2);
+	CHECK_INT(resolve(name), RESOLVE_MISSING);
+	free(name);
+}
+
+static void
+test_resolve_root_is_slash(void)
+{
+	memset(&prog, 0, sizeof(prog));
+	CHECK_INT(job_resolve("/", "bin/true", &prog), RESOLVE_OK);
+	CHECK(prog.path[0] == '/' && strstr(prog.path, "true") != NULL);
+}
+
+int
+main(void)
+{
+	signal(SIGPIPE, SIG_IGN);
+	req = calloc(1, sizeof(*req));
+	null_out = open("/dev/null", O_WRONLY);
+	if (!req || null_out < 0)
+		return 2;
+
+	test_http_simple_get();
+	test_http_path_drops_query();
+	test_http_headers_recorded();
+	test_http_10_without_host_ok();
+	test_http_11_without_host_400();
+	test_http_two_hosts_400();
+	test_http_bare_lf();
+	test_http_bare_lf_body_with_crlfcrlf();
+	test_http_bad_request_lines();
+	test_http_control_char_in_version_400();
+	test_http_nul_in_head_400();
+	test_http_version_505();
+	test_http_bad_header_lines_400();
+	test_http_obs_fold_400();
+	test_http_unknown_expect_417();
+	test_http_head_at_limit_ok();
+	test_http_head_over_limit_431();
+	test_http_head_at_limit_with_body();
+	test_http_empty_connection();
+	test_http_eof_in_headers_400();
+	test_http_reused_struct_fields_reset();
+	test_parse_head_framing();
+	test_parse_head_content_length_values();
+	test_parse_head_no_blank_line_400();
+	test_http_content_length_body();
+	test_http_body_with_nul();
+	test_http_body_stops_at_content_length();
+	test_http_body_byte_by_byte();
+	test_http_body_large_split();
+	test_http_eof_in_body_400();
+	test_http_content_length_over_max_413();
+	test_http_content_length_at_max_ok();
+	test_http_two_content_lengths();
+	test_http_content_length_and_chunked_400();
+	test_http_other_transfer_encoding_501();
+	test_http_chunked_several_chunks();
+	test_http_chunked_extensions_trailers_hex();
+	test_http_chunked_lowercase_hex_and_bare_lf();
+	test_http_chunked_empty_body();
+	test_http_chunked_byte_by_byte();
+	test_http_chunked_bad_size_400();
+	test_http_chunked_missing_crlf_after_data_400();
+	test_http_chunked_eof_400();
+	test_http_chunk_too_large_413();
+	test_http_chunked_total_over_max_413();
+	test_http_chunked_trailers_over_limit_431();
+	test_http_expect_continue_sent_before_body();
+	test_http_expect_continue_chunked();
+	test_http_no_continue_without_expect();
+	test_http_no_continue_for_http10();
+	test_http_no_continue_when_too_large();
+	test_http_deadline_in_headers_408();
+	test_http_deadline_in_body_408();
+
+	test_json_ascii_passthrough();
+	test_json_quotes_backslashes();
+	test_json_control_characters();
+	test_json_newline_translation();
+	test_json_valid_utf8_kept();
+	test_json_invalid_bytes_replaced();
+	test_json_truncated_sequences_replaced();
+	test_json_overlong_replaced();
+	test_json_surrogates_and_beyond_replaced();
+	test_json_utf8_len();
+	test_json_string();
+	test_json_long_input_grows();
+	test_json_random_bytes_parse_with_cjson();
+	test_json_random_translated_parse_with_cjson();
+
+	setup_tree();
+	test_resolve_ok_names();
+	test_resolve_real_root();
+	test_resolve_climbing_out();
+	test_resolve_absolute();
+	test_resolve_symlinks();
+	test_resolve_missing();
+	test_resolve_not_file();
+	test_resolve_not_executable();
+	test_resolve_bad_root();
+	test_resolve_long_name();
+	test_resolve_root_is_slash();
+	teardown_tree();
+
+	reset_req();
+	free(req);
+	jbuf_free(&jb);
+	close(null_out);
+	printf("%d passed, %d failed\n", n_passed, n_failed);
+	return n_failed > 0;
+}
