@@ -12,9 +12,11 @@ TMPFILESDIR = /usr/lib/tmpfiles.d
 CC = cc
 CFLAGS = -std=c11 -O2 -g -Wall -Wextra
 WERROR =
-CPPFLAGS_PKG != pkg-config --cflags libcjson 2>/dev/null || true
+# WITH_SYSTEMD=0: no sd-bus scopes for async jobs (images without libsystemd).
+WITH_SYSTEMD = 1
+CPPFLAGS_PKG != pkg-config --cflags libcjson libcurl 2>/dev/null || true
 LIBS_PKG != pkg-config --libs libcjson 2>/dev/null || echo -lcjson
-LSO_CPPFLAGS = -DLSO_VERSION=\"$(VERSION)\" $(CPPFLAGS_PKG)
+LSO_CPPFLAGS = -DLSO_VERSION=\"$(VERSION)\" -DWITH_SYSTEMD=$(WITH_SYSTEMD) $(CPPFLAGS_PKG)
 LDLIBS = $(LIBS_PKG)
 
 SAN_FLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all

@@ -1,5 +1,6 @@
 /* http.c: read one HTTP/1.x request under limits and a deadline; write one response. */
 #define _GNU_SOURCE
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -127,6 +128,20 @@ read_failure(ssize_t n)
 	return n == -2 ? S_REQUEST_TIMEOUT : S_BAD_REQUEST;
 }
 
+/* The first blank line, CRLF or bare LF style (its length in *len), or NULL. */
+static char *
+find_head_end(char *buf, size_t size, size_t *len)
+{
+	char *crlf = memmem(buf, size, "\r\n\r\n", 4), *lf = memmem(buf, size, "\n\n", 2);
+
+	if (lf && (!crlf || lf < crlf)) {
+		*len = 2;
+		return lf;
+	}
+	*len = 4;
+	return crlf;
+}
+
 /*
  * Read until the blank line that ends the header block. Bytes read past it
  * (the start of the body) stay in head[] after head_len; *have counts all.
@@ -135,7 +150,7 @@ static enum status
 read_head(int fd, struct http_request *req, size_t *have, int64_t deadline_ms)
 {
 	char *end;
-	size_t scan_from = 0;
+	size_t scan_from = 0, end_len;
 	ssize_t n;
 
 	*have = 0;
@@ -147,14 +162,9 @@ read_head(int fd, struct http_request *req, size_t *have, int64_t deadline_ms)
 			return *have == 0 && n == 0 ? S_OK : read_failure(n);
 		*have += (size_t)n;
 		req->head[*have] = '\0';
-		end = memmem(req->head + scan_from, *have - scan_from, "\r\n\r\n", 4);
+		end = find_head_end(req->head + scan_from, *have - scan_from, &end_len);
 		if (end) {
-			req->head_len = (size_t)(end - req->head) + 4;
-			return S_OK;
-		}
-		end = memmem(req->head + scan_from, *have - scan_from, "\n\n", 2);
-		if (end) {
-			req->head_len = (size_t)(end - req->head) + 2;
+			req->head_len = (size_t)(end - req->head) + end_len;
 			return S_OK;
 		}
 		scan_from = *have > 3 ? *have - 3 : 0;
@@ -203,7 +213,8 @@ parse_request_line(struct http_request *req, char *line)
 	for (const char *c = target; *c; c++)
 		if ((unsigned char)*c <= 32 || *c == 127)
 			return S_BAD_REQUEST;
-	if (strncmp(version, "HTTP/", 5) != 0)
+	if (strncmp(version, "HTTP/", 5) != 0 || !isdigit((unsigned char)version[5]) ||
+	    version[6] != '.' || !isdigit((unsigned char)version[7]) || version[8] != '\0')
 		return S_BAD_REQUEST;
 	if (strcmp(version, "HTTP/1.1") == 0)
 		req->minor_version = 1;
@@ -511,6 +522,9 @@ http_read_request(int in_fd, int out_fd, struct http_request *req,
 	bool chunked;
 	enum status status;
 
+	req->method = req->path = req->content_type = req->authorization = NULL;
+	req->minor_version = 0;
+	req->expect_continue = false;
 	req->body = NULL;
 	req->body_len = 0;
 	req->head_len = 0;

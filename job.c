@@ -1,5 +1,7 @@
 /* job.c: resolve the program inside its root, run it, report the result. */
 #define _GNU_SOURCE
+#include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -7,11 +9,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/pidfd.h>
+#include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+#if WITH_SYSTEMD
+#include <systemd/sd-bus.h>
+#endif
 
 #include "http.h"
 #include "job.h"
@@ -142,6 +153,20 @@ program_environment(const char *id, char *id_var, size_t id_var_size)
 	return env;
 }
 
+/*
+ * A job's runner names itself, and later its program, in the job's lock file:
+ * cancellation signals the runner, and a lost job's leftovers are found by the program's group.
+ */
+static void
+lock_write_pids(int lock_fd, pid_t runner, pid_t program)
+{
+	char buf[48];
+	int n = snprintf(buf, sizeof(buf), "%ld %ld\n", (long)runner, (long)program);
+
+	if (ftruncate(lock_fd, 0) == 0)
+		(void)!pwrite(lock_fd, buf, (size_t)n, 0);
+}
+
 /* In the child: a clean process state for the program, whatever lso had. */
 static void
 reset_process_state(void)
@@ -165,6 +190,8 @@ exec_child(const struct program *prog, char *const argv[], char *const envp[],
 	int code, null_fd;
 
 	reset_process_state();
+	/* If whoever runs the job dies, the program must not run on unsupervised. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	null_fd = open("/dev/null", O_RDONLY);
 	if (null_fd < 0 || dup2(null_fd, 0) < 0 || dup2(out_fd, 1) < 0 ||
 	    dup2(err_fd, 2) < 0)
@@ -214,10 +241,10 @@ capture_from(int fd, struct jbuf *dst, struct capture *cap)
 	return true;
 }
 
-/* The state of one running program, watched through its pipes and a pidfd. */
+/* The state of one running program, watched through its pipes, a pidfd and the cancel pipe. */
 struct watch {
 	pid_t pid;
-	struct pollfd fds[3];   /* stdout, stderr, pidfd (-1 once exited) */
+	struct pollfd fds[4];   /* stdout, stderr, pidfd (-1 once exited), cancel */
 	int pidfd;
 	bool exited;
 	int wait_status;
@@ -225,26 +252,25 @@ struct watch {
 	int kills_sent;         /* 0, 1 after SIGTERM, 2 after SIGKILL */
 };
 
+/* Stop the program's whole group: SIGTERM now, SIGKILL when the grace has passed. */
+static void
+escalate(struct watch *w)
+{
+	kill(-w->pid, w->kills_sent == 0 ? SIGTERM : SIGKILL);
+	w->kills_sent++;
+	w->deadline_ms = http_now_ms() + KILL_GRACE_MS;
+}
+
 /* The deadline passed: escalate, or decide to stop waiting. Returns false to stop. */
 static bool
 deadline_passed(struct watch *w, struct run_result *result)
 {
-	if (w->exited)
-		return false; /* leftovers kept the pipes open past the linger */
-	if (w->kills_sent == 0) {
+	if (w->exited || w->kills_sent == 2)
+		return false; /* leftovers kept the pipes open, or nothing more to do */
+	if (w->kills_sent == 0 && !result->canceled)
 		result->timed_out = true;
-		kill(-w->pid, SIGTERM);
-		w->kills_sent = 1;
-		w->deadline_ms = http_now_ms() + KILL_GRACE_MS;
-		return true;
-	}
-	if (w->kills_sent == 1) {
-		kill(-w->pid, SIGKILL);
-		w->kills_sent = 2;
-		w->deadline_ms = http_now_ms() + KILL_GRACE_MS;
-		return true;
-	}
-	return false;
+	escalate(w);
+	return true;
 }
 
 /* The program exited: note its status without reaping, so its group id stays ours. */
@@ -262,6 +288,20 @@ note_exit(struct watch *w)
 		w->deadline_ms = http_now_ms() + EXIT_LINGER_MS;
 }
 
+/* A cancel request arrived on the cancel pipe. */
+static void
+note_cancel(struct watch *w, struct run_result *result)
+{
+	char drain[64];
+
+	(void)!read(w->fds[3].fd, drain, sizeof(drain));
+	w->fds[3].fd = -1;
+	if (w->exited || result->timed_out)
+		return;
+	result->canceled = true;
+	escalate(w);
+}
+
 static void
 watch_program(struct watch *w, struct capture *cap, struct run_result *result)
 {
@@ -275,7 +315,7 @@ watch_program(struct watch *w, struct capture *cap, struct run_result *result)
 				break;
 			continue;
 		}
-		n = poll(w->fds, 3, left > 60000 ? 60000 : (int)left);
+		n = poll(w->fds, 4, left > 60000 ? 60000 : (int)left);
 		if (n < 0 && errno != EINTR)
 			break;
 		for (int i = 0; i < 2 && n > 0; i++)
@@ -284,6 +324,8 @@ watch_program(struct watch *w, struct capture *cap, struct run_result *result)
 				w->fds[i].fd = -1;
 		if (n > 0 && w->fds[2].fd >= 0 && w->fds[2].revents)
 			note_exit(w);
+		if (n > 0 && w->fds[3].fd >= 0 && w->fds[3].revents)
+			note_cancel(w, result);
 	}
 	/* Nothing of the job outlives it; then reap. */
 	kill(-w->pid, SIGKILL);
@@ -359,7 +401,7 @@ start_failed(struct run_result *result, const char *what)
 
 void
 job_run(const struct program *prog, const char *const *args, size_t nargs,
-    const char *id, struct run_result *result)
+    const char *id, const struct run_control *control, struct run_result *result)
 {
 	int out[2] = { -1, -1 }, err[2] = { -1, -1 }, status[2] = { -1, -1 };
 	char id_var[sizeof("LSO_JOB_ID=") + JOB_ID_LEN];
@@ -389,6 +431,8 @@ job_run(const struct program *prog, const char *const *args, size_t nargs,
 	if (w.pid == 0)
 		exec_child(prog, argv, envp, out[1], err[1], status[1]);
 	setpgid(w.pid, w.pid);
+	if (control)
+		lock_write_pids(control->lock_fd, getpid(), w.pid);
 	close(out[1]), close(err[1]), close(status[1]);
 	out[1] = err[1] = status[1] = -1;
 	exec_code = read_exec_code(status[0]);
@@ -396,6 +440,7 @@ job_run(const struct program *prog, const char *const *args, size_t nargs,
 	w.fds[1] = (struct pollfd){ .fd = err[0], .events = POLLIN };
 	w.pidfd = pidfd_open(w.pid, 0);
 	w.fds[2] = (struct pollfd){ .fd = w.pidfd, .events = POLLIN };
+	w.fds[3] = (struct pollfd){ .fd = control ? control->cancel_fd : -1, .events = POLLIN };
 	w.deadline_ms = http_now_ms() + config.executable_timeout_sec * 1000;
 	watch_program(&w, &cap, result);
 	if (w.pidfd >= 0)
@@ -429,4 +474,1026 @@ void
 job_result_free(struct run_result *result)
 {
 	jbuf_free(&result->output);
+}
+
+/* ---------------------------------------------------------------- */
+/* Async jobs: records, slots, detachment, the runner, callbacks.   */
+/* ---------------------------------------------------------------- */
+
+/* How often a queued job looks for a free slot. */
+#define SLOT_POLL_MS 100
+/* How long detaching into a systemd scope may take. */
+#define SCOPE_WAIT_MS 5000
+/* Callback retries wait 1 s, 2 s, 4 s, ... at most this long. */
+#define BACKOFF_MAX_MS 60000
+/* How long a cancel waits for a just-started runner to name itself. */
+#define RUNNER_PID_WAIT_MS 1000
+#define MSG_LOST "Job lost: the process running it ended without recording a result."
+
+/* A job as its record holds it. Strings are owned (malloc'ed). */
+struct job {
+	job_id id;
+	char *kind;
+	char *name;
+	char **args;
+	size_t nargs;
+	char *callback_url;
+	const char *status;
+	char created_at[32], started_at[32], finished_at[32]; /* "" is null */
+	struct run_result result;
+	bool has_result;
+	long attempts;
+	bool delivered;
+	char *last_error;
+	struct program prog;
+	int lock_fd;   /* held by the job's runner for its whole life */
+};
+
+static const char *const final_statuses[] = {
+	"successful", "failed", "timeout", "canceled", "lost",
+};
+
+static bool
+is_final(const char *status)
+{
+	for (size_t i = 0; i < sizeof(final_statuses) / sizeof(final_statuses[0]); i++)
+		if (strcmp(status, final_statuses[i]) == 0)
+			return true;
+	return false;
+}
+
+bool
+job_id_valid(const char *id)
+{
+	if (strlen(id) != JOB_ID_LEN)
+		return false;
+	for (int i = 0; i < JOB_ID_LEN; i++) {
+		bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+		if (dash ? id[i] != '-' : !strchr("0123456789abcdef", id[i]))
+			return false;
+	}
+	return true;
+}
+
+static void
+now_rfc3339(char buf[32])
+{
+	struct timespec ts;
+	struct tm tm;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(buf, 24, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf + strlen(buf), 8, ".%03dZ", (int)(ts.tv_nsec / 1000000));
+}
+
+/* "$LSO_STATE_DIR/<sub>/<file><suffix>" into buf; false when it does not fit. */
+static bool
+state_path(char buf[PATH_MAX], const char *sub, const char *file, const char *suffix)
+{
+	int n = snprintf(buf, PATH_MAX, "%s/%s%s%s%s", config.state_dir, sub,
+	    file ? "/" : "", file ? file : "", suffix ? suffix : "");
+
+	return n > 0 && n < PATH_MAX;
+}
+
+static int
+make_state_dirs(void)
+{
+	char path[PATH_MAX];
+
+	if (mkdir(config.state_dir, 0750) < 0 && errno != EEXIST)
+		return -1;
+	if (!state_path(path, "jobs", NULL, NULL) || (mkdir(path, 0750) < 0 && errno != EEXIST))
+		return -1;
+	if (!state_path(path, "slots", NULL, NULL) || (mkdir(path, 0750) < 0 && errno != EEXIST))
+		return -1;
+	return 0;
+}
+
+static void
+json_string_or_null(struct jbuf *b, const char *s)
+{
+	json_string(b, s && *s ? s : NULL);
+}
+
+static void
+record_json(const struct job *j, struct jbuf *b)
+{
+	jbuf_printf(b, "{\"job_id\":\"%s\",\"kind\":", j->id);
+	json_string(b, j->kind);
+	jbuf_printf(b, ",\"status\":\"%s\",\"name\":", j->status);
+	json_string(b, j->name);
+	jbuf_puts(b, ",\"args\":[");
+	for (size_t i = 0; i < j->nargs; i++) {
+		jbuf_puts(b, i ? "," : "");
+		json_string(b, j->args[i]);
+	}
+	jbuf_puts(b, "],\"created_at\":");
+	json_string_or_null(b, j->created_at);
+	jbuf_puts(b, ",\"started_at\":");
+	json_string_or_null(b, j->started_at);
+	jbuf_puts(b, ",\"finished_at\":");
+	json_string_or_null(b, j->finished_at);
+	jbuf_puts(b, ",\"result\":");
+	if (j->has_result)
+		job_result_json(b, &j->result);
+	else
+		jbuf_puts(b, "null");
+	jbuf_puts(b, ",\"callback\":");
+	if (j->callback_url) {
+		jbuf_puts(b, "{\"url\":");
+		json_string(b, j->callback_url);
+		jbuf_printf(b, ",\"attempts\":%ld,\"delivered\":%s,\"last_error\":",
+		    j->attempts, j->delivered ? "true" : "false");
+		json_string_or_null(b, j->last_error);
+		jbuf_puts(b, "}");
+	} else {
+		jbuf_puts(b, "null");
+	}
+	jbuf_puts(b, "}\n");
+}
+
+/* Write the record atomically: a reader sees the old one or the new one, whole. */
+static int
+record_write(const struct job *j)
+{
+	char path[PATH_MAX], tmp[PATH_MAX], suffix[32];
+	struct jbuf b = { 0 };
+	int fd, saved;
+	ssize_t n = -1;
+
+	snprintf(suffix, sizeof(suffix), ".json.%ld", (long)getpid());
+	if (!state_path(path, "jobs", j->id, ".json") || !state_path(tmp, "jobs", j->id, suffix))
+		return errno = ENAMETOOLONG, -1;
+	record_json(j, &b);
+	fd = b.failed ? -1 : open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+	if (fd >= 0) {
+		n = write(fd, b.data, b.len);
+		saved = errno;
+		close(fd);
+		errno = saved;
+	}
+	if (n != (ssize_t)b.len || rename(tmp, path) < 0) {
+		saved = errno;
+		unlink(tmp);
+		jbuf_free(&b);
+		return errno = saved ? saved : EIO, -1;
+	}
+	jbuf_free(&b);
+	return 0;
+}
+
+static char *
+read_file(const char *path, size_t *len)
+{
+	struct jbuf b = { 0 };
+	char buf[65536];
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return NULL;
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		jbuf_add(&b, buf, (size_t)n);
+	close(fd);
+	if (n < 0 || b.failed || !b.data) {
+		jbuf_free(&b);
+		return NULL;
+	}
+	*len = b.len;
+	return b.data;
+}
+
+static char *
+dup_string(const cJSON *item)
+{
+	return cJSON_IsString(item) ? strdup(item->valuestring) : NULL;
+}
+
+static void
+copy_time(char dst[32], const cJSON *item)
+{
+	snprintf(dst, 32, "%s", cJSON_IsString(item) ? item->valuestring : "");
+}
+
+static void
+result_from_json(struct job *j, const cJSON *result)
+{
+	const cJSON *output = cJSON_GetObjectItemCaseSensitive(result, "output");
+	const cJSON *rc = cJSON_GetObjectItemCaseSensitive(result, "return_code");
+
+	if (!cJSON_IsObject(result))
+		return;
+	j->has_result = true;
+	if (cJSON_IsString(output))
+		jbuf_puts(&j->result.output, output->valuestring);
+	j->result.return_code = cJSON_IsNumber(rc) ? rc->valueint : -1;
+}
+
+static void
+callback_from_json(struct job *j, const cJSON *callback)
+{
+	const cJSON *attempts = cJSON_GetObjectItemCaseSensitive(callback, "attempts");
+
+	if (!cJSON_IsObject(callback))
+		return;
+	j->callback_url = dup_string(cJSON_GetObjectItemCaseSensitive(callback, "url"));
+	j->attempts = cJSON_IsNumber(attempts) ? attempts->valueint : 0;
+	j->delivered = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(callback, "delivered"));
+	j->last_error = dup_string(cJSON_GetObjectItemCaseSensitive(callback, "last_error"));
+}
+
+static void
+job_free(struct job *j)
+{
+	free(j->kind);
+	free(j->name);
+	for (size_t i = 0; i < j->nargs; i++)
+		free(j->args[i]);
+	free(j->args);
+	free(j->callback_url);
+	free(j->last_error);
+	job_result_free(&j->result);
+	if (j->lock_fd >= 0)
+		close(j->lock_fd);
+	*j = (struct job){ .lock_fd = -1 };
+}
+
+static const char *
+known_status(const char *status)
+{
+	static const char *const all[] = { "queued", "running", "successful", "failed",
+		"timeout", "canceled", "lost" };
+
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+		if (status && strcmp(status, all[i]) == 0)
+			return all[i];
+	return "lost";
+}
+
+/* Load a record into j; -1 with errno ENOENT when there is none. */
+static int
+record_read(const char *id, struct job *j)
+{
+	char path[PATH_MAX], *text;
+	const cJSON *args, *arg;
+	size_t len;
+	cJSON *root;
+
+	*j = (struct job){ .lock_fd = -1 };
+	if (!state_path(path, "jobs", id, ".json") || !(text = read_file(path, &len)))
+		return -1;
+	root = cJSON_ParseWithLength(text, len);
+	free(text);
+	if (!cJSON_IsObject(root)) {
+		cJSON_Delete(root);
+		return errno = EINVAL, -1;
+	}
+	snprintf(j->id, sizeof(j->id), "%s", id);
+	j->kind = dup_string(cJSON_GetObjectItemCaseSensitive(root, "kind"));
+	j->name = dup_string(cJSON_GetObjectItemCaseSensitive(root, "name"));
+	j->status = known_status(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(root, "status")));
+	args = cJSON_GetObjectItemCaseSensitive(root, "args");
+	j->args = calloc((size_t)cJSON_GetArraySize(args) + 1, sizeof(*j->args));
+	cJSON_ArrayForEach(arg, args)
+		if (j->args && cJSON_IsString(arg))
+			j->args[j->nargs++] = strdup(arg->valuestring);
+	copy_time(j->created_at, cJSON_GetObjectItemCaseSensitive(root, "created_at"));
+	copy_time(j->started_at, cJSON_GetObjectItemCaseSensitive(root, "started_at"));
+	copy_time(j->finished_at, cJSON_GetObjectItemCaseSensitive(root, "finished_at"));
+	result_from_json(j, cJSON_GetObjectItemCaseSensitive(root, "result"));
+	callback_from_json(j, cJSON_GetObjectItemCaseSensitive(root, "callback"));
+	cJSON_Delete(root);
+	return 0;
+}
+
+/* --- liveness: the runner holds an exclusive flock on the job's lock file --- */
+
+static int
+open_lock(const char *id)
+{
+	char path[PATH_MAX];
+
+	if (!state_path(path, "jobs", id, ".lock"))
+		return errno = ENAMETOOLONG, -1;
+	return open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+}
+
+/* Take the job's lock if nobody holds it: its runner is gone. -1 while it lives. */
+static int
+take_lock_of_dead_runner(const char *id)
+{
+	int fd = open_lock(id);
+
+	if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* The pids in a job's lock file (see lock_write_pids); false when it names no runner. */
+static bool
+read_pids(const char *id, pid_t *runner, pid_t *program)
+{
+	char path[PATH_MAX], *text;
+	long r = 0, p = 0;
+	size_t len;
+
+	if (!state_path(path, "jobs", id, ".lock") || !(text = read_file(path, &len)))
+		return false;
+	sscanf(text, "%ld %ld", &r, &p);
+	free(text);
+	*runner = (pid_t)r, *program = (pid_t)p;
+	return r > 0;
+}
+
+/* The runner's pid, waiting briefly for a runner just born to name itself. */
+static pid_t
+runner_pid(const char *id)
+{
+	pid_t runner = 0, program;
+	int64_t end = http_now_ms() + RUNNER_PID_WAIT_MS;
+
+	while (!read_pids(id, &runner, &program) && http_now_ms() < end)
+		poll(NULL, 0, 10);
+	return runner > 0 ? runner : -1;
+}
+
+/* Does process pid belong to job id? Its environment says so (LSO_JOB_ID). */
+static bool
+is_jobs_process(pid_t pid, const char *id)
+{
+	char path[64], var[sizeof("LSO_JOB_ID=") + JOB_ID_LEN], *environ_text;
+	size_t len;
+	bool found = false;
+
+	snprintf(path, sizeof(path), "/proc/%ld/environ", (long)pid);
+	snprintf(var, sizeof(var), "LSO_JOB_ID=%s", id);
+	if (!(environ_text = read_file(path, &len)))
+		return false;
+	for (size_t at = 0; at < len && !found; at += strlen(environ_text + at) + 1)
+		found = strcmp(environ_text + at, var) == 0;
+	free(environ_text);
+	return found;
+}
+
+/*
+ * Kill what a dead runner's program left running: the members of its process
+ * group that carry the job's id, so a reused group id never hits a stranger.
+ */
+static void
+kill_leftovers(const char *id)
+{
+	pid_t runner, program, pid;
+	char path[64], *stat_text, *after_comm;
+	struct dirent *entry;
+	long pgrp;
+	size_t len;
+	DIR *proc;
+
+	if (!read_pids(id, &runner, &program) || program <= 0 || !(proc = opendir("/proc")))
+		return;
+	while ((entry = readdir(proc))) {
+		if ((pid = (pid_t)strtol(entry->d_name, NULL, 10)) <= 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+		if (!(stat_text = read_file(path, &len)))
+			continue;
+		/* "pid (comm) state ppid pgrp ...": comm may hold anything but ends at the last ')'. */
+		after_comm = strrchr(stat_text, ')');
+		if (after_comm && sscanf(after_comm + 1, " %*c %*d %ld", &pgrp) == 1 &&
+		    pgrp == program && is_jobs_process(pid, id))
+			kill(pid, SIGKILL);
+		free(stat_text);
+	}
+	closedir(proc);
+}
+
+/* --- slots: at most max_workers programs at once, freed by the kernel when a holder dies --- */
+
+static volatile sig_atomic_t cancel_requested;
+static int cancel_pipe[2] = { -1, -1 };
+
+static void
+on_cancel_signal(int sig)
+{
+	int saved = errno;
+
+	(void)sig;
+	cancel_requested = 1;
+	(void)!write(cancel_pipe[1], "c", 1);
+	errno = saved;
+}
+
+/* Wait until cancel_fd is readable or ms pass: true when canceled. */
+static bool
+wait_canceled(int ms)
+{
+	struct pollfd pfd = { .fd = cancel_pipe[0], .events = POLLIN };
+
+	return cancel_requested || poll(&pfd, 1, ms) > 0;
+}
+
+static int
+try_slots(void)
+{
+	char path[PATH_MAX], name[24];
+	int fd;
+
+	for (long n = 0; n < config.max_workers; n++) {
+		snprintf(name, sizeof(name), "%ld", n);
+		if (!state_path(path, "slots", name, NULL))
+			return -1;
+		fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+		if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0)
+			return fd;
+		if (fd >= 0)
+			close(fd);
+	}
+	return -1;
+}
+
+/*
+ * A slot's descriptor, or -1 when canceled first. Waiters line up on the
+ * queue lock, so slots go roughly in arrival order.
+ */
+static int
+acquire_slot(void)
+{
+	char path[PATH_MAX];
+	int queue_fd, slot_fd = -1;
+
+	if (!state_path(path, "slots", "queue", NULL) ||
+	    (queue_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640)) < 0)
+		return try_slots();
+	while (flock(queue_fd, LOCK_EX) < 0)
+		if (errno != EINTR || cancel_requested)
+			goto out;
+	while ((slot_fd = try_slots()) < 0)
+		if (wait_canceled(SLOT_POLL_MS))
+			break;
+out:
+	close(queue_fd);
+	return slot_fd;
+}
+
+/* --- callbacks, with libcurl loaded here only: every other path stays lean --- */
+
+struct curl_api {
+	void *lib;
+	CURL *(*easy_init)(void);
+	CURLcode (*easy_setopt)(CURL *, CURLoption, ...);
+	CURLcode (*easy_perform)(CURL *);
+	CURLcode (*easy_getinfo)(CURL *, CURLINFO, ...);
+	void (*easy_cleanup)(CURL *);
+	const char *(*easy_strerror)(CURLcode);
+	struct curl_slist *(*slist_append)(struct curl_slist *, const char *);
+	void (*slist_free_all)(struct curl_slist *);
+};
+
+static bool
+load_curl(struct curl_api *c, char *why, size_t why_size)
+{
+	c->lib = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
+	if (!c->lib) {
+		snprintf(why, why_size, "cannot load libcurl: %s", dlerror());
+		return false;
+	}
+#define LOAD(field, symbol) \
+	if (!(*(void **)&c->field = dlsym(c->lib, symbol))) { \
+		snprintf(why, why_size, "libcurl lacks %s", symbol); \
+		return false; \
+	}
+	LOAD(easy_init, "curl_easy_init")
+	LOAD(easy_setopt, "curl_easy_setopt")
+	LOAD(easy_perform, "curl_easy_perform")
+	LOAD(easy_getinfo, "curl_easy_getinfo")
+	LOAD(easy_cleanup, "curl_easy_cleanup")
+	LOAD(easy_strerror, "curl_easy_strerror")
+	LOAD(slist_append, "curl_slist_append")
+	LOAD(slist_free_all, "curl_slist_free_all")
+#undef LOAD
+	return true;
+}
+
+static size_t
+discard_response(char *data, size_t size, size_t n, void *unused)
+{
+	(void)data, (void)unused;
+	return size * n;
+}
+
+/* One POST: the HTTP status, or 0 with why set when none came back. */
+static long
+post_once(struct curl_api *c, const char *url, const struct jbuf *body,
+    char *why, size_t why_size)
+{
+	struct curl_slist *headers = NULL;
+	CURL *curl = c->easy_init();
+	long http_status = 0;
+	CURLcode rc;
+
+	if (!curl) {
+		snprintf(why, why_size, "curl_easy_init failed");
+		return 0;
+	}
+	headers = c->slist_append(headers, "Content-Type: application/json");
+	c->easy_setopt(curl, CURLOPT_URL, url);
+	c->easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+	c->easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
+	c->easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+	c->easy_setopt(curl, CURLOPT_TIMEOUT, config.request_timeout_sec);
+	c->easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+	c->easy_setopt(curl, CURLOPT_USERAGENT, "lso/" LSO_VERSION);
+	c->easy_setopt(curl, CURLOPT_POSTFIELDS, body->data);
+	c->easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body->len);
+	c->easy_setopt(curl, CURLOPT_WRITEFUNCTION, discard_response);
+	rc = c->easy_perform(curl);
+	if (rc == CURLE_OK)
+		c->easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &http_status);
+	else
+		snprintf(why, why_size, "%s", c->easy_strerror(rc));
+	c->easy_cleanup(curl);
+	c->slist_free_all(headers);
+	return http_status;
+}
+
+static void
+set_last_error(struct job *j, const char *error)
+{
+	free(j->last_error);
+	j->last_error = error ? strdup(error) : NULL;
+}
+
+static void
+log_attempt(const struct job *j, const char *outcome)
+{
+	fprintf(stderr, "callback job=%s attempt=%ld %s\n", j->id, j->attempts, outcome);
+}
+
+/* The body the callback receives: upstream's execute shape. */
+static void
+callback_body(const struct job *j, struct jbuf *b)
+{
+	jbuf_printf(b, "{\"job_id\":\"%s\",\"result\":", j->id);
+	job_result_json(b, &j->result);
+	jbuf_puts(b, "}");
+}
+
+/* Are more attempts worth it after this outcome? Not after a 3xx or 4xx. */
+static bool
+worth_retrying(long http_status)
+{
+	return http_status == 0 || http_status >= 500;
+}
+
+/*
+ * POST the result to the callback URL: retried with exponential backoff on
+ * connection errors, timeouts and 5xx; recorded after every attempt.
+ */
+static void
+deliver_callback(struct job *j)
+{
+	struct curl_api curl;
+	struct jbuf body = { 0 };
+	char why[CURL_ERROR_SIZE + 64], outcome[CURL_ERROR_SIZE + 96];
+	long http_status = 0, backoff_ms = 1000;
+
+	if (!j->callback_url || j->delivered)
+		return;
+	if (!load_curl(&curl, why, sizeof(why))) {
+		set_last_error(j, why);
+		record_write(j);
+		log_attempt(j, why);
+		return;
+	}
+	callback_body(j, &body);
+	while (j->attempts <= config.callback_retries) {
+		if (j->attempts > 0 && j->last_error) {
+			struct timespec pause = { backoff_ms / 1000, (backoff_ms % 1000) * 1000000 };
+			while (nanosleep(&pause, &pause) < 0 && errno == EINTR)
+				;
+			backoff_ms = backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff_ms * 2;
+		}
+		*why = '\0';
+		http_status = post_once(&curl, j->callback_url, &body, why, sizeof(why));
+		j->attempts++;
+		j->delivered = http_status >= 200 && http_status < 300;
+		if (http_status)
+			snprintf(why, sizeof(why), "HTTP %ld", http_status);
+		set_last_error(j, j->delivered ? NULL : why);
+		record_write(j);
+		snprintf(outcome, sizeof(outcome), "%s", why);
+		log_attempt(j, outcome);
+		if (j->delivered || !worth_retrying(http_status))
+			break;
+	}
+	jbuf_free(&body);
+}
+
+/* --- detachment: the job must outlive the instance without escaping management --- */
+
+#if WITH_SYSTEMD
+/* Ask systemd (sd-bus, loaded here only) to move us into lso-job-<id>.scope. */
+static int
+move_to_scope(const char *id, char *why, size_t why_size)
+{
+	int (*open_system)(sd_bus **);
+	int (*call_method)(sd_bus *, const char *, const char *, const char *,
+	    const char *, sd_bus_error *, sd_bus_message **, const char *, ...);
+	void (*error_free)(sd_bus_error *);
+	sd_bus *(*bus_unref)(sd_bus *);
+	sd_bus_message *(*message_unref)(sd_bus_message *);
+	sd_bus_error error = SD_BUS_ERROR_NULL;
+	sd_bus_message *reply = NULL;
+	sd_bus *bus = NULL;
+	char unit[64], description[96], cgroup[4096];
+	void *lib = dlopen("libsystemd.so.0", RTLD_NOW | RTLD_LOCAL);
+	int r;
+
+	if (!lib || !(*(void **)&open_system = dlsym(lib, "sd_bus_open_system")) ||
+	    !(*(void **)&call_method = dlsym(lib, "sd_bus_call_method")) ||
+	    !(*(void **)&error_free = dlsym(lib, "sd_bus_error_free")) ||
+	    !(*(void **)&bus_unref = dlsym(lib, "sd_bus_flush_close_unref")) ||
+	    !(*(void **)&message_unref = dlsym(lib, "sd_bus_message_unref"))) {
+		snprintf(why, why_size, "cannot load libsystemd: %s", dlerror());
+		return -1;
+	}
+	snprintf(unit, sizeof(unit), "lso-job-%s.scope", id);
+	snprintf(description, sizeof(description), "lso job %s", id);
+	if ((r = open_system(&bus)) < 0) {
+		snprintf(why, why_size, "system bus: %s", strerror(-r));
+		return -1;
+	}
+	r = call_method(bus, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
+	    "org.freedesktop.systemd1.Manager", "StartTransientUnit", &error, &reply,
+	    "ssa(sv)a(sa(sv))", unit, "fail", 4,
+	    "PIDs", "au", 1, (uint32_t)getpid(),
+	    "Slice", "s", "lso-jobs.slice",
+	    "Description", "s", description,
+	    "CollectMode", "s", "inactive-or-failed",
+	    0);
+	if (r < 0)
+		snprintf(why, why_size, "StartTransientUnit: %s",
+		    error.message ? error.message : strerror(-r));
+	error_free(&error);
+	message_unref(reply);
+	bus_unref(bus);
+	if (r < 0)
+		return -1;
+	/* The move is done once our cgroup names the scope. */
+	for (int64_t end = http_now_ms() + SCOPE_WAIT_MS; http_now_ms() < end;) {
+		size_t len;
+		char *text = read_file("/proc/self/cgroup", &len);
+		bool moved = text && strstr(text, unit);
+
+		free(text);
+		if (moved)
+			return 0;
+		poll(NULL, 0, 10);
+	}
+	snprintf(why, why_size, "%s did not take us in time", unit);
+	(void)cgroup;
+	return -1;
+}
+#else
+static int
+move_to_scope(const char *id, char *why, size_t why_size)
+{
+	(void)id;
+	snprintf(why, why_size, "built without systemd support");
+	return -1;
+}
+#endif
+
+/*
+ * Leave the instance behind: returns in the instance once the job no longer
+ * depends on it; the job's own process runs work() and exits.
+ */
+static void
+detach(struct job *j, void (*work)(struct job *))
+{
+	int ready[2];
+	char how = 'F', why[512] = "";
+	pid_t pid, runner;
+
+	if (pipe2(ready, O_CLOEXEC) < 0 || (pid = fork()) < 0) {
+		fprintf(stderr, "lso: job %s: cannot detach (%s): running it here\n", j->id, strerror(errno));
+		work(j);
+		return;
+	}
+	if (pid == 0) {
+		close(ready[0]);
+		setsid();
+		if (getenv("INVOCATION_ID")) {
+			how = move_to_scope(j->id, why, sizeof(why)) == 0 ? 'S' : 'F';
+			lock_write_pids(j->lock_fd, getpid(), 0);
+		} else if ((runner = fork()) > 0) {
+			/* inetd style: the middle process goes, init adopts the runner. */
+			lock_write_pids(j->lock_fd, runner, 0);
+			(void)!write(ready[1], "D", 1);
+			_exit(0);
+		} else if (runner == 0) {
+			how = 'D';
+		} else {
+			lock_write_pids(j->lock_fd, getpid(), 0);
+		}
+		if (how != 'D') {
+			(void)!write(ready[1], &how, 1);
+			(void)!write(ready[1], why, strlen(why));
+		}
+		close(ready[1]);
+		work(j);
+		_exit(0);
+	}
+	close(ready[1]);
+	if (read(ready[0], &how, 1) != 1)
+		how = 'F';
+	if (how == 'F') {
+		ssize_t n = read(ready[0], why, sizeof(why) - 1);
+		why[n > 0 ? n : 0] = '\0';
+		fprintf(stderr, "lso: job %s stays in this instance, which supervises it: %s\n",
+		    j->id, *why ? why : "no scope of its own");
+	}
+	close(ready[0]);
+	/* Reap the middle process; or, when the job could not leave, wait for it. */
+	if (how != 'S')
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+}
+
+/* --- the runner --- */
+
+static void
+finish(struct job *j, const char *status)
+{
+	j->status = status;
+	now_rfc3339(j->finished_at);
+	j->has_result = true;
+	record_write(j);
+}
+
+static void
+install_cancel_handler(void)
+{
+	struct sigaction sa = { .sa_handler = on_cancel_signal };
+
+	if (pipe2(cancel_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
+		return;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+}
+
+/* In the job's own process: wait for a slot, run, record, call back, exit. */
+static void
+run_job(struct job *j)
+{
+	int slot_fd;
+
+	install_cancel_handler();
+	slot_fd = acquire_slot();
+	if (slot_fd < 0) {
+		j->result.return_code = -1;
+		jbuf_puts(&j->result.output, cancel_requested ? MSG_CANCELED :
+		    "Could not take a worker slot.");
+		finish(j, cancel_requested ? "canceled" : "failed");
+	} else {
+		j->status = "running";
+		now_rfc3339(j->started_at);
+		record_write(j);
+		struct run_control control = { cancel_pipe[0], j->lock_fd };
+
+		job_run(&j->prog, (const char *const *)j->args, j->nargs, j->id,
+		    &control, &j->result);
+		close(slot_fd);
+		finish(j, j->result.canceled ? "canceled" : j->result.timed_out ? "timeout" :
+		    j->result.return_code == 0 ? "successful" : "failed");
+	}
+	fprintf(stderr, "job %s %s rc=%d\n", j->id, j->status, j->result.return_code);
+	deliver_callback(j);
+	exit(0);
+}
+
+static char *
+dup_or_null(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+int
+job_submit(const struct job_request *r, const char *id, struct job **out)
+{
+	struct job *j = calloc(1, sizeof(*j));
+
+	if (!j || make_state_dirs() < 0)
+		goto fail;
+	j->lock_fd = -1;
+	snprintf(j->id, sizeof(j->id), "%s", id);
+	j->kind = strdup(r->kind);
+	j->name = strdup(r->name);
+	j->args = calloc(r->nargs + 1, sizeof(*j->args));
+	j->callback_url = dup_or_null(r->callback);
+	j->prog = *r->prog;
+	j->status = "queued";
+	now_rfc3339(j->created_at);
+	if (!j->kind || !j->name || !j->args || (r->callback && !j->callback_url))
+		goto fail;
+	for (; j->nargs < r->nargs; j->nargs++)
+		if (!(j->args[j->nargs] = strdup(r->args[j->nargs])))
+			goto fail;
+	/* The lock first: a record must never look abandoned. */
+	j->lock_fd = open_lock(id);
+	if (j->lock_fd < 0 || flock(j->lock_fd, LOCK_EX) < 0 || record_write(j) < 0)
+		goto fail;
+	*out = j;
+	return 0;
+fail:
+	if (j) {
+		int saved = errno;
+		job_free(j);
+		free(j);
+		errno = saved;
+	}
+	return -1;
+}
+
+void
+job_start(struct job *j)
+{
+	detach(j, run_job);
+	job_free(j);
+	free(j);
+}
+
+/* --- reading, settling and canceling jobs --- */
+
+/* Deliver in a detached process of its own, so a reader's instance can exit. */
+static void
+deliver_and_exit(struct job *j)
+{
+	deliver_callback(j);
+	exit(0);
+}
+
+/*
+ * A job whose runner is gone without a final record is lost: record that
+ * and send the failure callback. j->lock_fd must be held.
+ */
+static void
+settle_lost(struct job *j, bool deliver_here)
+{
+	kill_leftovers(j->id);
+	j->result.return_code = -1;
+	jbuf_puts(&j->result.output, MSG_LOST);
+	finish(j, "lost");
+	fprintf(stderr, "job %s lost\n", j->id);
+	if (!j->callback_url)
+		return;
+	if (deliver_here)
+		deliver_callback(j);
+	else
+		detach(j, deliver_and_exit);
+}
+
+/* Read a record and settle it if its runner died; -1 (errno) when unreadable. */
+static int
+load_settled(const char *id, struct job *j)
+{
+	int lock_fd;
+
+	if (record_read(id, j) < 0)
+		return -1;
+	if (is_final(j->status) || (lock_fd = take_lock_of_dead_runner(id)) < 0)
+		return 0;
+	/* Reread under the lock: the runner may have finished just now. */
+	job_free(j);
+	if (record_read(id, j) < 0) {
+		close(lock_fd);
+		return -1;
+	}
+	j->lock_fd = lock_fd;
+	if (!is_final(j->status))
+		settle_lost(j, false);
+	return 0;
+}
+
+/* The record as stored: only the runner's own copy of the output is exact. */
+static void
+add_record_text(const char *id, struct jbuf *out)
+{
+	char path[PATH_MAX], *text = NULL;
+	size_t len = 0;
+
+	if (state_path(path, "jobs", id, ".json"))
+		text = read_file(path, &len);
+	jbuf_add(out, text ? text : "null", text ? len : 4);
+	free(text);
+}
+
+enum status
+job_show(const char *id, struct jbuf *out)
+{
+	struct job j;
+
+	if (!job_id_valid(id) || load_settled(id, &j) < 0) {
+		json_detail(out, "Job not found.");
+		return S_NOT_FOUND;
+	}
+	job_free(&j);
+	add_record_text(id, out);
+	return S_OK;
+}
+
+/*
+ * Signal the runner, never a stranger: the pidfd is opened first, then the
+ * lock proves the runner still lived after that, so the pidfd is the runner's.
+ */
+static int
+signal_runner(const char *id)
+{
+	pid_t pid = runner_pid(id);
+	int pidfd = pid > 0 ? pidfd_open(pid, 0) : -1, lock_fd, r = -1;
+
+	if (pidfd < 0)
+		return -1;
+	lock_fd = take_lock_of_dead_runner(id);
+	if (lock_fd < 0)
+		r = pidfd_send_signal(pidfd, SIGTERM, NULL, 0);
+	else
+		close(lock_fd);
+	close(pidfd);
+	return r;
+}
+
+enum status
+job_cancel(const char *id, struct jbuf *out)
+{
+	struct job j;
+	bool finished;
+
+	if (!job_id_valid(id) || load_settled(id, &j) < 0) {
+		json_detail(out, "Job not found.");
+		return S_NOT_FOUND;
+	}
+	finished = is_final(j.status) || signal_runner(id) < 0;
+	job_free(&j);
+	if (finished) {
+		json_detail(out, "Job already finished.");
+		return S_CONFLICT;
+	}
+	add_record_text(id, out);
+	return S_ACCEPTED;
+}
+
+/* Deliver what a dead runner left undelivered, unless the receiver refused it. */
+static bool
+callback_pending(const struct job *j)
+{
+	return j->callback_url && !j->delivered && j->attempts <= config.callback_retries &&
+	    !(j->last_error && (strncmp(j->last_error, "HTTP 3", 6) == 0 ||
+	    strncmp(j->last_error, "HTTP 4", 6) == 0));
+}
+
+static void
+recover_one(const char *id)
+{
+	struct job j;
+	int lock_fd = take_lock_of_dead_runner(id);
+
+	if (lock_fd < 0)
+		return; /* its runner lives */
+	if (record_read(id, &j) < 0) {
+		close(lock_fd);
+		return;
+	}
+	j.lock_fd = lock_fd;
+	if (!is_final(j.status))
+		settle_lost(&j, true);
+	else if (callback_pending(&j))
+		deliver_callback(&j);
+	job_free(&j);
+}
+
+int
+job_recover(void)
+{
+	char path[PATH_MAX], id[JOB_ID_LEN + 1];
+	struct dirent *entry;
+	DIR *dir;
+
+	if (!state_path(path, "jobs", NULL, NULL) || !(dir = opendir(path)))
+		return errno == ENOENT ? 0 : -1;
+	while ((entry = readdir(dir))) {
+		size_t len = strlen(entry->d_name);
+		if (len != JOB_ID_LEN + 5 || strcmp(entry->d_name + JOB_ID_LEN, ".json") != 0)
+			continue;
+		snprintf(id, sizeof(id), "%.*s", JOB_ID_LEN, entry->d_name);
+		if (job_id_valid(id))
+			recover_one(id);
+	}
+	closedir(dir);
+	return 0;
 }

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "http.h"
 #include "json.h"
 
 /* What resolving a requested name inside a root found. */
@@ -42,9 +43,48 @@ enum resolve job_resolve(const char *root, const char *name, struct program *pro
 /* Fill id with a fresh random uuid4; -1 if the kernel has no randomness for us. */
 int job_new_id(job_id id);
 
-/* Run prog with argv args[0..nargs) and wait for it, within the configured limits. */
+/* How an async job's runner steers a run. */
+struct run_control {
+	int cancel_fd;   /* readable: cancel the run */
+	int lock_fd;     /* the job's lock file, where the program's pid is noted */
+};
+
+/*
+ * Run prog with argv args[0..nargs) and wait for it, within the configured
+ * limits; control is NULL for a sync run.
+ */
 void job_run(const struct program *prog, const char *const *args, size_t nargs,
-    const char *id, struct run_result *result);
+    const char *id, const struct run_control *control, struct run_result *result);
+
+/* An async job to record and start. */
+struct job_request {
+	const char *kind;                /* "execute" */
+	const char *name;                /* as requested */
+	const char *const *args;
+	size_t nargs;
+	const char *callback;            /* NULL: none */
+	const struct program *prog;
+};
+
+struct job;
+
+bool job_id_valid(const char *id);
+
+/*
+ * Record a queued job (its runner's lock taken first); -1 with errno when
+ * the state directory cannot hold it. Then answer the client, then job_start.
+ */
+int job_submit(const struct job_request *request, const char *id, struct job **job);
+
+/* Detach and run the job; returns in the instance once it may exit. */
+void job_start(struct job *job);
+
+/* GET and DELETE /api/jobs/{id}: the status, the body in out. */
+enum status job_show(const char *id, struct jbuf *out);
+enum status job_cancel(const char *id, struct jbuf *out);
+
+/* Settle every job a dead runner left behind (lso --recover, at boot). */
+int job_recover(void);
 
 /* Append {"output": ..., "return_code": ..., "status": ...} for a finished run. */
 void job_result_json(struct jbuf *b, const struct run_result *result);

@@ -47,6 +47,7 @@ struct exchange {
 	int return_code;         /* of a sync run */
 	bool ran;
 	bool answered;
+	bool logged;
 };
 
 /* A route's handler; it sets status and body, or answers itself. */
@@ -574,7 +575,7 @@ run_sync(struct exchange *ex, const struct program *prog, const struct execute_r
 {
 	struct run_result result;
 
-	job_run(prog, x->args, x->nargs, ex->id, &result);
+	job_run(prog, x->args, x->nargs, ex->id, NULL, &result);
 	ex->ran = true;
 	ex->return_code = result.return_code;
 	ex->status = S_CREATED;
@@ -582,6 +583,28 @@ run_sync(struct exchange *ex, const struct program *prog, const struct execute_r
 	job_result_json(&ex->body, &result);
 	jbuf_puts(&ex->body, "}");
 	job_result_free(&result);
+}
+
+/* Record the job, answer 201 at once, then hand the job its own process. */
+static void
+run_async(struct exchange *ex, const struct program *prog, const struct execute_request *x)
+{
+	struct job_request request = { "execute", x->name, x->args, x->nargs, x->callback, prog };
+	struct job *job;
+	char detail[256];
+
+	if (job_submit(&request, ex->id, &job) < 0) {
+		snprintf(detail, sizeof(detail), "Cannot record the job: %s.", strerror(errno));
+		fprintf(stderr, "lso: state directory %s: %s\n", config.state_dir, strerror(errno));
+		fail(ex, S_INTERNAL_SERVER_ERROR, detail);
+		return;
+	}
+	ex->status = S_CREATED;
+	jbuf_printf(&ex->body, "{\"job_id\":\"%s\",\"result\":null}", ex->id);
+	answer(ex);
+	log_exchange(ex);
+	ex->logged = true;
+	job_start(job);
 }
 
 static void
@@ -608,7 +631,10 @@ handle_execute(struct exchange *ex, const char *arg)
 		fail(ex, S_INTERNAL_SERVER_ERROR, "No randomness for a job id.");
 		goto out;
 	}
-	run_sync(ex, &prog, &x);
+	if (x.is_async)
+		run_async(ex, &prog, &x);
+	else
+		run_sync(ex, &prog, &x);
 out:
 	/* The log line names the program after the body is gone. */
 	ex->program = ex->program ? strdup(ex->program) : NULL;
@@ -625,10 +651,24 @@ handle_version(struct exchange *ex, const char *arg)
 	jbuf_puts(&ex->body, "{\"api\":\"" LSO_API_VERSION "\",\"module\":\"" LSO_VERSION "\"}");
 }
 
+static void
+handle_job_show(struct exchange *ex, const char *id)
+{
+	ex->status = job_show(id, &ex->body);
+}
+
+static void
+handle_job_cancel(struct exchange *ex, const char *id)
+{
+	ex->status = job_cancel(id, &ex->body);
+}
+
 static const struct route routes[] = {
 	{ "/api/execute/", false, "POST", handle_execute, "POST" },
 	{ "/api/execute", false, "POST", handle_execute, "POST" },
 	{ "/api/version", false, "GET", handle_version, "GET" },
+	{ "/api/jobs/", true, "GET", handle_job_show, "GET, DELETE" },
+	{ "/api/jobs/", true, "DELETE", handle_job_cancel, "GET, DELETE" },
 };
 
 /* Constant-time comparison, so the time taken tells nothing of the token. */
@@ -697,10 +737,27 @@ route(struct exchange *ex)
 	fail(ex, S_METHOD_NOT_ALLOWED, "Method Not Allowed");
 }
 
+/* lso --recover: settle what dead runners left (a oneshot at boot). */
+static int
+recover(void)
+{
+	const char *bad_variable = config_load();
+
+	if (bad_variable) {
+		fprintf(stderr, "lso: %s is not a valid number in range\n", bad_variable);
+		return EXIT_CONFIG;
+	}
+	if (job_recover() < 0) {
+		fprintf(stderr, "lso: --recover: %s: %s\n", config.state_dir, strerror(errno));
+		return EXIT_SYSTEM;
+	}
+	return 0;
+}
+
 static int
 usage(const char *argv0)
 {
-	fprintf(stderr, "usage: %s [--version]\n"
+	fprintf(stderr, "usage: %s [--version | --recover]\n"
 	    "Serves one LSO API request on the connection it was started with.\n", argv0);
 	return EXIT_CONFIG;
 }
@@ -716,6 +773,8 @@ main(int argc, char *argv[])
 		printf("lso %s\n", LSO_VERSION);
 		return 0;
 	}
+	if (argc > 1 && strcmp(argv[1], "--recover") == 0)
+		return recover();
 	if (argc > 1)
 		return usage(argv[0]);
 	ex.start_ms = http_now_ms();
@@ -736,6 +795,7 @@ main(int argc, char *argv[])
 	else
 		route(&ex);
 	answer(&ex);
-	log_exchange(&ex);
+	if (!ex.logged)
+		log_exchange(&ex);
 	return 0;
 }

@@ -105,6 +105,67 @@ gone() {
 	return 1
 }
 
+# --- async helpers ---
+
+# start_receiver NAME [PORT]: a callback receiver; sets RECEIVER (its base URL).
+start_receiver() {
+	rm -f "$TMP/$1.port"
+	python3 "$TOP/tests/receiver.py" "$TMP/$1.port" "$TMP/$1.callbacks" ${2:+"$2"} &
+	pids+=($!)
+	for _ in $(seq 100); do
+		[ -s "$TMP/$1.port" ] && break
+		sleep 0.05
+	done
+	RECEIVER="http://127.0.0.1:$(cat "$TMP/$1.port")"
+}
+
+# submit NAME ARGS-JSON [CALLBACK-URL]: an async run; sets JOB.
+submit() {
+	local callback=null
+	[ -n "${3:-}" ] && callback="\"$3\""
+	execute "{\"executable_name\":\"$1\",\"args\":$2,\"callback\":$callback}"
+	JOB=$(jq -r .job_id "$TMP/body")
+}
+
+# callbacks_for JOB: the callbacks received for a job, one JSON line each.
+callbacks_for() {
+	cat "$TMP"/*.callbacks 2>/dev/null | jq -c "select(.body.job_id == \"$1\")"
+}
+
+# wait_for SECONDS COMMAND...: retry until the command succeeds.
+wait_for() {
+	local tries=$(($1 * 20))
+	shift
+	for _ in $(seq "$tries"); do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+job_status_is() {
+	request GET "/api/jobs/$1"
+	jq -e ".status == \"$2\"" "$TMP/body" >/dev/null
+}
+
+has_callbacks() { [ "$(callbacks_for "$1" | wc -l)" -ge "${2:-1}" ]; }
+
+# no_job_processes: no live process carries a job id in its environment.
+no_job_processes() {
+	local f pid
+	for f in /proc/[0-9]*/environ; do
+		pid=${f#/proc/}
+		pid=${pid%/environ}
+		tr '\0' '\n' <"$f" 2>/dev/null | grep -q '^LSO_JOB_ID=' || continue
+		[ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" = Z ] && continue
+		echo "left running: $(tr '\0' ' ' <"/proc/$pid/cmdline")" >&2
+		return 1
+	done
+}
+
+# runner_of JOB: the pid of the process running the job (first field of its lock file).
+runner_of() { cut -d ' ' -f 1 "$STATE/jobs/$1.lock"; }
+
 # --- the suites ---
 
 test_routes() {
@@ -344,6 +405,156 @@ test_units() {
 	check "default KillMode" bash -c "! grep -q '^KillMode' '$dest/lib/systemd/system/lso@.service'"
 }
 
+test_async_run() {
+	local t0 t1
+	start_receiver main
+	t0=$(date +%s%N)
+	submit sleep-echo '["1"]' "$RECEIVER/ok/fast"
+	t1=$(date +%s%N)
+	expect "async status" "$CODE" 201
+	jqcheck "async body" '.result == null and (.job_id | test("^[0-9a-f-]{36}$"))'
+	check "201 (and EOF) long before the program ends" [ $(((t1 - t0) / 1000000)) -lt 700 ]
+	check "record right after 201" jq -e '.status == "queued" or .status == "running"' <(curl -s "http://127.0.0.1:$PORT/api/jobs/$JOB")
+	check "running while the program runs" wait_for 2 job_status_is "$JOB" running
+	jqcheck "started_at set, no result yet" '.started_at != null and .finished_at == null and .result == null'
+	check "callback arrives" wait_for 5 has_callbacks "$JOB"
+	callbacks_for "$JOB" > "$TMP/cb"
+	check "callback body" jq -e --arg id "$JOB" '.body == {"job_id": $id, "result": {"output": "slept 1\n", "return_code": 0, "status": "successful"}}' "$TMP/cb"
+	check "callback is application/json" jq -e '.content_type == "application/json"' "$TMP/cb"
+	check "record final" wait_for 2 job_status_is "$JOB" successful
+	jqcheck "record fields" '.kind == "execute" and .name == "sleep-echo" and .args == ["1"] and .result.output == "slept 1\n" and .finished_at != null and .created_at <= .started_at'
+	jqcheck "record callback delivered" '.callback.attempts == 1 and .callback.delivered == true and .callback.last_error == null'
+	submit exit-code '["4"]'
+	check "failed job without callback" wait_for 3 job_status_is "$JOB" failed
+	jqcheck "no callback: null" '.callback == null and .result.return_code == 4'
+	submit group-sleeper "[\"$TMP/async-sleeper.pid\"]" "$RECEIVER/ok/timeout"
+	check "async timeout" wait_for 8 job_status_is "$JOB" timeout
+	jqcheck "async timeout result" '.result.return_code == -1 and (.result.output | test("Execution timed out.$"))'
+	check "async timeout kills the group" gone "$(cat "$TMP/async-sleeper.pid")"
+	check "timeout callback" wait_for 3 has_callbacks "$JOB"
+	submit odd-bytes '[]'
+	check "async output repaired like sync" wait_for 3 job_status_is "$JOB" successful
+	jqcheck "async output" '.result.output == "crlf\nlone\ncr bad\ufffdbyte nul\u0000x ctl\u0001y tab\tz \"q\" back\\s"'
+}
+
+test_async_delivery() {
+	local port
+	start_receiver main
+	submit echo-args '["flaky"]' "$RECEIVER/flaky/1"
+	check "retried on 503 until delivered" wait_for 10 has_callbacks "$JOB" 3
+	check "delivered on the third attempt" wait_for 2 job_status_is "$JOB" successful
+	check "attempts counted" wait_for 2 bash -c "curl -s http://127.0.0.1:$PORT/api/jobs/$JOB | jq -e '.callback.attempts == 3 and .callback.delivered'"
+	submit echo-args '["refused"]' "$RECEIVER/notfound/1"
+	check "4xx answered once" wait_for 3 has_callbacks "$JOB"
+	sleep 2
+	expect "no retry after 4xx" "$(callbacks_for "$JOB" | wc -l | tr -d ' ')" 1
+	request GET "/api/jobs/$JOB"
+	jqcheck "4xx recorded" '.callback.delivered == false and .callback.attempts == 1 and .callback.last_error == "HTTP 404"'
+	port=$(free_port)
+	submit echo-args '["late receiver"]' "http://127.0.0.1:$port/ok/late"
+	sleep 1.5
+	start_receiver late "$port"
+	check "receiver down at first, up later: delivered" wait_for 8 has_callbacks "$JOB"
+	request GET "/api/jobs/$JOB"
+	jqcheck "connection errors retried" '.callback.delivered == true and .callback.attempts >= 2'
+	check "each attempt logged" grep -q "callback job=$JOB attempt=2" "$TMP/$SERVER.log"
+}
+
+test_async_jobs_api() {
+	request GET /api/jobs/00000000-0000-4000-8000-000000000000
+	expect "unknown job" "$CODE" 404
+	jqcheck "unknown job detail" '.detail == "Job not found."'
+	for bad in ..%2F..%2Fetc%2Fpasswd ABCDEF00-0000-4000-8000-000000000000 x 00000000-0000-4000-8000-00000000000 '00000000-0000-4000-8000-000000000000.json'; do
+		request GET "/api/jobs/$bad"
+		expect "malformed id $bad" "$CODE" 404
+	done
+	request GET /api/jobs/../version --path-as-is
+	check "no path tricks through the id" [ "$CODE" != 200 ]
+	request PUT /api/jobs/00000000-0000-4000-8000-000000000000
+	expect "PUT on a job" "$CODE" 405
+	check "405 Allow for jobs" grep -qi '^Allow: GET, DELETE' "$TMP/headers"
+	request DELETE /api/jobs/00000000-0000-4000-8000-000000000000
+	expect "cancel unknown" "$CODE" 404
+}
+
+test_async_cancel() {
+	local pid
+	start_receiver main
+	submit group-sleeper "[\"$TMP/cancel.pid\"]" "$RECEIVER/ok/cancel"
+	check "cancel: running first" wait_for 2 job_status_is "$JOB" running
+	wait_for 2 test -s "$TMP/cancel.pid"
+	pid=$(cat "$TMP/cancel.pid")
+	request DELETE "/api/jobs/$JOB"
+	expect "cancel running" "$CODE" 202
+	jqcheck "cancel answers the record" ".job_id == \"$JOB\""
+	check "canceled" wait_for 4 job_status_is "$JOB" canceled
+	jqcheck "canceled result" '.result.return_code == -1 and .result.status == "failed" and (.result.output | endswith("Execution canceled."))'
+	check "cancel kills the group" gone "$pid"
+	check "cancel callback" wait_for 3 has_callbacks "$JOB"
+	check "cancel callback body" bash -c "callbacks_for $JOB | jq -e '.body.result.return_code == -1 and (.body.result.output | endswith(\"Execution canceled.\"))'"
+	request DELETE "/api/jobs/$JOB"
+	expect "cancel finished: 409" "$CODE" 409
+}
+
+test_async_lost() {
+	local runner leftover
+	start_receiver main
+	submit group-sleeper "[\"$TMP/lost.pid\"]" "$RECEIVER/ok/lost"
+	check "lost: running first" wait_for 2 job_status_is "$JOB" running
+	wait_for 2 test -s "$TMP/lost.pid"
+	leftover=$(cat "$TMP/lost.pid")
+	runner=$(runner_of "$JOB")
+	kill -KILL "$runner"
+	check "runner gone" gone "$runner"
+	check "SIGKILLed runner: lost" job_status_is "$JOB" lost
+	jqcheck "lost result" '.result.return_code == -1 and .finished_at != null'
+	check "lost: failure callback" wait_for 3 has_callbacks "$JOB"
+	check "lost: leftovers killed" gone "$leftover"
+	request DELETE "/api/jobs/$JOB"
+	expect "cancel lost: 409" "$CODE" 409
+	submit sleep-echo '["30"]' "$RECEIVER/ok/recover"
+	check "recover: running first" wait_for 2 job_status_is "$JOB" running
+	runner=$(runner_of "$JOB")
+	kill -KILL "$runner"
+	gone "$runner"
+	env EXECUTABLES_ROOT_DIR="$PROGRAMS" LSO_STATE_DIR="$STATE" "$LSO" --recover 2>>"$TMP/$SERVER.log"
+	check "lso --recover settles it" jq -e '.status == "lost"' "$STATE/jobs/$JOB.json"
+	check "lso --recover delivers the callback" has_callbacks "$JOB"
+	check "--recover leaves live jobs alone" bash -c "! grep -l '\"status\":\"running\"' $STATE/jobs/*.json | grep -q ."
+}
+
+test_async_queue() {
+	local probe="$TMP/probe.log" jobs=() max
+	for i in 1 2 3 4 5; do
+		submit concurrency-probe "[\"$probe\",\"1\",\"$i\"]"
+		jobs+=("$JOB")
+	done
+	sleep 0.5
+	expect "two running" "$(for j in "${jobs[@]}"; do curl -s "http://127.0.0.1:$PORT/api/jobs/$j" | jq -r .status; done | grep -c running)" 2
+	check "the rest queued" job_status_is "${jobs[4]}" queued
+	jqcheck "queued: not started" '.started_at == null'
+	submit sleep-echo '["5"]'
+	request DELETE "/api/jobs/$JOB"
+	expect "cancel queued" "$CODE" 202
+	check "queued job canceled" wait_for 3 job_status_is "$JOB" canceled
+	jqcheck "canceled before starting" '.started_at == null and .result.return_code == -1'
+	for j in "${jobs[@]}"; do
+		check "queued job $j ran" wait_for 8 job_status_is "$j" successful
+	done
+	max=$(sort -k2,2n "$probe" | awk '/^start/ {n++} /^end/ {n--} n > m {m = n} END {print m}')
+	expect "at most MAX_THREAD_POOL_WORKERS at once" "$max" 2
+	expect "first come, first started" "$(grep ^start "$probe" | sort -k2,2n | awk '{print $3}' | head -n 2 | sort | tr -d '\n')" 12
+}
+
+# After the async suites: nothing of ours left running, no temp records.
+test_async_leftovers() {
+	sleep 1
+	check "no temp record files" bash -c "! ls $STATE/jobs | grep -q '\.json\.'"
+	check "no job left running" bash -c "! grep -l '\"status\":\"\(queued\|running\)\"' $STATE/jobs/*.json | grep -q ."
+	check "no program left running" no_job_processes
+	check "no lso left running" bash -c "! pgrep -x '$(basename "$LSO")' >/dev/null"
+}
+
 suite_core() {
 	test_routes
 	test_sync_run
@@ -365,6 +576,23 @@ start_server fd3 fd3 "${common[@]}"
 suite_core
 check "request log line (fd 3)" test_log fd3
 
+echo "== async jobs"
+STATE="$TMP/async-state"
+SERVER=async
+start_server async inetd "${common[@]}" LSO_STATE_DIR="$STATE" EXECUTABLE_TIMEOUT_SEC=3
+test_async_run
+test_async_delivery
+test_async_jobs_api
+test_async_cancel
+test_async_lost
+STATE="$TMP/queue-state"
+SERVER=queue
+start_server queue fd3 "${common[@]}" LSO_STATE_DIR="$STATE" MAX_THREAD_POOL_WORKERS=2
+test_async_queue
+test_async_leftovers
+STATE="$TMP/async-state"
+test_async_leftovers
+
 echo "== limits"
 start_server limits inetd "${common[@]}" LSO_MAX_BODY_BYTES=1000 LSO_MAX_OUTPUT_BYTES=1000 LSO_READ_TIMEOUT_SEC=1
 test_limits
@@ -379,7 +607,7 @@ test_units
 echo "== server logs"
 # Every lso exited cleanly, and the sanitizers (LSO_SAN build) found nothing.
 check "no sanitizer reports" bash -c "! grep -hE 'Sanitizer|runtime error' $TMP/*.log"
-check "every lso exited 0" bash -c "! grep -hE 'died with (code [1-9]|signal)' $TMP/inetd.log $TMP/fd3.log $TMP/limits.log $TMP/noroot.log"
+check "every lso exited 0" bash -c "! grep -hE 'died with (code [1-9]|signal)' $TMP/inetd.log $TMP/fd3.log $TMP/limits.log $TMP/noroot.log $TMP/async.log $TMP/queue.log"
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -10,7 +10,7 @@ set -eu -o pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 REPO=$PWD
 
-ROUNDS=${BENCH_ROUNDS:-50}        # interleaved rounds
+ROUNDS=${BENCH_ROUNDS:-40}        # interleaved rounds
 N=${BENCH_N:-20}                  # sequential requests per subject per round
 CONC=${BENCH_CONC:-"1 8 32"}      # concurrency levels for req/s
 TPUT_N=${BENCH_TPUT_N:-}          # requests per throughput batch (default: max(N, 8*conc))
@@ -21,8 +21,15 @@ MAX_SECONDS=${BENCH_MAX_SECONDS:-900}  # no new round starts after this
 LSO=${BENCH_LSO:-$REPO/lso}
 CC=${CC:-cc}
 
-die() { echo "bench: $*" >&2; exit 1; }
-say() { echo "bench: $*" >&2; }
+PENDING=0 # a progress line without its newline is on the terminal
+say() {
+	if [ "$PENDING" = 1 ]; then echo >&2; PENDING=0; fi
+	echo "bench: $*" >&2
+}
+die() { say "$*"; exit 1; }
+progress() {
+	if [ -t 2 ]; then printf '\rbench: %s' "$*" >&2; PENDING=1; else echo "bench: $*" >&2; fi
+}
 
 isnum() { [[ $1 =~ ^[1-9][0-9]*$ ]]; }
 for v in ROUNDS N RSS_N WARMUP TIMEOUT MAX_SECONDS; do
@@ -111,7 +118,7 @@ chmod 755 "$ROOT/hello"
 
 # ---------------------------------------------------------------- subjects
 # id -> label, kind (sa | webhook), floor id, request
-declare -A LABEL FLOOR_OF PORT SAPID REAPPID BROKEN SENT FAILED
+declare -A LABEL FLOOR_OF PORT SAPID REAPPID BROKEN SENT FAILED DEAD
 SUBJ=(floor noexec)
 LABEL[floor]=floor
 LABEL[noexec]=floor-noexec
@@ -287,20 +294,28 @@ run_load() {
 	local lat=()
 	if [ "$rec" = 2 ]; then lat=(-o "$T/lat.$id"); fi
 	# not in $(...): a non-interactive bash may not act on ^C that kills a command substitution
-	if "$B/load" -t "$TIMEOUT" "${lat[@]}" 127.0.0.1 "${PORT[$id]}" "$T/req.$id" "$n" "$c" >"$T/load.out"; then
+	if "$B/load" -t "$TIMEOUT" "${lat[@]}" 127.0.0.1 "${PORT[$id]}" "$T/req.$id" "$n" "$c" \
+		>"$T/load.out" 2>"$T/load.err"; then
 		out=$(<"$T/load.out")
 	else
 		out="count=$n failures=$n wall_s=0"
 	fi
+	if [ -s "$T/load.err" ]; then say "${LABEL[$id]} @$c: $(<"$T/load.err")"; fi
 	[[ $out =~ failures=([0-9]+).*wall_s=([0-9.]+) ]] || die "cannot parse load output: $out"
 	f=${BASH_REMATCH[1]}
 	w=${BASH_REMATCH[2]}
 	SENT[$id]=$((${SENT[$id]:-0} + n))
 	FAILED[$id]=$((${FAILED[$id]:-0} + f))
 	if [ "$rec" != 0 ]; then echo "$c $n $f $w" >>"$T/runs.$id"; fi
-	if [ "$f" = "$n" ] && [ -z "${BROKEN[$id]:-}" ]; then
-		BROKEN[$id]=1
-		say "${LABEL[$id]}: all $n requests of a batch failed; not sending it more"
+	# a subject whose warm-up fails, or whose last 3 batches all failed whole, gets no more requests
+	if [ "$f" = "$n" ]; then
+		DEAD[$id]=$((${DEAD[$id]:-0} + 1))
+		if [ -z "${BROKEN[$id]:-}" ] && { [ "$rec" = 0 ] || [ "${DEAD[$id]}" -ge 3 ]; }; then
+			BROKEN[$id]=1
+			say "${LABEL[$id]}: every request of ${DEAD[$id]} batch(es) in a row failed; not sending it more"
+		fi
+	else
+		DEAD[$id]=0
 	fi
 	return 0
 }
@@ -345,9 +360,9 @@ for r in $(seq 0 $((ROUNDS - 1))); do
 		done
 	done
 	done_rounds=$((r + 1))
-	printf 'bench: round %d/%d done (%ds)\r' "$done_rounds" "$ROUNDS" $((SECONDS - start)) >&2
+	progress "round $done_rounds/$ROUNDS done ($((SECONDS - start)) s)"
 done
-echo >&2
+if [ "$PENDING" = 1 ]; then echo >&2; PENDING=0; fi
 measured_s=$((SECONDS - start))
 
 TCK=$(getconf CLK_TCK)

@@ -8,7 +8,7 @@
  * A request that cannot connect, send, read within TIMEOUT_S (default 10) or has
  * another status counts as a failure; percentiles are over successful requests.
  *
- * Prints one line:
+ * Prints one line (and, when some failed, their causes on stderr):
  *   count=N failures=F p50_ms=X p99_ms=Y rps=Z wall_s=W
  * (rps = successful requests / wall-clock time of the whole batch). With -o, appends
  * the latency of every successful request (µs, one per line) to LATFILE.
@@ -33,10 +33,33 @@ static char *reqbuf;
 static size_t reqlen;
 static long total;
 static int timeout_s = 10;
-
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+
 static long next_i;
 static long *lat_us; /* per request; -1 = failed */
+
+/* failure causes, for the summary on stderr */
+enum { F_SOCKET, F_CONNECT, F_SEND, F_RECV, F_STATUS, F_N };
+static const char *const fname[F_N] = {"socket", "connect", "send", "recv", "status"};
+static long fcount[F_N];
+static int ferrno[F_N];
+static char fstatus[16];
+
+static void failed(int kind, int err, const char *head, size_t hn)
+{
+	pthread_mutex_lock(&mu);
+	fcount[kind]++;
+	ferrno[kind] = err;
+	if (kind == F_STATUS) {
+		size_t k = hn < sizeof fstatus - 1 ? hn : sizeof fstatus - 1;
+		memcpy(fstatus, head, k);
+		fstatus[k] = 0;
+		for (char *c = fstatus; *c; c++)
+			if (*c == '\r' || *c == '\n')
+				*c = 0;
+	}
+	pthread_mutex_unlock(&mu);
+}
 
 static double now_us(void)
 {
@@ -50,34 +73,42 @@ static long one(void)
 {
 	double t0 = now_us();
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
+	if (fd < 0) {
+		failed(F_SOCKET, errno, NULL, 0);
 		return -1;
+	}
 	struct timeval tv = {.tv_sec = timeout_s};
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 	int one_ = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one_, sizeof one_);
 	long res = -1;
-	if (connect(fd, (struct sockaddr *)&addr, sizeof addr) < 0)
+	char head[16];
+	size_t hn = 0;
+	if (connect(fd, (struct sockaddr *)&addr, sizeof addr) < 0) {
+		failed(F_CONNECT, errno, NULL, 0);
 		goto out;
+	}
 	size_t off = 0;
 	while (off < reqlen) {
 		ssize_t w = send(fd, reqbuf + off, reqlen - off, MSG_NOSIGNAL);
 		if (w < 0 && errno == EINTR)
 			continue;
-		if (w <= 0)
+		if (w <= 0) {
+			failed(F_SEND, errno, NULL, 0);
 			goto out;
+		}
 		off += (size_t)w;
 	}
-	char head[16];
-	size_t hn = 0;
 	char buf[16384];
 	for (;;) {
 		ssize_t r = recv(fd, buf, sizeof buf, 0);
 		if (r < 0 && errno == EINTR)
 			continue;
-		if (r < 0)
-			goto out; /* error or timeout */
+		if (r < 0) { /* error or timeout */
+			failed(F_RECV, errno, NULL, 0);
+			goto out;
+		}
 		if (r == 0)
 			break;
 		for (ssize_t i = 0; i < r && hn < sizeof head; i++)
@@ -86,6 +117,8 @@ static long one(void)
 	double t1 = now_us();
 	if (hn >= 12 && (memcmp(head, "HTTP/1.1 201", 12) == 0 || memcmp(head, "HTTP/1.1 200", 12) == 0))
 		res = (long)(t1 - t0 + 0.5);
+	else
+		failed(F_STATUS, 0, head, hn);
 out:
 	close(fd);
 	return res;
@@ -200,6 +233,19 @@ int main(int argc, char **argv)
 		if (lat_us[i] >= 0)
 			lat_us[ok++] = lat_us[i];
 	long failures = total - ok;
+	if (failures > 0) {
+		fprintf(stderr, "load: %ld of %ld failed:", failures, total);
+		for (int k = 0; k < F_N; k++) {
+			if (!fcount[k])
+				continue;
+			fprintf(stderr, " %s=%ld", fname[k], fcount[k]);
+			if (k == F_STATUS)
+				fprintf(stderr, " (last: \"%s\")", fstatus);
+			else
+				fprintf(stderr, " (last: %s)", strerror(ferrno[k]));
+		}
+		fprintf(stderr, "\n");
+	}
 	if (latfile && ok > 0) {
 		FILE *o = fopen(latfile, "a");
 		if (!o) {

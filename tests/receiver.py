@@ -1,0 +1,46 @@
+#!/usr/bin/env python3
+"""Callback receiver for the tests: logs every POST as one JSON line.
+
+receiver.py PORTFILE LOGFILE [PORT]: listens on 127.0.0.1:PORT (default a
+free port), and writes the port to PORTFILE. The path chooses the answer: /ok/... 200, /notfound/... 404,
+/flaky/... 503 for the first two POSTs to that path, then 200.
+"""
+import json
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+port_file, log_file = sys.argv[1], sys.argv[2]
+seen = {}
+
+
+class Handler(BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        seen[self.path] = seen.get(self.path, 0) + 1
+        if self.path.startswith("/notfound/"):
+            status = 404
+        elif self.path.startswith("/flaky/") and seen[self.path] <= 2:
+            status = 503
+        else:
+            status = 200
+        try:
+            parsed = json.loads(body)
+        except ValueError:
+            parsed = None
+        with open(log_file, "a") as log:
+            log.write(json.dumps({"path": self.path, "status": status,
+                                  "content_type": self.headers.get("Content-Type"),
+                                  "body": parsed}) + "\n")
+        self.send_response(status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+port = int(sys.argv[3]) if len(sys.argv) > 3 else 0
+server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+with open(port_file, "w") as f:
+    f.write(str(server.server_address[1]))
+server.serve_forever()
