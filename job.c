@@ -1274,6 +1274,8 @@ run_job(struct job *j)
 	}
 	fprintf(stderr, "job %s %s rc=%d\n", j->id, j->status, j->result.return_code);
 	deliver_callback(j);
+	job_free(j);
+	free(j);
 	exit(0);
 }
 
@@ -1335,6 +1337,7 @@ static void
 deliver_and_exit(struct job *j)
 {
 	deliver_callback(j);
+	job_free(j);
 	exit(0);
 }
 

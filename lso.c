@@ -43,7 +43,7 @@ struct exchange {
 	struct jbuf body;
 	const char *extra_headers;
 	job_id id;               /* empty when no job */
-	const char *program;     /* requested name, for the log */
+	char *program;           /* requested name, for the log (owned) */
 	int return_code;         /* of a sync run */
 	bool ran;
 	bool answered;
@@ -624,7 +624,7 @@ handle_execute(struct exchange *ex, const char *arg)
 		fail_validation(ex, &p);
 		goto out;
 	}
-	ex->program = x.name;
+	ex->program = strdup(x.name);
 	if (!check_program(ex, x.name, &prog))
 		goto out;
 	if (job_new_id(ex->id) < 0) {
@@ -636,8 +636,6 @@ handle_execute(struct exchange *ex, const char *arg)
 	else
 		run_sync(ex, &prog, &x);
 out:
-	/* The log line names the program after the body is gone. */
-	ex->program = ex->program ? strdup(ex->program) : NULL;
 	free(x.args);
 	cJSON_Delete(body);
 	jbuf_free(&p.items);
@@ -797,5 +795,8 @@ main(int argc, char *argv[])
 	answer(&ex);
 	if (!ex.logged)
 		log_exchange(&ex);
+	jbuf_free(&ex.body);
+	free(ex.program);
+	http_request_free(&req);
 	return 0;
 }
