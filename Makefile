@@ -44,6 +44,27 @@ tests/lso-san: $(SRC) $(HDR)
 tests/unit: tests/unit.c http.c job.c $(HDR)
 	$(CC) $(SAN_FLAGS) -Wall -Wextra $(WERROR) $(LSO_CPPFLAGS) $(CPPFLAGS) -o $@ tests/unit.c http.c job.c $(LDLIBS)
 
+# libFuzzer harnesses (clang): the HTTP reader, and whole requests through lso_serve.
+FUZZ_CC = clang
+FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined
+FUZZ_SECONDS = 60
+tests/fuzz-http: tests/fuzz-http.c http.c http.h
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(LSO_CPPFLAGS) $(CPPFLAGS) -o $@ tests/fuzz-http.c http.c
+tests/fuzz-request: tests/fuzz-request.c $(SRC) $(HDR)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -DLSO_NO_MAIN $(LSO_CPPFLAGS) $(CPPFLAGS) -o $@ tests/fuzz-request.c $(SRC) $(LDLIBS)
+
+# Each harness for FUZZ_SECONDS (make fuzz FUZZ_SECONDS=1800 for a long run).
+fuzz: tests/fuzz-http tests/fuzz-request
+	tests/fuzz.sh $(FUZZ_SECONDS)
+
+# valgrind memcheck over representative requests.
+test-valgrind: lso
+	tests/valgrind.sh ./lso
+
+# The units under a real systemd (root; boots a container with systemd-nspawn).
+test-systemd: lso
+	tests/systemd.sh
+
 # Installs what building and testing need when it is missing (Debian/Ubuntu, as root).
 deps:
 	@tests/deps.sh
@@ -80,7 +101,7 @@ uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/lso $(DESTDIR)$(UNITDIR)/lso@.service $(DESTDIR)$(UNITDIR)/lso.socket
 
 clean:
-	rm -f lso $(OBJ) tests/unit tests/lso-san
+	rm -f lso $(OBJ) tests/unit tests/lso-san tests/fuzz-http tests/fuzz-request
 	rm -rf run-state
 
-.PHONY: all deps test run bench install uninstall clean
+.PHONY: all deps test test-valgrind test-systemd fuzz run bench install uninstall clean

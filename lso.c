@@ -128,9 +128,8 @@ load_token(void)
 	return *token ? token : NULL;
 }
 
-/* Fill config from the environment; NULL, or the name of the bad variable. */
-static const char *
-config_load(void)
+const char *
+lso_config_load(void)
 {
 	static const struct {
 		const char *name;
@@ -739,7 +738,7 @@ route(struct exchange *ex)
 static int
 recover(void)
 {
-	const char *bad_variable = config_load();
+	const char *bad_variable = lso_config_load();
 
 	if (bad_variable) {
 		fprintf(stderr, "lso: %s is not a valid number in range\n", bad_variable);
@@ -760,34 +759,19 @@ usage(const char *argv0)
 	return EXIT_CONFIG;
 }
 
-int
-main(int argc, char *argv[])
+void
+lso_serve(int in_fd, int out_fd)
 {
 	static struct http_request req;
-	struct exchange ex = { .req = &req, .status = S_OK };
-	const char *bad_variable;
+	struct exchange ex = { .req = &req, .in_fd = in_fd, .out_fd = out_fd };
 
-	if (argc > 1 && strcmp(argv[1], "--version") == 0) {
-		printf("lso %s\n", LSO_VERSION);
-		return 0;
-	}
-	if (argc > 1 && strcmp(argv[1], "--recover") == 0)
-		return recover();
-	if (argc > 1)
-		return usage(argv[0]);
 	ex.start_ms = http_now_ms();
-	signal(SIGPIPE, SIG_IGN);
-	find_connection(&ex.in_fd, &ex.out_fd);
-	if ((bad_variable = config_load())) {
-		fprintf(stderr, "lso: %s is not a valid number in range\n", bad_variable);
-		fail(&ex, S_INTERNAL_SERVER_ERROR, "Server configuration error.");
-		answer(&ex);
-		return EXIT_CONFIG;
-	}
-	ex.status = http_read_request(ex.in_fd, ex.out_fd, &req, config.max_body_bytes,
+	ex.status = http_read_request(in_fd, out_fd, &req, config.max_body_bytes,
 	    ex.start_ms + config.read_timeout_sec * 1000);
-	if (ex.status == S_OK && req.head_len == 0)
-		return 0; /* the client closed without a word */
+	if (ex.status == S_OK && req.head_len == 0) {
+		http_close(in_fd, out_fd);
+		return; /* the client closed without a word */
+	}
 	if (ex.status != S_OK)
 		fail(&ex, ex.status, http_reason(ex.status));
 	else
@@ -798,5 +782,35 @@ main(int argc, char *argv[])
 	jbuf_free(&ex.body);
 	free(ex.program);
 	http_request_free(&req);
+}
+
+#ifndef LSO_NO_MAIN
+int
+main(int argc, char *argv[])
+{
+	const char *bad_variable;
+	int in_fd, out_fd;
+
+	if (argc > 1 && strcmp(argv[1], "--version") == 0) {
+		printf("lso %s\n", LSO_VERSION);
+		return 0;
+	}
+	if (argc > 1 && strcmp(argv[1], "--recover") == 0)
+		return recover();
+	if (argc > 1)
+		return usage(argv[0]);
+	signal(SIGPIPE, SIG_IGN);
+	find_connection(&in_fd, &out_fd);
+	if ((bad_variable = lso_config_load())) {
+		struct exchange ex = { .in_fd = in_fd, .out_fd = out_fd };
+
+		fprintf(stderr, "lso: %s is not a valid number in range\n", bad_variable);
+		fail(&ex, S_INTERNAL_SERVER_ERROR, "Server configuration error.");
+		answer(&ex);
+		jbuf_free(&ex.body);
+		return EXIT_CONFIG;
+	}
+	lso_serve(in_fd, out_fd);
 	return 0;
 }
+#endif

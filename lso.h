@@ -28,4 +28,14 @@ struct config {
 
 extern struct config config;
 
+/* Fill config from the environment; NULL, or the name of the bad variable. */
+const char *lso_config_load(void);
+
+/*
+ * Serve one request on the connection (in_fd, out_fd) with the loaded
+ * configuration: read, route, answer, close, log. The same code serves every
+ * launcher and the fuzz harnesses.
+ */
+void lso_serve(int in_fd, int out_fd);
+
 #endif
