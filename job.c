@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +14,9 @@
 #include <sys/pidfd.h>
 #include <sys/prctl.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -130,6 +133,58 @@ job_new_id(job_id id)
 	    r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7],
 	    r[8], r[9], r[10], r[11], r[12], r[13], r[14], r[15]);
 	return 0;
+}
+
+/* Is stderr journald's stream ($JOURNAL_STREAM names its device and inode)? */
+static bool
+stderr_is_journal(void)
+{
+	const char *stream = getenv("JOURNAL_STREAM");
+	unsigned long dev, ino;
+	struct stat st;
+
+	return stream && sscanf(stream, "%lu:%lu", &dev, &ino) == 2 && fstat(2, &st) == 0 &&
+	    st.st_dev == (dev_t)dev && st.st_ino == (ino_t)ino;
+}
+
+/*
+ * Send a line to journald with structured fields, by its native protocol
+ * (one datagram): cheaper per request than loading libsystemd for sd_journal_send.
+ */
+static int
+journal_send(const char *line, const char *id)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX, .sun_path = "/run/systemd/journal/socket" };
+	struct jbuf msg = { 0 };
+	int fd, r = -1;
+
+	jbuf_puts(&msg, "SYSLOG_IDENTIFIER=lso\nPRIORITY=6\nMESSAGE=");
+	jbuf_add(&msg, line, strcspn(line, "\n"));
+	if (id && *id)
+		jbuf_printf(&msg, "\nLSO_JOB_ID=%s", id);
+	jbuf_add(&msg, "\n", 1);
+	fd = msg.failed ? -1 : socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd >= 0) {
+		r = sendto(fd, msg.data, msg.len, MSG_NOSIGNAL, (struct sockaddr *)&addr,
+		    sizeof(addr)) == (ssize_t)msg.len ? 0 : -1;
+		close(fd);
+	}
+	jbuf_free(&msg);
+	return r;
+}
+
+void
+job_log(const char *id, const char *fmt, ...)
+{
+	char line[2048];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (stderr_is_journal() && journal_send(line, id) == 0)
+		return;
+	fprintf(stderr, "%s\n", line);
 }
 
 /* lso's environment without the socket-activation variables, plus LSO_JOB_ID. */
@@ -1030,7 +1085,7 @@ set_last_error(struct job *j, const char *error)
 static void
 log_attempt(const struct job *j, const char *outcome)
 {
-	fprintf(stderr, "callback job=%s attempt=%ld %s\n", j->id, j->attempts, outcome);
+	job_log(j->id, "callback job=%s attempt=%ld %s", j->id, j->attempts, outcome);
 }
 
 /* The body the callback receives: upstream's execute shape. */
@@ -1180,7 +1235,7 @@ detach(struct job *j, void (*work)(struct job *))
 	pid_t pid, runner;
 
 	if (pipe2(ready, O_CLOEXEC) < 0 || (pid = fork()) < 0) {
-		fprintf(stderr, "lso: job %s: cannot detach (%s): running it here\n", j->id, strerror(errno));
+		job_log(j->id, "lso: job %s: cannot detach (%s): running it here", j->id, strerror(errno));
 		work(j);
 		return;
 	}
@@ -1214,7 +1269,7 @@ detach(struct job *j, void (*work)(struct job *))
 	if (how == 'F') {
 		ssize_t n = read(ready[0], why, sizeof(why) - 1);
 		why[n > 0 ? n : 0] = '\0';
-		fprintf(stderr, "lso: job %s stays in this instance, which supervises it: %s\n",
+		job_log(j->id, "lso: job %s stays in this instance, which supervises it: %s",
 		    j->id, *why ? why : "no scope of its own");
 	}
 	close(ready[0]);
@@ -1272,7 +1327,7 @@ run_job(struct job *j)
 		finish(j, j->result.canceled ? "canceled" : j->result.timed_out ? "timeout" :
 		    j->result.return_code == 0 ? "successful" : "failed");
 	}
-	fprintf(stderr, "job %s %s rc=%d\n", j->id, j->status, j->result.return_code);
+	job_log(j->id, "job %s %s rc=%d", j->id, j->status, j->result.return_code);
 	deliver_callback(j);
 	job_free(j);
 	free(j);
@@ -1352,7 +1407,7 @@ settle_lost(struct job *j, bool deliver_here)
 	j->result.return_code = -1;
 	jbuf_puts(&j->result.output, MSG_LOST);
 	finish(j, "lost");
-	fprintf(stderr, "job %s lost\n", j->id);
+	job_log(j->id, "job %s lost", j->id);
 	if (!j->callback_url)
 		return;
 	if (deliver_here)

@@ -40,6 +40,12 @@ struct run_result {
 
 enum resolve job_resolve(const char *root, const char *name, struct program *prog);
 
+/*
+ * Log one line: to journald with the field LSO_JOB_ID=id when stderr is the
+ * journal's, else to stderr.
+ */
+void job_log(const char *id, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* Fill id with a fresh random uuid4; -1 if the kernel has no randomness for us. */
 int job_new_id(job_id id);
 

@@ -230,7 +230,7 @@ log_exchange(const struct exchange *ex)
 		json_string(&program, ex->program);
 	if (ex->ran)
 		snprintf(rc, sizeof(rc), "%d", ex->return_code);
-	fprintf(stderr, "%s %s %d job=%s program=%s rc=%s ms=%lld\n",
+	job_log(ex->id, "%s %s %d job=%s program=%s rc=%s ms=%lld",
 	    ex->req->method ? ex->req->method : "-", ex->req->path ? ex->req->path : "-",
 	    (int)ex->status, *ex->id ? ex->id : "-", program.data ? program.data : "-",
 	    rc, (long long)(http_now_ms() - ex->start_ms));
