@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -558,6 +559,28 @@ http_request_free(struct http_request *req)
 	req->body_len = 0;
 }
 
+/* Write head and body with one writev when the socket takes it all: one packet, no Nagle wait. */
+static int
+write_two(int fd, const char *head, size_t head_len, const char *body, size_t body_len,
+    int64_t deadline_ms)
+{
+	struct iovec iov[2] = { { (void *)head, head_len }, { (void *)body, body_len } };
+	ssize_t n;
+
+	do
+		n = writev(fd, iov, body_len ? 2 : 1);
+	while (n < 0 && errno == EINTR);
+	if (n < 0 && errno != EAGAIN)
+		return -1;
+	if (n < 0)
+		n = 0;
+	if ((size_t)n < head_len)
+		return write_all(fd, head + n, head_len - (size_t)n, deadline_ms) < 0 ? -1 :
+		    write_all(fd, body, body_len, deadline_ms);
+	n -= (ssize_t)head_len;
+	return write_all(fd, body + n, body_len - (size_t)n, deadline_ms);
+}
+
 int
 http_respond(int out_fd, enum status status, const char *extra_headers,
     const char *body, size_t body_len, int64_t deadline_ms)
@@ -574,9 +597,7 @@ http_respond(int out_fd, enum status status, const char *extra_headers,
 	    (int)status, http_reason(status), body_len, extra_headers ? extra_headers : "");
 	if (n < 0 || (size_t)n >= sizeof(head))
 		return -1;
-	if (write_all(out_fd, head, (size_t)n, deadline_ms) < 0)
-		return -1;
-	return write_all(out_fd, body, body_len, deadline_ms);
+	return write_two(out_fd, head, (size_t)n, body ? body : "", body_len, deadline_ms);
 }
 
 void

@@ -951,13 +951,26 @@ wait_canceled(int ms)
 	return cancel_requested || poll(&pfd, 1, ms) > 0;
 }
 
+/* Upstream's thread pool default, min(32, ncpu + 4); looked up only by async jobs. */
+static long
+max_workers(void)
+{
+	long ncpu;
+
+	if (config.max_workers > 0)
+		return config.max_workers;
+	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	return ncpu < 1 ? 5 : (ncpu + 4 < 32 ? ncpu + 4 : 32);
+}
+
 static int
 try_slots(void)
 {
 	char path[PATH_MAX], name[24];
+	long slots = max_workers();
 	int fd;
 
-	for (long n = 0; n < config.max_workers; n++) {
+	for (long n = 0; n < slots; n++) {
 		snprintf(name, sizeof(name), "%ld", n);
 		if (!state_path(path, "slots", name, NULL))
 			return -1;

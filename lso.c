@@ -96,14 +96,6 @@ env_number(const char *name, long long fallback)
 	return n;
 }
 
-static long
-default_workers(void)
-{
-	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-
-	return ncpu < 1 ? 5 : (ncpu + 4 < 32 ? ncpu + 4 : 32);
-}
-
 /* The token from LSO_API_TOKEN, else from the systemd credential lso-token. */
 static const char *
 load_token(void)
@@ -137,7 +129,7 @@ lso_config_load(void)
 	} numbers[] = {
 		{ "EXECUTABLE_TIMEOUT_SEC", 300, 1, SECONDS_MAX },
 		{ "REQUEST_TIMEOUT_SEC", 10, 1, SECONDS_MAX },
-		{ "MAX_THREAD_POOL_WORKERS", 0, 1, 4096 },
+		{ "MAX_THREAD_POOL_WORKERS", 0, 0, 4096 }, /* 0: decided when needed */
 		{ "LSO_MAX_BODY_BYTES", 1048576, 1, SIZE_LIMIT_MAX },
 		{ "LSO_MAX_OUTPUT_BYTES", 16777216, 1, SIZE_LIMIT_MAX },
 		{ "LSO_READ_TIMEOUT_SEC", 10, 1, SECONDS_MAX },
@@ -149,8 +141,6 @@ lso_config_load(void)
 
 	for (size_t i = 0; i < sizeof(numbers) / sizeof(numbers[0]); i++) {
 		value[i] = env_number(numbers[i].name, numbers[i].fallback);
-		if (numbers[i].fallback == 0 && value[i] == 0)
-			value[i] = default_workers();
 		if (value[i] < numbers[i].min || value[i] > numbers[i].max)
 			return numbers[i].name;
 	}

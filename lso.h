@@ -19,7 +19,7 @@ struct config {
 	const char *api_token;         /* LSO_API_TOKEN or credential lso-token, NULL: off */
 	long executable_timeout_sec;   /* EXECUTABLE_TIMEOUT_SEC */
 	long request_timeout_sec;      /* REQUEST_TIMEOUT_SEC: one callback POST */
-	long max_workers;              /* MAX_THREAD_POOL_WORKERS */
+	long max_workers;              /* MAX_THREAD_POOL_WORKERS, 0: min(32, ncpu + 4) */
 	size_t max_body_bytes;         /* LSO_MAX_BODY_BYTES */
 	size_t max_output_bytes;       /* LSO_MAX_OUTPUT_BYTES */
 	long read_timeout_sec;         /* LSO_READ_TIMEOUT_SEC */
