@@ -590,16 +590,33 @@ job_id_valid(const char *id)
 	return true;
 }
 
+/*
+ * Now in UTC, RFC 3339 with milliseconds. The date is computed by hand (days
+ * to civil date, after H. Hinnant): glibc's gmtime_r and strftime would read
+ * /etc/localtime on every request.
+ */
 static void
 now_rfc3339(char buf[32])
 {
 	struct timespec ts;
-	struct tm tm;
+	long long days, secs, era, doe, yoe, doy, mp, year;
+	unsigned month, day;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	strftime(buf, 24, "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(buf + strlen(buf), 8, ".%03dZ", (int)(ts.tv_nsec / 1000000));
+	days = ts.tv_sec / 86400;
+	secs = ts.tv_sec % 86400;
+	days += 719468;
+	era = days / 146097;
+	doe = days - era * 146097;
+	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	mp = (5 * doy + 2) / 153;
+	day = (unsigned)(doy - (153 * mp + 2) / 5 + 1);
+	month = (unsigned)(mp < 10 ? mp + 3 : mp - 9);
+	year = yoe + era * 400 + (month <= 2);
+	snprintf(buf, 32, "%04u-%02u-%02uT%02u:%02u:%02u.%03uZ", (unsigned)year % 10000,
+	    month % 100, day % 100, (unsigned)(secs / 3600), (unsigned)(secs / 60 % 60),
+	    (unsigned)(secs % 60), (unsigned)(ts.tv_nsec / 1000000) % 1000);
 }
 
 /* "$LSO_STATE_DIR/<sub>/<file><suffix>" into buf; false when it does not fit. */
@@ -1358,7 +1375,7 @@ job_submit(const struct job_request *r, const char *id, struct job **out)
 {
 	struct job *j = calloc(1, sizeof(*j));
 
-	if (!j || make_state_dirs() < 0)
+	if (!j)
 		goto fail;
 	j->lock_fd = -1;
 	snprintf(j->id, sizeof(j->id), "%s", id);
@@ -1376,6 +1393,8 @@ job_submit(const struct job_request *r, const char *id, struct job **out)
 			goto fail;
 	/* The lock first: a record must never look abandoned. */
 	j->lock_fd = open_lock(id);
+	if (j->lock_fd < 0 && errno == ENOENT && make_state_dirs() == 0)
+		j->lock_fd = open_lock(id);
 	if (j->lock_fd < 0 || flock(j->lock_fd, LOCK_EX) < 0 || record_write(j) < 0)
 		goto fail;
 	*out = j;

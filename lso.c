@@ -574,6 +574,19 @@ run_sync(struct exchange *ex, const struct program *prog, const struct execute_r
 	job_result_free(&result);
 }
 
+/* The connection's 0 and 1 are closed: /dev/null there, so no later descriptor lands on them. */
+static void
+keep_std_fds_open(void)
+{
+	int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+	for (int fd = 0; fd < 2 && null_fd >= 0; fd++)
+		if (fcntl(fd, F_GETFD) < 0)
+			dup2(null_fd, fd);
+	if (null_fd > 2)
+		close(null_fd);
+}
+
 /* Record the job, answer 201 at once, then hand the job its own process. */
 static void
 run_async(struct exchange *ex, const struct program *prog, const struct execute_request *x)
@@ -593,6 +606,7 @@ run_async(struct exchange *ex, const struct program *prog, const struct execute_
 	answer(ex);
 	log_exchange(ex);
 	ex->logged = true;
+	keep_std_fds_open();
 	job_start(job);
 }
 

@@ -150,13 +150,13 @@ job_status_is() {
 
 has_callbacks() { [ "$(callbacks_for "$1" | wc -l)" -ge "${2:-1}" ]; }
 
-# no_job_processes: no live process carries a job id in its environment.
-no_job_processes() {
+# no_process_with VAR=PREFIX: no live process has such a variable in its environment.
+no_process_with() {
 	local f pid
 	for f in /proc/[0-9]*/environ; do
 		pid=${f#/proc/}
 		pid=${pid%/environ}
-		tr '\0' '\n' <"$f" 2>/dev/null | grep -q '^LSO_JOB_ID=' || continue
+		tr '\0' '\n' <"$f" 2>/dev/null | grep -q "^$1" || continue
 		[ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" = Z ] && continue
 		echo "left running: $(tr '\0' ' ' <"/proc/$pid/cmdline")" >&2
 		return 1
@@ -423,6 +423,7 @@ test_async_run() {
 	check "callback is application/json" jq -e '.content_type == "application/json"' "$TMP/cb"
 	check "record final" wait_for 2 job_status_is "$JOB" successful
 	jqcheck "record fields" '.kind == "execute" and .name == "sleep-echo" and .args == ["1"] and .result.output == "slept 1\n" and .finished_at != null and .created_at <= .started_at'
+	jqcheck "timestamps RFC 3339 UTC, today" ".created_at | test(\"^$(date -u +%F)T[0-9]{2}:[0-9]{2}:[0-9]{2}\\\\.[0-9]{3}Z\$\")"
 	jqcheck "record callback delivered" '.callback.attempts == 1 and .callback.delivered == true and .callback.last_error == null'
 	submit exit-code '["4"]'
 	check "failed job without callback" wait_for 3 job_status_is "$JOB" failed
@@ -551,8 +552,7 @@ test_async_leftovers() {
 	sleep 1
 	check "no temp record files" bash -c "! ls $STATE/jobs | grep -q '\.json\.'"
 	check "no job left running" bash -c "! grep -l '\"status\":\"\(queued\|running\)\"' $STATE/jobs/*.json | grep -q ."
-	check "no program left running" no_job_processes
-	check "no lso left running" bash -c "! pgrep -x '$(basename "$LSO")' >/dev/null"
+	check "no program or lso of this run left running" no_process_with "LSO_STATE_DIR=$STATE"
 }
 
 suite_core() {

@@ -1,0 +1,507 @@
+#!/usr/bin/env bash
+# tests/systemd.sh: lso's units under a real systemd. Boots a box
+# (tests/systemd/box: systemd-nspawn over the host's / with a tmpfs overlay,
+# private network), installs lso the real way (make install into a staging
+# tree, copied into the box), and drives it through lso.socket with curl and
+# a callback receiver running inside the box. Ends with "N passed, M failed";
+# exits non-zero on any failure. Root only.
+# LSO_KEEP_BOX=1 leaves the box up afterwards (tests/systemd/box exec ...;
+# tests/systemd/box down); LSO_BOX_NAME names it (default lso-systemd-test).
+set -u
+if [ "$(id -u)" != 0 ]; then
+	echo "tests/systemd.sh: must run as root (it boots a container)" >&2
+	exit 2
+fi
+cd "$(dirname "$0")/.." || exit 1
+TOP=$(pwd)
+BOX="$TOP/tests/systemd/box"
+export LSO_BOX_NAME=${LSO_BOX_NAME:-lso-systemd-test}
+export LSO_BOX_DIR=${LSO_BOX_DIR:-/var/tmp/lso-systemd-box}
+TMP=$(mktemp -d /tmp/lso-systemd.XXXXXX)
+PORT=44444           # lso.socket's address, inside the box
+RPORT=18080          # the callback receiver, inside the box
+RECEIVER="http://127.0.0.1:$RPORT"
+PROGRAMS=/srv/lso-test/programs
+STATE=/var/lib/lso
+# systemd-analyze security's exposure score of lso@.service may not rise above
+# this: 6.1 with PrivateTmp=yes, 6.2 with TemporaryFileSystem=/tmp (which the
+# analyzer does not credit).
+EXPOSURE_MAX=6.2
+passed=0 failed=0 skipped=0
+box_started=0
+START=$SECONDS
+
+cleanup() {
+	if [ "$box_started" = 1 ] && [ -n "${LSO_KEEP_BOX:-}" ]; then
+		echo "box '$LSO_BOX_NAME' left up: $BOX exec CMD...; $BOX down" >&2
+	elif [ "$box_started" = 1 ]; then
+		"$BOX" down 2>/dev/null
+	fi
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# One run per box name at a time: a second run would power the first one's box off.
+mkdir -p "$LSO_BOX_DIR"
+exec 8>"$LSO_BOX_DIR/.suite.$LSO_BOX_NAME"
+if ! flock -n 8; then
+	echo "tests/systemd.sh: another run uses box '$LSO_BOX_NAME' (set LSO_BOX_NAME)" >&2
+	exit 1
+fi
+
+# --- helpers ---
+
+pass() { passed=$((passed + 1)); echo "ok   $1"; }
+fail() { failed=$((failed + 1)); echo "FAIL $1${2:+: $2}"; }
+skip() { skipped=$((skipped + 1)); echo "SKIP $1: $2"; }
+section() { echo "== $1 ($((SECONDS - START)) s)"; }
+
+# check NAME COMMAND...: passes when the command succeeds.
+check() {
+	local name=$1
+	shift
+	if "$@" >/dev/null 2>&1; then pass "$name"; else fail "$name"; fi
+}
+
+# expect NAME GOT WANT
+expect() {
+	if [ "$2" = "$3" ]; then pass "$1"; else fail "$1" "got [$2], want [$3]"; fi
+}
+
+# jqcheck NAME FILTER [FILE]: the JSON (default: the last response body) satisfies the filter.
+jqcheck() {
+	local file=${3:-$TMP/body}
+	if jq -e "$2" "$file" >/dev/null 2>&1; then pass "$1"; else
+		fail "$1" "$2 on $(head -c 600 "$file")"; fi
+}
+
+# wait_for SECONDS COMMAND...: retry until the command succeeds.
+wait_for() {
+	local tries=$(($1 * 10))
+	shift
+	for _ in $(seq "$tries"); do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# bx CMD...: run CMD inside the box.
+bx() { "$BOX" exec "$@"; }
+
+# request METHOD PATH [curl args...]: from inside the box, through lso.socket.
+# Sets CODE; the body is in $TMP/body, the headers in $TMP/headers.
+request() {
+	local method=$1 path=$2
+	shift 2
+	bx curl -sS -i --max-time 30 -X "$method" "$@" "http://127.0.0.1:$PORT$path" \
+		>"$TMP/response" 2>"$TMP/curl.err" </dev/null
+	CODE=$(head -n 1 "$TMP/response" | cut -d ' ' -f 2)
+	sed '/^\r$/q' "$TMP/response" >"$TMP/headers"
+	sed '1,/^\r$/d' "$TMP/response" >"$TMP/body"
+}
+
+# execute JSON [curl args...]: POST /api/execute/.
+execute() {
+	local json=$1
+	shift
+	request POST /api/execute/ -H 'Content-Type: application/json' --data-binary "$json" "$@"
+}
+
+# sync NAME [ARGS-JSON] [curl args...]: a synchronous run.
+sync() {
+	local name=$1 args=${2:-[]}
+	shift $(($# < 2 ? $# : 2))
+	execute "{\"executable_name\":\"$name\",\"args\":$args,\"is_async\":false}" "$@"
+}
+
+# submit NAME ARGS-JSON [CALLBACK-PATH]: an async run; sets JOB.
+submit() {
+	local callback=null
+	[ -n "${3:-}" ] && callback="\"$RECEIVER$3\""
+	execute "{\"executable_name\":\"$1\",\"args\":$2,\"callback\":$callback}"
+	JOB=$(jq -r .job_id "$TMP/body" 2>/dev/null)
+}
+
+# callbacks_for JOB: the POSTs the receiver got for a job, one JSON line each.
+callbacks_for() {
+	bx cat /run/lso-test/callbacks.log 2>/dev/null </dev/null |
+		jq -c "select(.body.job_id == \"$1\")"
+}
+has_callback() { [ -n "$(callbacks_for "$1")" ]; }
+
+# record JOB: the job's record, as lso stored it, into $TMP/record.
+record() { bx cat "$STATE/jobs/$1.json" >"$TMP/record" 2>/dev/null </dev/null; }
+record_status_is() { record "$1" && jq -e ".status == \"$2\"" "$TMP/record"; }
+
+unit_active() { [ "$(bx systemctl show -p ActiveState --value "$1" </dev/null)" = active ]; }
+unit_inactive() { ! unit_active "$1"; }
+
+# no instances of lso@.service are loaded (one per connection; collected once done)
+no_instances() { [ -z "$(bx systemctl list-units --all --plain --no-legend 'lso@*' </dev/null)" ]; }
+
+# no_job_processes JOB: no live process carries the job's id in its environment.
+no_job_processes() {
+	bx sh -c '! grep -lsxz "LSO_JOB_ID=$1" /proc/[0-9]*/environ' sh "$1" </dev/null
+}
+
+# journal ARGS...: the messages of the box's journal, one a line.
+journal() { bx journalctl --no-pager -o cat "$@" </dev/null 2>/dev/null; }
+journal_has() { # REGEX JOURNALCTL-ARGS...
+	local regex=$1
+	shift
+	journal "$@" | grep -Eq "$regex"
+}
+
+# --- setup: boot, install the real way, configure ---
+
+die_setup() {
+	fail "setup: $1" "${2:-}"
+	echo "$passed passed, $failed failed"
+	exit 1
+}
+
+setup() {
+	local stage=$TMP/stage unitdir f missing=()
+	section "setup"
+	"$BOX" down >/dev/null 2>&1   # a box a killed run left behind
+	box_started=1
+	"$BOX" up || die_setup "boot the box"
+
+	# The install target, as a packager runs it.
+	make -C "$TOP" install DESTDIR="$stage" PREFIX=/usr/local >"$TMP/install.log" 2>&1 ||
+		die_setup "make install" "$(tail -n 5 "$TMP/install.log")"
+	# Where make install put the units and the tmpfiles snippet (UNITDIR, TMPFILESDIR).
+	unitdir=$(dirname "$(find "$stage" -name lso.socket | head -n 1)")
+	[ "$unitdir" != . ] || die_setup "make install installed no lso.socket"
+	TMPFILES_CONF=$(find "$stage" -path '*/tmpfiles.d/lso.conf' | head -n 1)
+	# What the Makefile does not install yet comes from the tree.
+	if [ ! -e "$unitdir/lso-recover.service" ]; then
+		cp "$TOP/lso-recover.service" "$unitdir/"
+		missing+=(lso-recover.service)
+	fi
+	if [ -z "$TMPFILES_CONF" ]; then
+		TMPFILES_CONF=$stage/usr/lib/tmpfiles.d/lso.conf
+		mkdir -p "${TMPFILES_CONF%/*}"
+		cp "$TOP/lso.tmpfiles" "$TMPFILES_CONF"
+		missing+=(lso.tmpfiles)
+	fi
+	[ ${#missing[@]} = 0 ] ||
+		echo "note: make install does not install ${missing[*]} yet; copied from the tree"
+	TMPFILES_CONF=${TMPFILES_CONF#"$stage"}
+	INSTALLED_UNITS=()
+	for f in "$unitdir"/*; do INSTALLED_UNITS+=("${f#"$stage"}"); done
+
+	# Into the box's own file system (the host's later changes do not reach
+	# the overlay). Keep the box's /lib -> usr/lib and its directories' modes.
+	(cd "$stage" && tar -cf - -- *) |
+		bx tar -xf - --keep-directory-symlink --no-overwrite-dir --no-same-owner -C / ||
+		die_setup "copy the installed tree into the box"
+	tar -C "$TOP/tests" -cf - programs |
+		bx sh -c 'mkdir -p /srv/lso-test && tar -xf - -C /srv/lso-test' &&
+		tar -C "$TOP/tests/systemd" -cf - programs | bx tar -xf - -C /srv/lso-test &&
+		bx sh -c 'cat >/srv/lso-test/receiver.py' <"$TOP/tests/receiver.py" ||
+		die_setup "copy the fixtures into the box"
+	bx sh -c 'cat >/etc/lso/lso.env' <<-EOF || die_setup "write /etc/lso/lso.env"
+		EXECUTABLES_ROOT_DIR=$PROGRAMS
+		EXECUTABLE_TIMEOUT_SEC=20
+		REQUEST_TIMEOUT_SEC=5
+		LSO_CALLBACK_RETRIES=2
+	EOF
+	bx systemctl daemon-reload </dev/null || die_setup "daemon-reload"
+	bx systemctl enable --now lso.socket </dev/null >/dev/null 2>&1 ||
+		die_setup "systemctl enable --now lso.socket"
+	bx mkdir -p /run/lso-test
+	bx systemd-run --quiet --unit=lso-test-receiver /usr/bin/python3 /srv/lso-test/receiver.py \
+		/run/lso-test/receiver.port /run/lso-test/callbacks.log "$RPORT" </dev/null &&
+		wait_for 10 bx test -s /run/lso-test/receiver.port ||
+		die_setup "start the callback receiver"
+}
+
+# --- the suites ---
+
+test_units() {
+	local out score
+	section "units"
+	check "lso.socket enabled" bx systemctl is-enabled lso.socket
+	check "lso.socket listening" unit_active lso.socket
+	check "lso-recover.service can be enabled" bx systemctl enable --quiet lso-recover.service
+	out=$(bx systemd-analyze verify "${INSTALLED_UNITS[@]}" 2>&1 </dev/null)
+	if [ $? = 0 ] && [ -z "$out" ]; then pass "systemd-analyze verify ${INSTALLED_UNITS[*]##*/}"
+	else fail "systemd-analyze verify" "$out"; fi
+	out=$(bx systemd-analyze security --no-pager lso@security.service 2>&1 </dev/null)
+	score=$(printf '%s\n' "$out" | sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p')
+	echo "     systemd-analyze security lso@.service: exposure ${score:-?} (at most $EXPOSURE_MAX)"
+	if [ -n "$score" ] && awk -v s="$score" -v m="$EXPOSURE_MAX" 'BEGIN { exit !(s <= m) }'; then
+		pass "exposure of lso@.service $score <= $EXPOSURE_MAX"
+	else
+		fail "exposure of lso@.service ${score:-?} <= $EXPOSURE_MAX" "$(printf '%s\n' "$out" | grep '✗')"
+	fi
+}
+
+test_sync() {
+	section "sync requests through lso.socket"
+	request GET /api/version
+	expect "version status" "$CODE" 200
+	jqcheck "version body" '.api == "2.0" and (.module | test("^[0-9]+\\.[0-9]+\\.[0-9]+$"))'
+	sync echo-args '["a", "b c"]'
+	expect "sync run status" "$CODE" 201
+	jqcheck "sync run output" '.result == {"output": "a\nb c\n", "return_code": 0, "status": "successful"}'
+	SYNC_JOB=$(jq -r .job_id "$TMP/body" 2>/dev/null)
+	sync exit-code '[]'
+	jqcheck "sync run that fails" '.result.return_code != 0 and .result.status == "failed"'
+	check "instances collected after their request" wait_for 5 no_instances
+}
+
+test_journal() {
+	section "journal"
+	check "request line of GET /api/version in lso@'s journal" wait_for 5 journal_has \
+		'^GET /api/version 200 job=- program=- rc=- ms=[0-9]+$' -u 'lso@*'
+	check "request line of the sync run in lso@'s journal" wait_for 5 journal_has \
+		"^POST /api/execute/ 201 job=$SYNC_JOB program=\"echo-args\" rc=0 ms=[0-9]+\$" -u 'lso@*'
+}
+
+# Runs CONNECTIONS requests at once from inside the box, SPACING seconds apart;
+# prints "HTTP-CODE CURL-EXIT SECONDS" per request.
+at_once() { # CONNECTIONS SPACING JSON
+	bx bash -c '
+		for i in $(seq "$1"); do
+			( out=$(curl -s -o /dev/null -w "%{http_code} %{time_total}" --max-time 20 \
+				-H "Content-Type: application/json" --data-binary "$3" \
+				"http://127.0.0.1:'$PORT'/api/execute/"); rc=$?
+			  set -- $out; echo "$1 $rc $2" ) &
+			sleep "$2"
+		done
+		wait' bash "$@" </dev/null
+}
+
+test_connections() {
+	local t0 out ok refused
+	section "concurrent connections, MaxConnections="
+	t0=$(date +%s.%N)
+	out=$(at_once 6 0 '{"executable_name":"sleep-echo","args":["2"],"is_async":false}')
+	expect "6 concurrent sync runs answered" "$(grep -c '^201 0 ' <<<"$out")" 6
+	check "6 concurrent 2 s runs took less than 6 s" awk -v a="$t0" -v b="$(date +%s.%N)" \
+		'BEGIN { exit !(b - a < 6) }'
+
+	bx sh -c 'mkdir -p /etc/systemd/system/lso.socket.d &&
+		printf "[Socket]\nMaxConnections=2\n" >/etc/systemd/system/lso.socket.d/50-test.conf &&
+		systemctl daemon-reload && systemctl restart lso.socket' </dev/null
+	expect "drop-in lowers MaxConnections" \
+		"$(bx systemctl show -p MaxConnections --value lso.socket </dev/null)" 2
+	out=$(at_once 3 0.5 '{"executable_name":"sleep-echo","args":["3"],"is_async":false}')
+	ok=$(grep -c '^201 0 ' <<<"$out")
+	refused=$(awk '$1 == "000" && $2 != 0 && $3 < 2' <<<"$out" | wc -l)
+	expect "2 connections within MaxConnections=2 served" "$ok" 2
+	if [ "$refused" = 1 ]; then pass "the third connection refused at once, not hung"
+	else fail "the third connection refused at once, not hung" "$(tr '\n' ';' <<<"$out")"; fi
+	check "lso.socket logs the refusal" journal_has 'Too many incoming connections' -u lso.socket
+	# An async job leaves its instance (which exits just after answering):
+	# once the instances are gone, the jobs hold no connection.
+	local jobs=()
+	submit sleep-echo '["4"]'
+	jobs+=("$JOB")
+	submit sleep-echo '["4"]'
+	jobs+=("$JOB")
+	wait_for 5 no_instances
+	out=$(at_once 2 0 '{"executable_name":"echo-args","args":["x"],"is_async":false}')
+	expect "2 async jobs running hold no connections" "$(grep -c '^201 0 ' <<<"$out")" 2
+	check "lso.socket still listening" unit_active lso.socket
+
+	bx sh -c 'rm -f /etc/systemd/system/lso.socket.d/50-test.conf &&
+		systemctl daemon-reload && systemctl restart lso.socket' </dev/null
+	expect "MaxConnections back to the unit's" \
+		"$(bx systemctl show -p MaxConnections --value lso.socket </dev/null)" 64
+	check "jobs outlive a restart of lso.socket" wait_for 10 eval \
+		"record_status_is ${jobs[0]} successful && record_status_is ${jobs[1]} successful"
+}
+
+test_async() {
+	local runner
+	section "async job in its own scope"
+	submit sleep-echo '["3"]' /ok/async
+	expect "async status" "$CODE" 201
+	jqcheck "async body" '.result == null and (.job_id | length) == 36'
+	ASYNC_JOB=$JOB
+	local scope=lso-job-$JOB.scope
+	check "the job runs as $scope" wait_for 5 unit_active "$scope"
+	expect "$scope is in lso-jobs.slice" "$(bx systemctl show -p Slice --value "$scope" </dev/null)" lso-jobs.slice
+	check "its instance is gone while the job runs" wait_for 5 no_instances
+	check "... and the job still runs" unit_active "$scope"
+	runner=$(bx cut -d ' ' -f 1 "$STATE/jobs/$JOB.lock" </dev/null)
+	check "the runner's cgroup is the scope" bx grep -q "/lso-jobs.slice/$scope\$" "/proc/$runner/cgroup"
+	request GET "/api/jobs/$JOB"
+	jqcheck "record says running" '.status == "running"'
+	check "callback delivered after the instance is gone" wait_for 10 has_callback "$JOB"
+	callbacks_for "$JOB" | head -n 1 >"$TMP/callback"
+	jqcheck "callback body" '.path == "/ok/async" and
+		.body.result == {"output": "slept 3\n", "return_code": 0, "status": "successful"}' "$TMP/callback"
+	record "$JOB"
+	jqcheck "record successful, callback delivered" \
+		'.status == "successful" and .callback.delivered == true' "$TMP/record"
+	check "$scope gone after the job" wait_for 5 unit_inactive "$scope"
+	check "journalctl -u $scope has the runner's lines" journal_has \
+		"^job $JOB successful rc=0\$" -u "$scope"
+	check "request line of the async run in lso@'s journal" journal_has \
+		"^POST /api/execute/ 201 job=$JOB program=\"sleep-echo\" rc=- ms=[0-9]+\$" -u 'lso@*'
+	if grep -q 'LSO_JOB_ID=' "$TOP/lso.c"; then
+		check "journalctl LSO_JOB_ID=<id> finds the job's lines" journal_has "$JOB" "LSO_JOB_ID=$JOB"
+	else
+		skip "journalctl LSO_JOB_ID=<id>" "lso.c sends no LSO_JOB_ID= field yet"
+	fi
+}
+
+# start_long TAG: an async job that runs until stopped; sets JOB, waits until its program runs.
+start_long() {
+	submit sleep-echo '["15"]' "/ok/$1"
+	wait_for 5 record_status_is "$JOB" running
+}
+
+test_stop_scope() {
+	local t0
+	section "systemctl stop lso-job-<id>.scope"
+	start_long stop
+	local scope=lso-job-$JOB.scope
+	check "$scope running" unit_active "$scope"
+	t0=$SECONDS
+	check "systemctl stop $scope" bx timeout 30 systemctl stop "$scope"
+	check "... within 5 s" test $((SECONDS - t0)) -le 5
+	check "failure callback after the stop" wait_for 10 has_callback "$JOB"
+	callbacks_for "$JOB" | head -n 1 >"$TMP/callback"
+	jqcheck "callback says failed" '.body.result.status == "failed" and .body.result.return_code < 0' "$TMP/callback"
+	record "$JOB"
+	jqcheck "record final" '.status == "canceled" or .status == "failed"' "$TMP/record"
+	check "nothing of the job left running" wait_for 5 no_job_processes "$JOB"
+}
+
+test_cancel() {
+	section "DELETE /api/jobs/<id> across instances"
+	start_long cancel
+	request DELETE "/api/jobs/$JOB"
+	expect "cancel status" "$CODE" 202
+	check "callback after the cancel" wait_for 10 has_callback "$JOB"
+	callbacks_for "$JOB" | head -n 1 >"$TMP/callback"
+	jqcheck "callback says canceled" '.body.result.status == "failed" and
+		(.body.result.output | test("Execution canceled\\.$"))' "$TMP/callback"
+	check "record canceled" wait_for 5 record_status_is "$JOB" canceled
+	check "the scope is gone" wait_for 5 unit_inactive "lso-job-$JOB.scope"
+}
+
+test_recover() {
+	section "lso-recover.service settles a killed runner's job"
+	start_long lost
+	local scope=lso-job-$JOB.scope
+	check "systemctl kill -s KILL $scope" bx systemctl kill -s KILL "$scope"
+	check "$scope ends" wait_for 5 unit_inactive "$scope"
+	check "nothing of the job left running" wait_for 5 no_job_processes "$JOB"
+	check "the record still says running" record_status_is "$JOB" running
+	check "no callback yet" test -z "$(callbacks_for "$JOB")"
+	check "systemctl start lso-recover.service" bx timeout 60 systemctl start lso-recover.service
+	record "$JOB"
+	jqcheck "record says lost" '.status == "lost" and .result.return_code == -1 and
+		.callback.delivered == true' "$TMP/record"
+	check "failure callback for the lost job" wait_for 5 has_callback "$JOB"
+	callbacks_for "$JOB" | head -n 1 >"$TMP/callback"
+	jqcheck "callback says failed, lost" '.body.result.status == "failed" and
+		.body.result.return_code == -1 and (.body.result.output | test("lost"))' "$TMP/callback"
+	check "lso-recover.service logs the job" journal_has "job $JOB lost" -u lso-recover.service
+
+	# A runner killed alone: its program follows it (parent-death signal), and
+	# the next read of the record settles the job, delivering from a scope.
+	start_long lost-read
+	scope=lso-job-$JOB.scope
+	check "kill -KILL the runner alone" bx kill -KILL "$(bx cut -d ' ' -f 1 "$STATE/jobs/$JOB.lock" </dev/null)"
+	check "$scope ends with its runner" wait_for 5 unit_inactive "$scope"
+	request GET "/api/jobs/$JOB"
+	jqcheck "GET settles the job as lost" '.status == "lost"'
+	check "failure callback for the job lost and read" wait_for 10 has_callback "$JOB"
+	callbacks_for "$JOB" | head -n 1 >"$TMP/callback"
+	jqcheck "... says failed, lost" '.body.result.status == "failed" and
+		(.body.result.output | test("lost"))' "$TMP/callback"
+}
+
+test_credential() {
+	local token
+	section "LoadCredential=lso-token"
+	token=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
+	bx sh -c 'umask 077 && printf "%s\n" "$1" >/etc/lso/token &&
+		mkdir -p /etc/systemd/system/lso@.service.d &&
+		printf "[Service]\nLoadCredential=lso-token:/etc/lso/token\n" \
+			>/etc/systemd/system/lso@.service.d/50-test-token.conf &&
+		systemctl daemon-reload' sh "$token" </dev/null
+	request GET "/api/jobs/$SYNC_JOB"
+	expect "no token: 401" "$CODE" 401
+	check "401 asks for a bearer token" grep -qi '^WWW-Authenticate: Bearer' "$TMP/headers"
+	sync echo-args '["x"]'
+	expect "no token: nothing runs" "$CODE" 401
+	sync echo-args '["x"]' -H "Authorization: Bearer wrong$token"
+	expect "wrong token: 401" "$CODE" 401
+	request GET /api/version
+	expect "/api/version stays open" "$CODE" 200
+	sync echo-args '["x"]' -H "Authorization: Bearer $token"
+	expect "token: sync run 201" "$CODE" 201
+	request GET "/api/jobs/$ASYNC_JOB" -H "Authorization: Bearer $token"
+	expect "token: job record 200" "$CODE" 200
+	bx sh -c 'rm -f /etc/systemd/system/lso@.service.d/50-test-token.conf /etc/lso/token &&
+		systemctl daemon-reload' </dev/null
+	sync echo-args '["x"]'
+	expect "without the credential, open again" "$CODE" 201
+}
+
+test_hardening() {
+	local job
+	section "an admin program under lso@.service's sandbox"
+	sync admin-probe "[\"$RPORT\"]"
+	job=$(jq -r .job_id "$TMP/body" 2>/dev/null)
+	jqcheck "sync admin-probe succeeds" '.result.return_code == 0'
+	jqcheck "... writes /var/lib, uses /tmp, reads /etc, talks TCP" \
+		'.result.output | test("state ok\ntmp ok\nos-release ok: [a-z]+\ntcp ok: 200\n")'
+	check "its state is on the system, outside the sandbox" bx test -s "/var/lib/lso-admin-probe/$job"
+	check "the receiver got its connection" test -n "$(callbacks_for "$job")"
+	submit admin-probe "[\"$RPORT\", \"1\"]" /ok/admin-async
+	check "async admin-probe calls back" wait_for 10 eval \
+		"callbacks_for $JOB | grep -q /ok/admin-async"
+	callbacks_for "$JOB" | grep /ok/admin-async | head -n 1 >"$TMP/callback"
+	jqcheck "async admin-probe succeeds after its instance is gone (/tmp too)" \
+		'.body.result.return_code == 0' "$TMP/callback"
+}
+
+test_tmpfiles() {
+	local conf=$TMPFILES_CONF id=00000000-0000-4000-8000-000000000000
+	section "lso.tmpfiles"
+	check "installed as $conf" bx test -s "$conf"
+	check "systemd-tmpfiles --clean takes it" bx systemd-tmpfiles --clean "$conf"
+	check "recent records kept" bx test -e "$STATE/jobs/$ASYNC_JOB.json"
+	# The same lines with a 1 s age: old records go, the directory stays.
+	bx sh -c 'printf "{}\n" >"$1/jobs/$2.json" && : >"$1/jobs/$2.lock" &&
+		awk "\$1 !~ /^#/ && NF >= 6 { \$6 = \"1s\" } 1" "$3" >/run/lso-test/short.conf' \
+		sh "$STATE" "$id" "$conf" </dev/null
+	sleep 2
+	bx systemd-tmpfiles --clean /run/lso-test/short.conf </dev/null >/dev/null 2>&1
+	check "aged records and locks removed" bx sh -c "! ls $STATE/jobs/$id.*"
+	check "the jobs directory stays" bx test -d "$STATE/jobs"
+}
+
+diagnose() {
+	echo "--- journal of the box (lso units, last 60 lines)"
+	bx journalctl --no-pager -o short-monotonic -u 'lso*' -u lso-test-receiver </dev/null | tail -n 60
+}
+
+setup
+test_units
+test_sync
+test_journal
+test_connections
+test_async
+test_stop_scope
+test_cancel
+test_recover
+test_credential
+test_hardening
+test_tmpfiles
+[ "$failed" = 0 ] || diagnose
+echo "took $((SECONDS - START)) s"
+[ "$skipped" = 0 ] || echo "$skipped skipped"
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
