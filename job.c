@@ -4,9 +4,11 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,7 +79,7 @@ climbs_out(const char *name)
 }
 
 static enum resolve
-check_file(const char *path, struct program *prog)
+check_file(const char *path, bool need_exec, struct program *prog)
 {
 	struct stat st;
 
@@ -85,7 +87,7 @@ check_file(const char *path, struct program *prog)
 		return RESOLVE_MISSING;
 	if (!S_ISREG(st.st_mode))
 		return RESOLVE_NOT_FILE;
-	if (!(st.st_mode & (S_IXUSR | S_IXGRP | S_IXOTH)))
+	if (need_exec && !(st.st_mode & (S_IXUSR | S_IXGRP | S_IXOTH)))
 		return RESOLVE_NOT_EXECUTABLE;
 	prog->dev = st.st_dev;
 	prog->ino = st.st_ino;
@@ -94,6 +96,12 @@ check_file(const char *path, struct program *prog)
 
 enum resolve
 job_resolve(const char *root, const char *name, struct program *prog)
+{
+	return job_resolve_file(root, name, true, prog);
+}
+
+enum resolve
+job_resolve_file(const char *root, const char *name, bool need_exec, struct program *prog)
 {
 	char real_root[PATH_MAX], candidate[PATH_MAX];
 	int n;
@@ -116,7 +124,7 @@ job_resolve(const char *root, const char *name, struct program *prog)
 	}
 	if (!is_inside(real_root, prog->path))
 		return RESOLVE_OUTSIDE;
-	return check_file(prog->path, prog);
+	return check_file(prog->path, need_exec, prog);
 }
 
 int
@@ -189,20 +197,25 @@ job_log(const char *id, const char *fmt, ...)
 
 /* lso's environment without the socket-activation variables, plus LSO_JOB_ID. */
 static char **
-program_environment(const char *id, char *id_var, size_t id_var_size)
+program_environment(const char *id, char *id_var, size_t id_var_size,
+    const char *const *extra)
 {
-	size_t n = 0, kept = 0;
+	size_t n = 0, n_extra = 0, kept = 0;
 	char **env;
 
 	while (environ[n])
 		n++;
-	env = calloc(n + 2, sizeof(*env));
+	while (extra && extra[n_extra])
+		n_extra++;
+	env = calloc(n + n_extra + 2, sizeof(*env));
 	if (!env)
 		return NULL;
 	for (size_t i = 0; i < n; i++)
 		if (strncmp(environ[i], "LISTEN_", 7) != 0 &&
 		    strncmp(environ[i], "LSO_JOB_ID=", 11) != 0)
 			env[kept++] = environ[i];
+	for (size_t i = 0; i < n_extra; i++)
+		env[kept++] = (char *)extra[i];
 	snprintf(id_var, id_var_size, "LSO_JOB_ID=%s", id);
 	env[kept] = id_var;
 	return env;
@@ -272,6 +285,7 @@ struct capture {
 	struct jbuf out, err;
 	size_t budget;
 	bool truncated;
+	const struct run_control *control;  /* its on_stdout sees all of stdout */
 };
 
 /* Drain what fd has now into dst; returns false at EOF or error. */
@@ -287,6 +301,8 @@ capture_from(int fd, struct jbuf *dst, struct capture *cap)
 		return errno == EINTR || errno == EAGAIN;
 	if (n == 0)
 		return false;
+	if (dst == &cap->out && cap->control && cap->control->on_stdout)
+		cap->control->on_stdout(buf, (size_t)n, cap->control->ctx);
 	keep = (size_t)n < cap->budget ? (size_t)n : cap->budget;
 	if (keep < (size_t)n)
 		cap->truncated = true;
@@ -303,9 +319,20 @@ struct watch {
 	int pidfd;
 	bool exited;
 	int wait_status;
-	int64_t deadline_ms;
+	int64_t deadline_ms;    /* of the current phase: run, kill grace or linger */
+	int64_t run_deadline_ms;
+	int64_t idle_ms;        /* silence that ends the run; 0: none */
 	int kills_sent;         /* 0, 1 after SIGTERM, 2 after SIGKILL */
 };
+
+/* While the program runs, its deadline is the run's, or sooner when it stays silent. */
+static void
+set_run_deadline(struct watch *w)
+{
+	int64_t idle_end = http_now_ms() + w->idle_ms;
+
+	w->deadline_ms = w->idle_ms && idle_end < w->run_deadline_ms ? idle_end : w->run_deadline_ms;
+}
 
 /* Stop the program's whole group: SIGTERM now, SIGKILL when the grace has passed. */
 static void
@@ -373,10 +400,14 @@ watch_program(struct watch *w, struct capture *cap, struct run_result *result)
 		n = poll(w->fds, 4, left > 60000 ? 60000 : (int)left);
 		if (n < 0 && errno != EINTR)
 			break;
-		for (int i = 0; i < 2 && n > 0; i++)
-			if (w->fds[i].revents && !capture_from(w->fds[i].fd,
-			    i == 0 ? &cap->out : &cap->err, cap))
+		for (int i = 0; i < 2 && n > 0; i++) {
+			if (!w->fds[i].revents)
+				continue;
+			if (!capture_from(w->fds[i].fd, i == 0 ? &cap->out : &cap->err, cap))
 				w->fds[i].fd = -1;
+			else if (w->idle_ms && !w->kills_sent && !w->exited)
+				set_run_deadline(w);
+		}
 		if (n > 0 && w->fds[2].fd >= 0 && w->fds[2].revents)
 			note_exit(w);
 		if (n > 0 && w->fds[3].fd >= 0 && w->fds[3].revents)
@@ -415,6 +446,7 @@ note_line(struct run_result *result, const char *line)
 static void
 settle_result(struct run_result *result, int wait_status, int exec_code)
 {
+	result->start_failed = exec_code != 0;
 	if (exec_code == EXEC_CHANGED) {
 		result->return_code = -1;
 		note_line(result, "Could not execute program: it changed while being started.");
@@ -448,6 +480,7 @@ read_exec_code(int status_fd)
 static void
 start_failed(struct run_result *result, const char *what)
 {
+	result->start_failed = true;
 	result->return_code = -1;
 	note_line(result, "Could not execute program: ");
 	jbuf_puts(&result->output, what);
@@ -460,10 +493,11 @@ job_run(const struct program *prog, const char *const *args, size_t nargs,
 {
 	int out[2] = { -1, -1 }, err[2] = { -1, -1 }, status[2] = { -1, -1 };
 	char id_var[sizeof("LSO_JOB_ID=") + JOB_ID_LEN];
-	struct capture cap = { .budget = config.max_output_bytes };
+	struct capture cap = { .budget = config.max_output_bytes, .control = control };
 	struct watch w = { 0 };
 	char **argv = calloc(nargs + 2, sizeof(*argv));
-	char **envp = program_environment(id, id_var, sizeof(id_var));
+	char **envp = program_environment(id, id_var, sizeof(id_var),
+	    control ? control->extra_env : NULL);
 	int exec_code;
 
 	*result = (struct run_result){ 0 };
@@ -496,7 +530,10 @@ job_run(const struct program *prog, const char *const *args, size_t nargs,
 	w.pidfd = pidfd_open(w.pid, 0);
 	w.fds[2] = (struct pollfd){ .fd = w.pidfd, .events = POLLIN };
 	w.fds[3] = (struct pollfd){ .fd = control ? control->cancel_fd : -1, .events = POLLIN };
-	w.deadline_ms = http_now_ms() + config.executable_timeout_sec * 1000;
+	w.run_deadline_ms = http_now_ms() + 1000 *
+	    (control && control->timeout_sec ? control->timeout_sec : config.executable_timeout_sec);
+	w.idle_ms = control ? control->idle_timeout_sec * 1000 : 0;
+	set_run_deadline(&w);
 	watch_program(&w, &cap, result);
 	if (w.pidfd >= 0)
 		close(w.pidfd);
@@ -562,6 +599,14 @@ struct job {
 	char *last_error;
 	struct program prog;
 	int lock_fd;   /* held by the job's runner for its whole life */
+	/* playbooks */
+	char *inventory;
+	bool inventory_is_object;
+	char *extra_vars;
+	char *progress_url;
+	bool incremental;
+	struct jbuf stdout_lines;  /* non-empty stdout lines, each ending in '\n' */
+	char *failure;             /* why the run failed without running, for the callback */
 };
 
 static const char *const final_statuses[] = {
@@ -786,6 +831,11 @@ job_free(struct job *j)
 	free(j->args);
 	free(j->callback_url);
 	free(j->last_error);
+	free(j->inventory);
+	free(j->extra_vars);
+	free(j->progress_url);
+	free(j->failure);
+	jbuf_free(&j->stdout_lines);
 	job_result_free(&j->result);
 	if (j->lock_fd >= 0)
 		close(j->lock_fd);
@@ -959,6 +1009,15 @@ on_cancel_signal(int sig)
 	errno = saved;
 }
 
+/* Wait until fd is readable or ms pass: true when readable. */
+static bool
+wait_readable(int fd, int64_t ms)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+
+	return poll(&pfd, 1, ms > 0 ? (int)ms : 0) > 0;
+}
+
 /* Wait until cancel_fd is readable or ms pass: true when canceled. */
 static bool
 wait_canceled(int ms)
@@ -1118,10 +1177,62 @@ log_attempt(const struct job *j, const char *outcome)
 	job_log(j->id, "callback job=%s attempt=%ld %s", j->id, j->attempts, outcome);
 }
 
-/* The body the callback receives: upstream's execute shape. */
+static bool
+is_playbook(const struct job *j)
+{
+	return j->kind && strcmp(j->kind, "playbook") == 0;
+}
+
+/* Each non-empty line of text as a JSON string of the array being written. */
+static void
+json_lines(struct jbuf *b, const char *text, size_t len, bool *first)
+{
+	const char *end = text + len, *nl;
+
+	for (; text < end; text = nl + 1) {
+		nl = memchr(text, '\n', (size_t)(end - text));
+		if (!nl)
+			nl = end;
+		if (nl > text) {
+			jbuf_puts(b, *first ? "\"" : ",\"");
+			json_escape(b, text, (size_t)(nl - text), true);
+			jbuf_puts(b, "\"");
+			*first = false;
+		}
+	}
+}
+
+/*
+ * A playbook's callback, in upstream's shape: {"status", "job_id", "output":
+ * [non-empty stdout lines], "return_code"}; a run that never ran (or was lost)
+ * says why in one line.
+ */
+static void
+playbook_callback_body(const struct job *j, struct jbuf *b)
+{
+	const char *status = strcmp(j->status, "lost") == 0 ? "failed" : j->status;
+	const struct jbuf *lines = j->stdout_lines.len ? &j->stdout_lines : &j->result.output;
+	bool first = true;
+
+	jbuf_printf(b, "{\"status\":\"%s\",\"job_id\":\"%s\",\"output\":[", status, j->id);
+	if (j->failure) {
+		jbuf_puts(b, "\"Ansible playbook run failed: ");
+		json_escape(b, j->failure, strlen(j->failure), true);
+		jbuf_puts(b, "\"");
+	} else if (lines->data) {
+		json_lines(b, lines->data, lines->len, &first);
+	}
+	jbuf_printf(b, "],\"return_code\":%d}", j->failure ? -1 : j->result.return_code);
+}
+
+/* The body the callback receives: upstream's shape for each kind of job. */
 static void
 callback_body(const struct job *j, struct jbuf *b)
 {
+	if (is_playbook(j)) {
+		playbook_callback_body(j, b);
+		return;
+	}
 	jbuf_printf(b, "{\"job_id\":\"%s\",\"result\":", j->id);
 	job_result_json(b, &j->result);
 	jbuf_puts(b, "}");
@@ -1309,6 +1420,340 @@ detach(struct job *j, void (*work)(struct job *))
 			;
 }
 
+/* --- playbooks: ansible-playbook with private files, progress while it runs --- */
+
+/* Progress: at most one POST per interval, each at most this many bytes of lines. */
+#define PROGRESS_INTERVAL_MS 200
+#define PROGRESS_MAX_BYTES (256 * 1024)
+/* Blocks waiting for the progress process beyond this are dropped, not waited for. */
+#define PROGRESS_PENDING_MAX (1024 * 1024)
+/* Longer stdout lines are cut: Ansible's are short. */
+#define LINE_MAX_BYTES 65536
+
+/* Remove a directory tree (the job's private files), whatever is in it. */
+static int
+remove_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	(void)st, (void)ftw;
+	return type == FTW_DP ? rmdir(path) : unlink(path);
+}
+
+static void
+remove_job_files(const char *id)
+{
+	char dir[PATH_MAX];
+
+	if (state_path(dir, "tmp", id, NULL))
+		nftw(dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+static bool
+write_private_file(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	size_t len = strlen(text);
+	bool ok = fd >= 0 && write(fd, text, len) == (ssize_t)len;
+
+	if (fd >= 0)
+		close(fd);
+	return ok;
+}
+
+/*
+ * The inventory (JSON for objects, the hosts text as given otherwise) and the
+ * extra vars, in a directory only we can read: never on the command line.
+ */
+static bool
+write_playbook_files(const struct job *j, char dir[PATH_MAX], char inventory[PATH_MAX],
+    char vars[PATH_MAX])
+{
+	char top[PATH_MAX];
+
+	if (!state_path(top, "tmp", NULL, NULL) || !state_path(dir, "tmp", j->id, NULL) ||
+	    (mkdir(top, 0700) < 0 && errno != EEXIST) || mkdir(dir, 0700) < 0)
+		return false;
+	if (snprintf(inventory, PATH_MAX, "%s/%s", dir,
+	    j->inventory_is_object ? "inventory.json" : "hosts") >= PATH_MAX ||
+	    snprintf(vars, PATH_MAX, "%s/extra_vars.json", dir) >= PATH_MAX)
+		return errno = ENAMETOOLONG, false;
+	return write_private_file(inventory, j->inventory ? j->inventory : "") &&
+	    write_private_file(vars, j->extra_vars ? j->extra_vars : "{}");
+}
+
+/* ansible-playbook: $ANSIBLE_PLAYBOOK, else the first on PATH. */
+static bool
+find_ansible(struct program *prog)
+{
+	const char *path = getenv("PATH"), *dir, *end;
+
+	if (config.ansible_playbook) {
+		snprintf(prog->path, sizeof(prog->path), "%s", config.ansible_playbook);
+		return config.ansible_playbook[0] == '/' &&
+		    check_file(prog->path, true, prog) == RESOLVE_OK;
+	}
+	for (dir = path ? path : "/usr/local/bin:/usr/bin:/bin"; *dir; dir = *end ? end + 1 : end) {
+		end = dir + strcspn(dir, ":");
+		if (end > dir && snprintf(prog->path, sizeof(prog->path), "%.*s/ansible-playbook",
+		    (int)(end - dir), dir) < (int)sizeof(prog->path) &&
+		    check_file(prog->path, true, prog) == RESOLVE_OK)
+			return true;
+	}
+	return false;
+}
+
+/* What the runner keeps while reading a playbook's stdout. */
+struct playbook_output {
+	struct job *job;
+	struct jbuf line;       /* the line being assembled */
+	struct jbuf pending;    /* finished task blocks not yet taken by the progress process */
+	int progress_fd;        /* -1: no progress */
+	size_t dropped_lines;
+};
+
+/* Hand what is pending to the progress process without ever waiting for it. */
+static void
+push_progress(struct playbook_output *o)
+{
+	ssize_t n;
+
+	if (o->progress_fd < 0 || o->pending.len == 0)
+		return;
+	n = write(o->progress_fd, o->pending.data, o->pending.len);
+	if (n > 0) {
+		memmove(o->pending.data, o->pending.data + n, o->pending.len - (size_t)n);
+		o->pending.len -= (size_t)n;
+	}
+}
+
+/* A blank line ends a task's block: the progress process posts whole blocks. */
+static void
+end_block(struct playbook_output *o)
+{
+	if (o->progress_fd < 0 || o->pending.len == 0 || o->pending.data[o->pending.len - 1] != '\n' ||
+	    (o->pending.len > 1 && o->pending.data[o->pending.len - 2] == '\n'))
+		return;
+	jbuf_add(&o->pending, "\n", 1);
+	push_progress(o);
+}
+
+static void
+take_line(struct playbook_output *o)
+{
+	struct jbuf *lines = &o->job->stdout_lines;
+	size_t len = o->line.len;
+
+	if (len && o->line.data[len - 1] == '\r')
+		len--;
+	o->line.len = 0;
+	if (len == 0) {
+		end_block(o);
+		return;
+	}
+	if (lines->len + len < config.max_output_bytes) {
+		jbuf_add(lines, o->line.data, len);
+		jbuf_add(lines, "\n", 1);
+	}
+	if (o->progress_fd < 0)
+		return;
+	if (o->pending.len + len >= PROGRESS_PENDING_MAX) {
+		o->dropped_lines++;
+		return;
+	}
+	jbuf_add(&o->pending, o->line.data, len);
+	jbuf_add(&o->pending, "\n", 1);
+}
+
+static void
+on_playbook_stdout(const char *data, size_t len, void *ctx)
+{
+	struct playbook_output *o = ctx;
+
+	for (const char *end = data + len, *nl; data < end; data = nl + 1) {
+		nl = memchr(data, '\n', (size_t)(end - data));
+		if (o->line.len < LINE_MAX_BYTES)
+			jbuf_add(&o->line, data, ((nl ? nl : end) - data) <
+			    (ptrdiff_t)(LINE_MAX_BYTES - o->line.len) ? (size_t)((nl ? nl : end) - data) :
+			    LINE_MAX_BYTES - o->line.len);
+		if (!nl)
+			break;
+		take_line(o);
+	}
+}
+
+/* {"progress": [lines]} for the lines of text, at most PROGRESS_MAX_BYTES of the newest. */
+static void
+progress_body(struct jbuf *b, const char *text, size_t len)
+{
+	bool first = true;
+
+	if (len > PROGRESS_MAX_BYTES) {
+		const char *from = memchr(text + len - PROGRESS_MAX_BYTES, '\n', PROGRESS_MAX_BYTES);
+		len -= from ? (size_t)(from + 1 - text) : len;
+		text = from ? from + 1 : text;
+	}
+	jbuf_puts(b, "{\"progress\":[");
+	json_lines(b, text, len, &first);
+	jbuf_puts(b, "]}");
+}
+
+/* End of the last whole block ("\n\n") in the buffer, 0 when there is none. */
+static size_t
+whole_blocks(const struct jbuf *in)
+{
+	for (size_t i = in->len; i >= 2; i--)
+		if (in->data[i - 1] == '\n' && in->data[i - 2] == '\n')
+			return i;
+	return 0;
+}
+
+/*
+ * The progress process: reads task blocks from the runner and POSTs them, at
+ * most one POST per interval, so a slow receiver delays only itself.
+ */
+static void
+post_progress(int fd, const struct job *j)
+{
+	struct jbuf in = { 0 }, all = { 0 }, body = { 0 };
+	struct curl_api curl;
+	char buf[65536], why[CURL_ERROR_SIZE + 64];
+	int64_t next_post_ms = 0;
+	size_t ready;
+	bool eof = false;
+	ssize_t n;
+
+	if (!load_curl(&curl, why, sizeof(why))) {
+		job_log(j->id, "progress job=%s: %s", j->id, why);
+		_exit(0);
+	}
+	while (!eof) {
+		n = read(fd, buf, sizeof(buf));
+		if (n > 0)
+			jbuf_add(&in, buf, (size_t)n);
+		eof = n == 0 || (n < 0 && errno != EINTR);
+		ready = eof ? in.len : whole_blocks(&in);
+		if (ready == 0 || (!eof && http_now_ms() < next_post_ms &&
+		    wait_readable(fd, next_post_ms - http_now_ms())))
+			continue; /* more is coming: post it together */
+		if (!j->incremental)
+			jbuf_add(&all, in.data, ready);
+		body.len = 0;
+		progress_body(&body, j->incremental ? in.data : all.data, j->incremental ? ready : all.len);
+		next_post_ms = http_now_ms() + PROGRESS_INTERVAL_MS;
+		*why = '\0';
+		if (!post_once(&curl, j->progress_url, &body, why, sizeof(why)) || *why)
+			job_log(j->id, "progress job=%s: %s", j->id, *why ? why : "no answer");
+		memmove(in.data, in.data + ready, in.len - ready);
+		in.len -= ready;
+	}
+	_exit(0);
+}
+
+/* Start the progress process; its pipe's write end in *fd (non-blocking), or -1. */
+static pid_t
+start_progress(const struct job *j, int *fd)
+{
+	int p[2];
+	pid_t pid;
+
+	*fd = -1;
+	if (!j->progress_url || pipe2(p, O_CLOEXEC) < 0)
+		return -1;
+	fcntl(p[1], F_SETPIPE_SZ, PROGRESS_PENDING_MAX);
+	pid = fork();
+	if (pid == 0) {
+		/* Holds nothing of the job (its lock above all), and dies with the runner. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		signal(SIGTERM, SIG_DFL);
+		signal(SIGINT, SIG_DFL);
+		dup2(p[0], 3);
+		close_range(4, ~0U, 0);
+		post_progress(3, j);
+	}
+	close(p[0]);
+	if (pid < 0) {
+		close(p[1]);
+		return -1;
+	}
+	fcntl(p[1], F_SETFL, O_NONBLOCK);
+	*fd = p[1];
+	return pid;
+}
+
+/* Let the progress process post the last blocks, within one request timeout. */
+static void
+stop_progress(pid_t pid, struct playbook_output *o)
+{
+	int64_t end = http_now_ms() + (config.request_timeout_sec + 1) * 1000;
+
+	if (o->progress_fd >= 0) {
+		fcntl(o->progress_fd, F_SETFL, 0);
+		for (struct pollfd pfd = { o->progress_fd, POLLOUT, 0 };
+		    o->pending.len && poll(&pfd, 1, (int)(end - http_now_ms())) > 0;)
+			push_progress(o);
+		close(o->progress_fd);
+	}
+	if (o->dropped_lines)
+		job_log(o->job->id, "progress job=%s: %zu lines dropped, receiver too slow",
+		    o->job->id, o->dropped_lines);
+	while (pid > 0 && waitpid(pid, NULL, WNOHANG) == 0) {
+		if (http_now_ms() >= end) {
+			kill(pid, SIGKILL);
+			waitpid(pid, NULL, 0);
+			break;
+		}
+		poll(NULL, 0, 20);
+	}
+}
+
+static void
+playbook_failed(struct job *j, const char *reason)
+{
+	j->failure = strdup(reason);
+	j->result.start_failed = true;
+	j->result.return_code = -1;
+	jbuf_puts(&j->result.output, reason);
+}
+
+/* Run the playbook: ansible-playbook -i INVENTORY -e @VARS PLAYBOOK, no shell. */
+static void
+run_playbook(struct job *j, struct run_control *control)
+{
+	static const char *const ansible_env[] = { "ANSIBLE_NOCOLOR=1", "ANSIBLE_FORCE_COLOR=0",
+		"ANSIBLE_RETRY_FILES_ENABLED=0", "ANSIBLE_INVENTORY_UNPARSED_FAILED=1",
+		"PYTHONUNBUFFERED=1", NULL };
+	char dir[PATH_MAX], inventory[PATH_MAX], vars[PATH_MAX], vars_arg[PATH_MAX + 1], why[PATH_MAX + 64];
+	struct playbook_output out = { .job = j, .progress_fd = -1 };
+	struct program ansible;
+	pid_t progress;
+
+	if (!write_playbook_files(j, dir, inventory, vars)) {
+		snprintf(why, sizeof(why), "cannot write the inventory: %s", strerror(errno));
+		playbook_failed(j, why);
+	} else if (!find_ansible(&ansible)) {
+		playbook_failed(j, "ansible-playbook not found (ANSIBLE_PLAYBOOK, PATH)");
+	} else {
+		const char *args[] = { "-i", inventory, "-e", vars_arg, j->prog.path };
+
+		snprintf(vars_arg, sizeof(vars_arg), "@%s", vars);
+		progress = start_progress(j, &out.progress_fd);
+		control->timeout_sec = config.playbook_max_sec;
+		control->idle_timeout_sec = config.playbook_idle_sec;
+		control->on_stdout = on_playbook_stdout;
+		control->ctx = &out;
+		control->extra_env = ansible_env;
+		job_run(&ansible, args, 5, j->id, control, &j->result);
+		if (out.line.len)
+			take_line(&out);
+		end_block(&out);
+		stop_progress(progress, &out);
+		if (j->result.start_failed)
+			playbook_failed(j, j->result.output.data ? j->result.output.data : "");
+	}
+	jbuf_free(&out.line);
+	jbuf_free(&out.pending);
+	remove_job_files(j->id);
+}
+
 /* --- the runner --- */
 
 static void
@@ -1346,13 +1791,16 @@ run_job(struct job *j)
 		    "Could not take a worker slot.");
 		finish(j, cancel_requested ? "canceled" : "failed");
 	} else {
+		struct run_control control = { .cancel_fd = cancel_pipe[0], .lock_fd = j->lock_fd };
+
 		j->status = "running";
 		now_rfc3339(j->started_at);
 		record_write(j);
-		struct run_control control = { cancel_pipe[0], j->lock_fd };
-
-		job_run(&j->prog, (const char *const *)j->args, j->nargs, j->id,
-		    &control, &j->result);
+		if (is_playbook(j))
+			run_playbook(j, &control);
+		else
+			job_run(&j->prog, (const char *const *)j->args, j->nargs, j->id,
+			    &control, &j->result);
 		close(slot_fd);
 		finish(j, j->result.canceled ? "canceled" : j->result.timed_out ? "timeout" :
 		    j->result.return_code == 0 ? "successful" : "failed");
@@ -1383,10 +1831,17 @@ job_submit(const struct job_request *r, const char *id, struct job **out)
 	j->name = strdup(r->name);
 	j->args = calloc(r->nargs + 1, sizeof(*j->args));
 	j->callback_url = dup_or_null(r->callback);
+	j->inventory = dup_or_null(r->inventory);
+	j->inventory_is_object = r->inventory_is_object;
+	j->extra_vars = dup_or_null(r->extra_vars);
+	j->progress_url = dup_or_null(r->progress);
+	j->incremental = r->incremental;
 	j->prog = *r->prog;
 	j->status = "queued";
 	now_rfc3339(j->created_at);
-	if (!j->kind || !j->name || !j->args || (r->callback && !j->callback_url))
+	if (!j->kind || !j->name || !j->args || (r->callback && !j->callback_url) ||
+	    (r->inventory && !j->inventory) || (r->extra_vars && !j->extra_vars) ||
+	    (r->progress && !j->progress_url))
 		goto fail;
 	for (; j->nargs < r->nargs; j->nargs++)
 		if (!(j->args[j->nargs] = strdup(r->args[j->nargs])))
@@ -1436,8 +1891,11 @@ static void
 settle_lost(struct job *j, bool deliver_here)
 {
 	kill_leftovers(j->id);
+	remove_job_files(j->id);
 	j->result.return_code = -1;
 	jbuf_puts(&j->result.output, MSG_LOST);
+	if (is_playbook(j))
+		j->failure = strdup(MSG_LOST);
 	finish(j, "lost");
 	job_log(j->id, "job %s lost", j->id);
 	if (!j->callback_url)

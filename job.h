@@ -36,9 +36,13 @@ struct run_result {
 	int return_code;     /* exit status, -N for signal N, -1 timeout/start failure */
 	bool timed_out;
 	bool canceled;
+	bool start_failed;   /* the program never ran: output says why */
 };
 
+/* Resolve name inside root: an executable (job_resolve), or any regular file. */
 enum resolve job_resolve(const char *root, const char *name, struct program *prog);
+enum resolve job_resolve_file(const char *root, const char *name, bool need_exec,
+    struct program *prog);
 
 /*
  * Log one line: to journald with the field LSO_JOB_ID=id when stderr is the
@@ -51,8 +55,13 @@ int job_new_id(job_id id);
 
 /* How an async job's runner steers a run. */
 struct run_control {
-	int cancel_fd;   /* readable: cancel the run */
-	int lock_fd;     /* the job's lock file, where the program's pid is noted */
+	int cancel_fd;            /* readable: cancel the run */
+	int lock_fd;              /* the job's lock file, where the program's pid is noted */
+	long timeout_sec;         /* overall; 0: EXECUTABLE_TIMEOUT_SEC */
+	long idle_timeout_sec;    /* silence that ends the run as a timeout; 0: none */
+	void (*on_stdout)(const char *data, size_t len, void *ctx);  /* as it arrives */
+	void *ctx;
+	const char *const *extra_env;  /* NULL-terminated, added to the program's */
 };
 
 /*
@@ -64,12 +73,18 @@ void job_run(const struct program *prog, const char *const *args, size_t nargs,
 
 /* An async job to record and start. */
 struct job_request {
-	const char *kind;                /* "execute" */
+	const char *kind;                /* "execute" or "playbook" */
 	const char *name;                /* as requested */
 	const char *const *args;
 	size_t nargs;
 	const char *callback;            /* NULL: none */
-	const struct program *prog;
+	const struct program *prog;      /* the executable, or the playbook */
+	/* playbooks only */
+	const char *inventory;           /* text for Ansible: JSON, or hosts by line */
+	bool inventory_is_object;
+	const char *extra_vars;          /* JSON object */
+	const char *progress;            /* NULL: none */
+	bool incremental;
 };
 
 struct job;

@@ -134,6 +134,8 @@ lso_config_load(void)
 		{ "LSO_MAX_OUTPUT_BYTES", 16777216, 1, SIZE_LIMIT_MAX },
 		{ "LSO_READ_TIMEOUT_SEC", 10, 1, SECONDS_MAX },
 		{ "LSO_CALLBACK_RETRIES", 5, 0, 30 },
+		{ "ANSIBLE_PLAYBOOK_TIMEOUT_SEC", 300, 1, SECONDS_MAX },
+		{ "LSO_PLAYBOOK_MAX_SEC", 86400, 1, SECONDS_MAX },
 	};
 	long long value[sizeof(numbers) / sizeof(numbers[0])];
 
@@ -151,6 +153,10 @@ lso_config_load(void)
 	config.max_output_bytes = (size_t)value[4];
 	config.read_timeout_sec = (long)value[5];
 	config.callback_retries = (long)value[6];
+	config.playbook_idle_sec = (long)value[7];
+	config.playbook_max_sec = (long)value[8];
+	config.playbooks_root = env_or("ANSIBLE_PLAYBOOKS_ROOT_DIR", NULL);
+	config.ansible_playbook = env_or("ANSIBLE_PLAYBOOK", NULL);
 	config.executables_root = env_or("EXECUTABLES_ROOT_DIR", NULL);
 	config.state_dir = env_or("LSO_STATE_DIR", env_or("STATE_DIRECTORY", "/var/lib/lso"));
 	config.api_token = load_token();
@@ -249,26 +255,33 @@ add_restoring_nuls(struct jbuf *b, const char *json)
 	jbuf_puts(b, json);
 }
 
+/* One 422 item; loc_tail is the JSON of loc after "body" (our own field names). */
 static void
-problem(struct problems *p, const char *type, const char *field, long index,
-    const char *msg, const cJSON *input)
+problem_at(struct problems *p, const char *type, const char *loc_tail, const char *msg,
+    const cJSON *input)
 {
 	char *input_json = input ? cJSON_PrintUnformatted(input) : NULL;
 
 	jbuf_puts(&p->items, p->count++ ? "," : "[");
-	jbuf_printf(&p->items, "{\"type\":\"%s\",\"loc\":[\"body\"", type);
-	if (field) {
-		jbuf_puts(&p->items, ",");
-		json_string(&p->items, field);
-	}
-	if (index >= 0)
-		jbuf_printf(&p->items, ",%ld", index);
-	jbuf_puts(&p->items, "],\"msg\":");
+	jbuf_printf(&p->items, "{\"type\":\"%s\",\"loc\":[\"body\"%s],\"msg\":", type, loc_tail);
 	json_string(&p->items, msg);
 	jbuf_puts(&p->items, ",\"input\":");
 	add_restoring_nuls(&p->items, input_json ? input_json : "null");
 	jbuf_puts(&p->items, "}");
 	free(input_json);
+}
+
+static void
+problem(struct problems *p, const char *type, const char *field, long index,
+    const char *msg, const cJSON *input)
+{
+	char loc_tail[96] = "";
+
+	if (field && index >= 0)
+		snprintf(loc_tail, sizeof(loc_tail), ",\"%s\",%ld", field, index);
+	else if (field)
+		snprintf(loc_tail, sizeof(loc_tail), ",\"%s\"", field);
+	problem_at(p, type, loc_tail, msg, input);
 }
 
 /* The last member named name (Python's json keeps the last of duplicates). */
@@ -532,15 +545,26 @@ fail_validation(struct exchange *ex, struct problems *p)
 	jbuf_puts(&ex->body, "]}");
 }
 
-/* The 403/410/503 checks on the program, with upstream's wording. */
+/* The 403/410/503 wording of a kind of file: executables and playbooks. */
+struct file_kind {
+	const char *root_variable;
+	const char *what;        /* "Executable", "Filename" */
+	bool need_exec;
+};
+
+static const struct file_kind executable_kind = { "EXECUTABLES_ROOT_DIR", "Executable", true };
+static const struct file_kind playbook_kind = { "ANSIBLE_PLAYBOOKS_ROOT_DIR", "Filename", false };
+
+/* The 403/410/503 checks on a requested file, with upstream's wording. */
 static bool
-check_program(struct exchange *ex, const char *name, struct program *prog)
+check_file_in_root(struct exchange *ex, const struct file_kind *kind, const char *root,
+    const char *name, struct program *prog)
 {
 	static const char *const formats[] = {
-		[RESOLVE_OUTSIDE] = "Executable '%s' is outside EXECUTABLES_ROOT_DIR.",
-		[RESOLVE_MISSING] = "Executable '%s' does not exist.",
-		[RESOLVE_NOT_FILE] = "Executable '%s' is not a valid file.",
-		[RESOLVE_NOT_EXECUTABLE] = "Executable '%s' is not marked as executable.",
+		[RESOLVE_OUTSIDE] = "%s '%s' is outside %s.",
+		[RESOLVE_MISSING] = "%s '%s' does not exist.",
+		[RESOLVE_NOT_FILE] = "%s '%s' is not a valid file.",
+		[RESOLVE_NOT_EXECUTABLE] = "%s '%s' is not marked as executable.",
 	};
 	static const enum status statuses[] = {
 		[RESOLVE_OUTSIDE] = S_FORBIDDEN,
@@ -548,12 +572,12 @@ check_program(struct exchange *ex, const char *name, struct program *prog)
 		[RESOLVE_NOT_FILE] = S_SERVICE_UNAVAILABLE,
 		[RESOLVE_NOT_EXECUTABLE] = S_FORBIDDEN,
 	};
-	enum resolve found = job_resolve(config.executables_root, name, prog);
+	enum resolve found = job_resolve_file(root, name, kind->need_exec, prog);
 	struct jbuf detail = { 0 };
 
 	if (found == RESOLVE_OK)
 		return true;
-	jbuf_printf(&detail, formats[found], name);
+	jbuf_printf(&detail, formats[found], kind->what, name, kind->root_variable);
 	fail(ex, statuses[found], detail.data ? detail.data : "");
 	jbuf_free(&detail);
 	return false;
@@ -589,20 +613,19 @@ keep_std_fds_open(void)
 
 /* Record the job, answer 201 at once, then hand the job its own process. */
 static void
-run_async(struct exchange *ex, const struct program *prog, const struct execute_request *x)
+start_job(struct exchange *ex, const struct job_request *request, const char *body_format)
 {
-	struct job_request request = { "execute", x->name, x->args, x->nargs, x->callback, prog };
 	struct job *job;
 	char detail[256];
 
-	if (job_submit(&request, ex->id, &job) < 0) {
+	if (job_submit(request, ex->id, &job) < 0) {
 		snprintf(detail, sizeof(detail), "Cannot record the job: %s.", strerror(errno));
 		fprintf(stderr, "lso: state directory %s: %s\n", config.state_dir, strerror(errno));
 		fail(ex, S_INTERNAL_SERVER_ERROR, detail);
 		return;
 	}
 	ex->status = S_CREATED;
-	jbuf_printf(&ex->body, "{\"job_id\":\"%s\",\"result\":null}", ex->id);
+	jbuf_printf(&ex->body, body_format, ex->id);
 	answer(ex);
 	log_exchange(ex);
 	ex->logged = true;
@@ -628,18 +651,218 @@ handle_execute(struct exchange *ex, const char *arg)
 		goto out;
 	}
 	ex->program = strdup(x.name);
-	if (!check_program(ex, x.name, &prog))
+	if (!check_file_in_root(ex, &executable_kind, config.executables_root, x.name, &prog))
 		goto out;
 	if (job_new_id(ex->id) < 0) {
 		fail(ex, S_INTERNAL_SERVER_ERROR, "No randomness for a job id.");
 		goto out;
 	}
-	if (x.is_async)
-		run_async(ex, &prog, &x);
-	else
+	if (x.is_async) {
+		struct job_request request = { .kind = "execute", .name = x.name, .args = x.args,
+			.nargs = x.nargs, .callback = x.callback, .prog = &prog };
+
+		start_job(ex, &request, "{\"job_id\":\"%s\",\"result\":null}");
+	} else
 		run_sync(ex, &prog, &x);
 out:
 	free(x.args);
+	cJSON_Delete(body);
+	jbuf_free(&p.items);
+}
+
+/* --- playbooks --- */
+
+/* Python's name of a JSON value's type, as Ansible's messages print it. */
+static const char *
+python_type(const cJSON *item)
+{
+	if (cJSON_IsArray(item))
+		return "<class 'list'>";
+	if (cJSON_IsBool(item))
+		return "<class 'bool'>";
+	if (cJSON_IsNumber(item))
+		return item->valuedouble == (double)(long long)item->valuedouble ?
+		    "<class 'int'>" : "<class 'float'>";
+	return "<class 'object'>";
+}
+
+/*
+ * Check an inventory object the way Ansible's yaml inventory plugin does,
+ * with its wording; NULL when Ansible would take it. Fast: no Ansible run.
+ */
+static const char *
+inventory_group_problem(const char *group, const cJSON *data, char *why, size_t why_size,
+    int depth)
+{
+	static const char *const sections[] = { "vars", "children", "hosts" };
+	const cJSON *section, *entry;
+
+	if (depth > 64)
+		return snprintf(why, why_size, "Inventory groups nest too deep."), why;
+	if (!cJSON_IsObject(data))
+		return NULL; /* Ansible skips it with a warning */
+	for (size_t i = 0; i < 3; i++) {
+		section = cJSON_GetObjectItemCaseSensitive(data, sections[i]);
+		if (section && !cJSON_IsObject(section) && !cJSON_IsNull(section) &&
+		    !cJSON_IsString(section)) {
+			snprintf(why, why_size, "Invalid \"%s\" entry for \"%s\" group, requires "
+			    "a dictionary, found \"%s\" instead.", sections[i], group, python_type(section));
+			return why;
+		}
+	}
+	cJSON_ArrayForEach(entry, cJSON_GetObjectItemCaseSensitive(data, "hosts"))
+		if (entry->string && !cJSON_IsObject(entry) && !cJSON_IsNull(entry)) {
+			snprintf(why, why_size, "Invalid variables for host \"%s\" in group \"%s\", "
+			    "requires a dictionary, found \"%s\" instead.", entry->string, group,
+			    cJSON_IsString(entry) ? "<class 'str'>" : python_type(entry));
+			return why;
+		}
+	cJSON_ArrayForEach(entry, cJSON_GetObjectItemCaseSensitive(data, "children"))
+		if (entry->string &&
+		    inventory_group_problem(entry->string, entry, why, why_size, depth + 1))
+			return why;
+	return NULL;
+}
+
+static const char *
+inventory_object_problem(const cJSON *inventory, char *why, size_t why_size)
+{
+	const cJSON *group;
+
+	if (!inventory->child)
+		return snprintf(why, why_size, "Parsed empty YAML file"), why;
+	if (cJSON_GetObjectItemCaseSensitive(inventory, "plugin"))
+		return snprintf(why, why_size, "Plugin configuration YAML file, not YAML inventory"), why;
+	cJSON_ArrayForEach(group, inventory)
+		if (inventory_group_problem(group->string, group, why, why_size, 0))
+			return why;
+	return NULL;
+}
+
+/* A string inventory is read by Ansible's ini plugin: its section lines must be whole. */
+static const char *
+inventory_text_problem(const char *text, char *why, size_t why_size)
+{
+	const char *line = text, *end, *close;
+	size_t len;
+
+	for (; *line; line = *end ? end + 1 : end) {
+		end = line + strcspn(line, "\n");
+		line += strspn(line, " \t");
+		len = (size_t)(end - line);
+		if (len == 0 || *line != '[')
+			continue;
+		close = memchr(line, ']', len);
+		if (!close || close == line + 1 || memchr(line, ' ', (size_t)(close - line)) ||
+		    (close + 1 < end && !strchr(" \t\r#;", close[1]))) {
+			snprintf(why, why_size, "Invalid section entry: '%.*s'. Please make sure that "
+			    "there are no spaces or other characters in the group name", (int)(len > 200 ? 200 : len), line);
+			return why;
+		}
+	}
+	return NULL;
+}
+
+struct playbook_request {
+	const char *name;
+	char *inventory;          /* the text Ansible reads (owned) */
+	bool inventory_is_object;
+	char *extra_vars;         /* JSON object text (owned) */
+	const char *callback, *progress;
+	bool incremental;
+};
+
+static void
+parse_inventory(struct problems *p, const cJSON *item, struct playbook_request *r,
+    bool body_had_nul)
+{
+	char why[512];
+
+	if (!item) {
+		problem(p, "missing", "inventory", -1, "Field required", NULL);
+	} else if (cJSON_IsString(item)) {
+		if (!string_field(p, item, "inventory", -1, body_had_nul))
+			return;
+		if (inventory_text_problem(item->valuestring, why, sizeof(why)))
+			problem(p, "value_error", "inventory", -1, why, item);
+		else
+			r->inventory = strdup(item->valuestring);
+	} else if (cJSON_IsObject(item)) {
+		if (inventory_object_problem(item, why, sizeof(why)))
+			problem(p, "value_error", "inventory", -1, why, item);
+		else if (body_had_nul && (r->inventory = cJSON_PrintUnformatted(item)) &&
+		    strstr(r->inventory, NUL_STANDIN))
+			problem(p, "value_error", "inventory", -1,
+			    "Value error, string must not hold a NUL character", item);
+		r->inventory_is_object = true;
+		if (!r->inventory)
+			r->inventory = cJSON_PrintUnformatted(item);
+	} else {
+		/* pydantic reports each member of the union dict | str */
+		problem_at(p, "dict_type", ",\"inventory\",\"dict[str,any]\"",
+		    "Input should be a valid dictionary", item);
+		problem_at(p, "string_type", ",\"inventory\",\"str\"",
+		    "Input should be a valid string", item);
+	}
+}
+
+static void
+parse_playbook_fields(struct problems *p, const cJSON *body, struct playbook_request *r,
+    bool body_had_nul)
+{
+	const cJSON *name = member(body, "playbook_name"), *vars = member(body, "extra_vars");
+
+	if (!name)
+		problem(p, "missing", "playbook_name", -1, "Field required", body);
+	else
+		r->name = string_field(p, name, "playbook_name", -1, body_had_nul);
+	parse_inventory(p, member(body, "inventory"), r, body_had_nul);
+	if (vars && !cJSON_IsObject(vars))
+		problem(p, "dict_type", "extra_vars", -1, "Input should be a valid dictionary", vars);
+	else if (vars && body_had_nul && (r->extra_vars = cJSON_PrintUnformatted(vars)) &&
+	    strstr(r->extra_vars, NUL_STANDIN))
+		problem(p, "value_error", "extra_vars", -1,
+		    "Value error, string must not hold a NUL character", vars);
+	if (vars && !r->extra_vars)
+		r->extra_vars = cJSON_PrintUnformatted(vars);
+	r->callback = url_field(p, member(body, "callback"), "callback", body_had_nul);
+	r->progress = url_field(p, member(body, "progress"), "progress", body_had_nul);
+	r->incremental = lax_bool(p, member(body, "progress_is_incremental"),
+	    "progress_is_incremental", true);
+}
+
+static void
+handle_playbook(struct exchange *ex, const char *arg)
+{
+	struct problems p = { 0 };
+	struct playbook_request r = { 0 };
+	struct program prog;
+	bool body_had_nul;
+	cJSON *body;
+
+	(void)arg;
+	body = parse_body(&p, ex->req, &body_had_nul);
+	if (body)
+		parse_playbook_fields(&p, body, &r, body_had_nul);
+	if (p.count > 0) {
+		fail_validation(ex, &p);
+		goto out;
+	}
+	ex->program = strdup(r.name);
+	if (!check_file_in_root(ex, &playbook_kind, config.playbooks_root, r.name, &prog))
+		goto out;
+	if (job_new_id(ex->id) < 0) {
+		fail(ex, S_INTERNAL_SERVER_ERROR, "No randomness for a job id.");
+		goto out;
+	}
+	struct job_request request = { .kind = "playbook", .name = r.name, .prog = &prog,
+		.callback = r.callback, .progress = r.progress, .incremental = r.incremental,
+		.inventory = r.inventory, .inventory_is_object = r.inventory_is_object,
+		.extra_vars = r.extra_vars ? r.extra_vars : "{}" };
+	start_job(ex, &request, "{\"job_id\":\"%s\"}");
+out:
+	free(r.inventory);
+	free(r.extra_vars);
 	cJSON_Delete(body);
 	jbuf_free(&p.items);
 }
@@ -667,6 +890,8 @@ handle_job_cancel(struct exchange *ex, const char *id)
 static const struct route routes[] = {
 	{ "/api/execute/", false, "POST", handle_execute, "POST" },
 	{ "/api/execute", false, "POST", handle_execute, "POST" },
+	{ "/api/playbook/", false, "POST", handle_playbook, "POST" },
+	{ "/api/playbook", false, "POST", handle_playbook, "POST" },
 	{ "/api/version", false, "GET", handle_version, "GET" },
 	{ "/api/jobs/", true, "GET", handle_job_show, "GET, DELETE" },
 	{ "/api/jobs/", true, "DELETE", handle_job_cancel, "GET, DELETE" },

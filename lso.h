@@ -24,6 +24,10 @@ struct config {
 	size_t max_output_bytes;       /* LSO_MAX_OUTPUT_BYTES */
 	long read_timeout_sec;         /* LSO_READ_TIMEOUT_SEC */
 	long callback_retries;         /* LSO_CALLBACK_RETRIES */
+	const char *playbooks_root;    /* ANSIBLE_PLAYBOOKS_ROOT_DIR, NULL: none */
+	const char *ansible_playbook;  /* ANSIBLE_PLAYBOOK, NULL: found on PATH */
+	long playbook_idle_sec;        /* ANSIBLE_PLAYBOOK_TIMEOUT_SEC: silence that stops a run */
+	long playbook_max_sec;         /* LSO_PLAYBOOK_MAX_SEC: overall bound of a run */
 };
 
 extern struct config config;
