@@ -1801,9 +1801,10 @@ run_job(struct job *j)
 		else
 			job_run(&j->prog, (const char *const *)j->args, j->nargs, j->id,
 			    &control, &j->result);
-		close(slot_fd);
+		/* Recorded before the slot is freed: no more records say running than there are slots. */
 		finish(j, j->result.canceled ? "canceled" : j->result.timed_out ? "timeout" :
 		    j->result.return_code == 0 ? "successful" : "failed");
+		close(slot_fd);
 	}
 	job_log(j->id, "job %s %s rc=%d", j->id, j->status, j->result.return_code);
 	deliver_callback(j);

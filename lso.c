@@ -496,6 +496,41 @@ is_json_type(const char *content_type)
 	    content_type[n] == ' ' || content_type[n] == '\t';
 }
 
+/*
+ * Where the JSON text holds a raw control byte that JSON forbids, or -1:
+ * cJSON would pass them (a raw NUL would even cut a name short).
+ */
+static long
+raw_control_byte(const char *s, size_t len)
+{
+	bool in_string = false;
+
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (in_string && c < 0x20)
+			return (long)i;
+		if (in_string && c == '\\') {
+			if (i + 1 < len && (unsigned char)s[i + 1] < 0x20)
+				return (long)i + 1;
+			i++;
+		} else if (c == '"') {
+			in_string = !in_string;
+		} else if (!in_string && c < 0x20 && c != '\t' && c != '\n' && c != '\r') {
+			return (long)i;
+		}
+	}
+	return -1;
+}
+
+static void
+json_invalid(struct problems *p, long pos, const char *error)
+{
+	jbuf_puts(&p->items, p->count++ ? "," : "[");
+	jbuf_printf(&p->items, "{\"type\":\"json_invalid\",\"loc\":[\"body\",%ld],"
+	    "\"msg\":\"JSON decode error\",\"input\":{},\"ctx\":{\"error\":\"%s\"}}", pos, error);
+}
+
 /* Parse the request body as a JSON object, noting problems the FastAPI way. */
 static cJSON *
 parse_body(struct problems *p, const struct http_request *req, bool *body_had_nul)
@@ -503,6 +538,7 @@ parse_body(struct problems *p, const struct http_request *req, bool *body_had_nu
 	char *text = req->body;
 	size_t len = req->body_len;
 	cJSON *body, *as_string;
+	long bad;
 
 	*body_had_nul = false;
 	if (!is_json_type(req->content_type)) {
@@ -512,6 +548,10 @@ parse_body(struct problems *p, const struct http_request *req, bool *body_had_nu
 		cJSON_Delete(as_string);
 		return NULL;
 	}
+	if ((bad = raw_control_byte(text, len)) >= 0) {
+		json_invalid(p, bad, "Invalid control character at");
+		return NULL;
+	}
 	if (find_nul_escape(text, len)) {
 		text = replace_nul_escapes(req->body, req->body_len, &len);
 		*body_had_nul = true;
@@ -519,11 +559,9 @@ parse_body(struct problems *p, const struct http_request *req, bool *body_had_nu
 	body = text ? cJSON_ParseWithLength(text, len) : NULL;
 	if (!body) {
 		const char *at = text ? cJSON_GetErrorPtr() : NULL;
-		long pos = at && at >= text && at <= text + len ? (long)(at - text) : 0;
 
-		jbuf_puts(&p->items, p->count++ ? "," : "[");
-		jbuf_printf(&p->items, "{\"type\":\"json_invalid\",\"loc\":[\"body\",%ld],"
-		    "\"msg\":\"JSON decode error\",\"input\":{},\"ctx\":{\"error\":\"Expecting value\"}}", pos);
+		json_invalid(p, at && at >= text && at <= text + len ? (long)(at - text) : 0,
+		    "Expecting value");
 	} else if (!cJSON_IsObject(body)) {
 		problem(p, "model_attributes_type", NULL, -1,
 		    "Input should be a valid dictionary or object to extract fields from", body);

@@ -409,7 +409,7 @@ attack_argv() {
 	expect "alive after a 300 KB argument" "$CODE" 200
 	# 40,000 arguments, together past ARG_MAX (2 MiB with an 8 MiB stack).
 	m=$(attack_marker)
-	per=$(($(getconf ARG_MAX) / 40000 * 3 / 2))
+	per=$(($(getconf ARG_MAX) * 3 / 2 / 40000))
 	jq -cn --arg m "$m" --argjson per "$per" \
 		'{executable_name: "marker", args: ([$m] + [range(40000) | "a" * $per]), is_async: false}' \
 		>"$TMP/attack-body"
@@ -622,7 +622,7 @@ attack_vanish_response() {
 		attack_within "$ms" 1500 6000
 	check "never reading: lso exited 0" attack_died_ok "$log" "$pid"
 	check "never reading: no process of the program left" attack_group_gone "$(cut -d ' ' -f 1 "$f.start")"
-	check "never reading: nothing left of that lso in /proc" bash -c "! test -e /proc/$pid"
+	check "never reading: nothing left of that lso in /proc" wait_for 2 bash -c "! test -e /proc/$pid"
 }
 
 # --- 2. hostile programs (EXECUTABLE_TIMEOUT_SEC=3, grace 2 s, LSO_MAX_OUTPUT_BYTES=1000000) ---

@@ -2,20 +2,22 @@
  * fuzz-request.c: libFuzzer harness for whole requests through lso_serve().
  *
  * Each input is the byte stream a client sends on one connection. Nothing can
- * run: EXECUTABLES_ROOT_DIR is unset, so a valid execute request gets 410
- * after validation, and the state directory is a fresh empty one, so the job
- * routes find nothing. A request that mentions Authorization is served with
- * a bearer token configured (so 401 and the token check are reached too).
+ * run: EXECUTABLES_ROOT_DIR and ANSIBLE_PLAYBOOKS_ROOT_DIR are unset, so a
+ * valid execute or playbook request gets 410 after validation, and the state
+ * directory is a fresh empty one, so the job routes find nothing. A request
+ * that mentions Authorization is served with a bearer token configured (so
+ * 401 and the token check are reached too).
  *
  * What lso writes is checked: one well-formed HTTP/1.1 response, its
  * Content-Length exact, a status lso can give here, a body that is valid
- * UTF-8 and JSON of the documented shape. For POST /api/execute with a JSON
- * body the verdict is also compared with a reference: a strict JSON parser
- * (what Python's json.loads accepts from bytes, as upstream parses) and the
- * field rules of API.md (pydantic's lax bool, string args, no NULs). A body
- * the reference rejects must get json_invalid; one it accepts must get 410,
- * or 422 with exactly the problems the reference predicts (callback URLs
- * are left to lso: their rules are pydantic's and not modelled here).
+ * UTF-8 and JSON of the documented shape. The verdict on a submission is
+ * also compared with a reference: a strict JSON parser (what Python's
+ * json.loads accepts from bytes, as upstream parses) for /api/execute and
+ * /api/playbook, and for /api/execute the field rules of API.md (pydantic's
+ * lax bool, string args, no NULs). A body the reference rejects must get
+ * json_invalid; an execute body it accepts must get 410, or 422 with exactly
+ * the problems the reference predicts (callback URLs are left to lso: their
+ * rules are pydantic's and not modelled here).
  *
  * LSO_FUZZ_IGNORE (comma-separated codes) relaxes the checks behind findings
  * already reported, so a long run can look past them. The codes appear in
@@ -140,6 +142,8 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	atexit(remove_state_dir);
 	snprintf(max_body, sizeof(max_body), "%d", FUZZ_MAX_BODY);
 	unsetenv("EXECUTABLES_ROOT_DIR");
+	unsetenv("ANSIBLE_PLAYBOOKS_ROOT_DIR");
+	unsetenv("ANSIBLE_PLAYBOOK");
 	unsetenv("LSO_API_TOKEN");
 	unsetenv("CREDENTIALS_DIRECTORY");
 	unsetenv("STATE_DIRECTORY");
@@ -782,9 +786,12 @@ is_json_type(const char *content_type)
 	return strchr("; \t", content_type[n]) != NULL;
 }
 
-/* POST /api/execute answered 410 or 422: compare with the reference. */
+/*
+ * POST /api/execute or /api/playbook answered 410 or 422: compare with the
+ * reference (the JSON verdict for both, the field rules for execute only).
+ */
 static void
-check_execute(int status, const cJSON *json)
+check_submit(int status, const cJSON *json, bool execute)
 {
 	struct ref_parser p = { .s = (const unsigned char *)req.body, .len = req.body_len };
 	struct ref_body body = { 0 };
@@ -814,6 +821,8 @@ check_execute(int status, const cJSON *json)
 		finding("json-rejected", "lso called a valid JSON body invalid", NULL);
 		goto out;
 	}
+	if (!execute)
+		goto out;
 	expect_fields(&body, &want);
 	qsort(want.item, want.n, sizeof(want.item[0]), compare_items);
 	qsort(got.item, got.n, sizeof(got.item[0]), compare_items);
@@ -847,7 +856,8 @@ known_error_type(const char *type)
 {
 	static const char *const types[] = { "missing", "string_type", "list_type",
 		"bool_parsing", "bool_type", "url_parsing", "url_scheme", "url_type",
-		"url_too_long", "value_error", "json_invalid", "model_attributes_type" };
+		"url_too_long", "value_error", "json_invalid", "model_attributes_type",
+		"dict_type" };
 
 	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
 		if (strcmp(type, types[i]) == 0)
@@ -926,12 +936,15 @@ check_response(size_t size, size_t len, bool parsed)
 		else if (!cJSON_IsString(detail))
 			die("shape", "error body without a detail string", s);
 	}
-	/* The harness read the same request: compare an execute verdict with the reference. */
+	/* The harness read the same request: compare a submission's verdict with the reference. */
 	if (parsed && (status == 410 || status == 422) && strcmp(req.method, "POST") == 0 &&
 	    (strcmp(req.path, "/api/execute") == 0 || strcmp(req.path, "/api/execute/") == 0))
-		check_execute(status, json);
+		check_submit(status, json, true);
+	else if (parsed && (status == 410 || status == 422) && strcmp(req.method, "POST") == 0 &&
+	    (strcmp(req.path, "/api/playbook") == 0 || strcmp(req.path, "/api/playbook/") == 0))
+		check_submit(status, json, false);
 	else if (status == 410 || status == 422)
-		die("status", "410 or 422 on a request that is not a readable execute", s);
+		die("status", "410 or 422 on a request that is not a readable submission", s);
 	cJSON_Delete(json);
 }
 

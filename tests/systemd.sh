@@ -269,7 +269,21 @@ test_journal() {
 		'^GET /api/version 200 job=- program=- rc=- ms=[0-9]+$' -u 'lso@*'
 	check "request line of the sync run in lso@'s journal" wait_for 5 journal_has \
 		"^POST /api/execute/ 201 job=$SYNC_JOB program=\"echo-args\" rc=0 ms=[0-9]+\$" -u 'lso@*'
+	# Also the lines of instances gone before journald reads them (it looks
+	# up a datagram sender's unit only then): journald paused, 3 requests.
+	local before total
+	before=$(version_lines)
+	bx systemctl kill -s SIGSTOP systemd-journald.service </dev/null
+	for _ in 1 2 3; do bx curl -s -o /dev/null "http://127.0.0.1:$PORT/api/version" </dev/null; done
+	bx systemctl kill -s SIGCONT systemd-journald.service </dev/null
+	wait_for 10 eval "[ \"\$(version_lines)\" -ge $((before + 3)) ]"
+	total=$(version_lines)
+	expect "journalctl -u lso@* has all $total request lines of GET /api/version" \
+		"$(version_lines -u 'lso@*')" "$total"
 }
+
+# version_lines [JOURNALCTL-ARGS...]: how many request lines of GET /api/version.
+version_lines() { journal "$@" | grep -c '^GET /api/version 200 '; }
 
 # Runs CONNECTIONS requests at once from inside the box, SPACING seconds apart;
 # prints "HTTP-CODE CURL-EXIT SECONDS" per request.
