@@ -89,16 +89,20 @@ bench: lso
 	bench/bench.sh
 
 install: lso
-	mkdir -p $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/lso
+	mkdir -p $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(TMPFILESDIR) $(DESTDIR)$(SYSCONFDIR)/lso
 	cp lso $(DESTDIR)$(BINDIR)/lso
 	chmod 755 $(DESTDIR)$(BINDIR)/lso
 	sed 's|/usr/local/bin/lso|$(BINDIR)/lso|' lso@.service > $(DESTDIR)$(UNITDIR)/lso@.service
+	sed 's|/usr/local/bin/lso|$(BINDIR)/lso|' lso-recover.service > $(DESTDIR)$(UNITDIR)/lso-recover.service
 	cp lso.socket $(DESTDIR)$(UNITDIR)/lso.socket
-	chmod 644 $(DESTDIR)$(UNITDIR)/lso@.service $(DESTDIR)$(UNITDIR)/lso.socket
+	cp lso.tmpfiles $(DESTDIR)$(TMPFILESDIR)/lso.conf
+	chmod 644 $(DESTDIR)$(UNITDIR)/lso@.service $(DESTDIR)$(UNITDIR)/lso-recover.service \
+	    $(DESTDIR)$(UNITDIR)/lso.socket $(DESTDIR)$(TMPFILESDIR)/lso.conf
 	[ -e $(DESTDIR)$(SYSCONFDIR)/lso/lso.env ] || cp lso.env $(DESTDIR)$(SYSCONFDIR)/lso/lso.env
 
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/lso $(DESTDIR)$(UNITDIR)/lso@.service $(DESTDIR)$(UNITDIR)/lso.socket
+	rm -f $(DESTDIR)$(BINDIR)/lso $(DESTDIR)$(UNITDIR)/lso@.service $(DESTDIR)$(UNITDIR)/lso.socket \
+	    $(DESTDIR)$(UNITDIR)/lso-recover.service $(DESTDIR)$(TMPFILESDIR)/lso.conf
 
 clean:
 	rm -f lso $(OBJ) tests/unit tests/lso-san tests/fuzz-http tests/fuzz-request

@@ -155,21 +155,48 @@ stderr_is_journal(void)
 	    st.st_dev == (dev_t)dev && st.st_ino == (ino_t)ino;
 }
 
+static char *read_file(const char *path, size_t *len);
+
+/*
+ * Our unit (instance or job scope): the last component of our cgroup, on the
+ * first line of /proc/self/cgroup that ends in one. NULL outside a unit.
+ */
+static char *
+own_unit(void)
+{
+	size_t len;
+	char *text = read_file("/proc/self/cgroup", &len), *unit = NULL, *save, *line, *name;
+
+	for (line = text ? strtok_r(text, "\n", &save) : NULL; line && !unit;
+	    line = strtok_r(NULL, "\n", &save))
+		if ((name = strrchr(line, '/')) && (strstr(name, ".service") || strstr(name, ".scope")))
+			unit = strdup(name + 1);
+	free(text);
+	return unit;
+}
+
 /*
  * Send a line to journald with structured fields, by its native protocol
  * (one datagram): cheaper per request than loading libsystemd for sd_journal_send.
+ * journald looks up the sender's unit when it reads the datagram, by then
+ * maybe after we exited: OBJECT_SYSTEMD_UNIT (which journalctl -u matches for
+ * root's messages) names it in any case.
  */
 static int
 journal_send(const char *line, const char *id)
 {
 	struct sockaddr_un addr = { .sun_family = AF_UNIX, .sun_path = "/run/systemd/journal/socket" };
 	struct jbuf msg = { 0 };
+	char *unit = own_unit();
 	int fd, r = -1;
 
 	jbuf_puts(&msg, "SYSLOG_IDENTIFIER=lso\nPRIORITY=6\nMESSAGE=");
 	jbuf_add(&msg, line, strcspn(line, "\n"));
 	if (id && *id)
 		jbuf_printf(&msg, "\nLSO_JOB_ID=%s", id);
+	if (unit)
+		jbuf_printf(&msg, "\nOBJECT_SYSTEMD_UNIT=%s", unit);
+	free(unit);
 	jbuf_add(&msg, "\n", 1);
 	fd = msg.failed ? -1 : socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (fd >= 0) {
@@ -1292,38 +1319,71 @@ deliver_callback(struct job *j)
 /* --- detachment: the job must outlive the instance without escaping management --- */
 
 #if WITH_SYSTEMD
-/* Ask systemd (sd-bus, loaded here only) to move us into lso-job-<id>.scope. */
-static int
-move_to_scope(const char *id, char *why, size_t why_size)
-{
-	int (*open_system)(sd_bus **);
+/* libsystemd's sd-bus, loaded only where a job needs systemd. */
+struct bus {
 	int (*call_method)(sd_bus *, const char *, const char *, const char *,
 	    const char *, sd_bus_error *, sd_bus_message **, const char *, ...);
 	void (*error_free)(sd_bus_error *);
-	sd_bus *(*bus_unref)(sd_bus *);
+	sd_bus *(*unref)(sd_bus *);
 	sd_bus_message *(*message_unref)(sd_bus_message *);
-	sd_bus_error error = SD_BUS_ERROR_NULL;
-	sd_bus_message *reply = NULL;
-	sd_bus *bus = NULL;
-	char unit[64], description[96], cgroup[4096];
+	sd_bus *bus;
+};
+
+static int
+bus_open(struct bus *b, char *why, size_t why_size)
+{
+	int (*open_system)(sd_bus **);
 	void *lib = dlopen("libsystemd.so.0", RTLD_NOW | RTLD_LOCAL);
 	int r;
 
 	if (!lib || !(*(void **)&open_system = dlsym(lib, "sd_bus_open_system")) ||
-	    !(*(void **)&call_method = dlsym(lib, "sd_bus_call_method")) ||
-	    !(*(void **)&error_free = dlsym(lib, "sd_bus_error_free")) ||
-	    !(*(void **)&bus_unref = dlsym(lib, "sd_bus_flush_close_unref")) ||
-	    !(*(void **)&message_unref = dlsym(lib, "sd_bus_message_unref"))) {
+	    !(*(void **)&b->call_method = dlsym(lib, "sd_bus_call_method")) ||
+	    !(*(void **)&b->error_free = dlsym(lib, "sd_bus_error_free")) ||
+	    !(*(void **)&b->unref = dlsym(lib, "sd_bus_flush_close_unref")) ||
+	    !(*(void **)&b->message_unref = dlsym(lib, "sd_bus_message_unref"))) {
 		snprintf(why, why_size, "cannot load libsystemd: %s", dlerror());
 		return -1;
 	}
-	snprintf(unit, sizeof(unit), "lso-job-%s.scope", id);
-	snprintf(description, sizeof(description), "lso job %s", id);
-	if ((r = open_system(&bus)) < 0) {
+	if ((r = open_system(&b->bus)) < 0) {
 		snprintf(why, why_size, "system bus: %s", strerror(-r));
 		return -1;
 	}
-	r = call_method(bus, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
+	return 0;
+}
+
+/* The outcome of a manager call: r < 0 puts what failed in why. */
+static int
+bus_done(struct bus *b, int r, sd_bus_error *error, sd_bus_message *reply,
+    const char *method, char *why, size_t why_size)
+{
+	if (r < 0)
+		snprintf(why, why_size, "%s: %s", method,
+		    error->message ? error->message : strerror(-r));
+	b->error_free(error);
+	b->message_unref(reply);
+	b->unref(b->bus);
+	return r;
+}
+
+/*
+ * Ask systemd to move us into lso-<kind>-<id>.scope: "job" for a job's
+ * runner, "callback" for the delivery of a lost job's callback (what is left
+ * of that job's own scope may still hold its name).
+ */
+static int
+move_to_scope(const char *kind, const char *id, char *why, size_t why_size)
+{
+	sd_bus_error error = SD_BUS_ERROR_NULL;
+	sd_bus_message *reply = NULL;
+	struct bus b;
+	char unit[64], description[96];
+	int r;
+
+	if (bus_open(&b, why, why_size) < 0)
+		return -1;
+	snprintf(unit, sizeof(unit), "lso-%s-%s.scope", kind, id);
+	snprintf(description, sizeof(description), "lso %s %s", kind, id);
+	r = b.call_method(b.bus, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
 	    "org.freedesktop.systemd1.Manager", "StartTransientUnit", &error, &reply,
 	    "ssa(sv)a(sa(sv))", unit, "fail", 4,
 	    "PIDs", "au", 1, (uint32_t)getpid(),
@@ -1331,13 +1391,7 @@ move_to_scope(const char *id, char *why, size_t why_size)
 	    "Description", "s", description,
 	    "CollectMode", "s", "inactive-or-failed",
 	    0);
-	if (r < 0)
-		snprintf(why, why_size, "StartTransientUnit: %s",
-		    error.message ? error.message : strerror(-r));
-	error_free(&error);
-	message_unref(reply);
-	bus_unref(bus);
-	if (r < 0)
+	if (bus_done(&b, r, &error, reply, "StartTransientUnit", why, why_size) < 0)
 		return -1;
 	/* The move is done once our cgroup names the scope. */
 	for (int64_t end = http_now_ms() + SCOPE_WAIT_MS; http_now_ms() < end;) {
@@ -1351,16 +1405,41 @@ move_to_scope(const char *id, char *why, size_t why_size)
 		poll(NULL, 0, 10);
 	}
 	snprintf(why, why_size, "%s did not take us in time", unit);
-	(void)cgroup;
 	return -1;
+}
+
+/*
+ * A dead runner's scope holds exactly what its job left, also what escaped
+ * the program's process group (setsid): SIGKILL it all.
+ */
+static void
+kill_scope(const char *id)
+{
+	sd_bus_error error = SD_BUS_ERROR_NULL;
+	sd_bus_message *reply = NULL;
+	struct bus b;
+	char unit[64], why[256];
+
+	if (!getenv("INVOCATION_ID") || bus_open(&b, why, sizeof(why)) < 0)
+		return;
+	snprintf(unit, sizeof(unit), "lso-job-%s.scope", id);
+	bus_done(&b, b.call_method(b.bus, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
+	    "org.freedesktop.systemd1.Manager", "KillUnit", &error, &reply,
+	    "ssi", unit, "all", SIGKILL), &error, reply, "KillUnit", why, sizeof(why));
 }
 #else
 static int
-move_to_scope(const char *id, char *why, size_t why_size)
+move_to_scope(const char *kind, const char *id, char *why, size_t why_size)
 {
-	(void)id;
+	(void)kind, (void)id;
 	snprintf(why, why_size, "built without systemd support");
 	return -1;
+}
+
+static void
+kill_scope(const char *id)
+{
+	(void)id;
 }
 #endif
 
@@ -1369,7 +1448,7 @@ move_to_scope(const char *id, char *why, size_t why_size)
  * depends on it; the job's own process runs work() and exits.
  */
 static void
-detach(struct job *j, void (*work)(struct job *))
+detach(struct job *j, const char *kind, void (*work)(struct job *))
 {
 	int ready[2];
 	char how = 'F', why[512] = "";
@@ -1384,7 +1463,7 @@ detach(struct job *j, void (*work)(struct job *))
 		close(ready[0]);
 		setsid();
 		if (getenv("INVOCATION_ID")) {
-			how = move_to_scope(j->id, why, sizeof(why)) == 0 ? 'S' : 'F';
+			how = move_to_scope(kind, j->id, why, sizeof(why)) == 0 ? 'S' : 'F';
 			lock_write_pids(j->lock_fd, getpid(), 0);
 		} else if ((runner = fork()) > 0) {
 			/* inetd style: the middle process goes, init adopts the runner. */
@@ -1868,7 +1947,7 @@ fail:
 void
 job_start(struct job *j)
 {
-	detach(j, run_job);
+	detach(j, "job", run_job);
 	job_free(j);
 	free(j);
 }
@@ -1892,6 +1971,7 @@ static void
 settle_lost(struct job *j, bool deliver_here)
 {
 	kill_leftovers(j->id);
+	kill_scope(j->id);
 	remove_job_files(j->id);
 	j->result.return_code = -1;
 	jbuf_puts(&j->result.output, MSG_LOST);
@@ -1904,7 +1984,7 @@ settle_lost(struct job *j, bool deliver_here)
 	if (deliver_here)
 		deliver_callback(j);
 	else
-		detach(j, deliver_and_exit);
+		detach(j, "callback", deliver_and_exit);
 }
 
 /* Read a record and settle it if its runner died; -1 (errno) when unreadable. */
