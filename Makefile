@@ -30,15 +30,21 @@ all: lso
 lso: $(OBJ)
 	$(CC) $(LDFLAGS) -o $@ $(OBJ) $(LDLIBS)
 
-lso.o: lso.c $(HDR)
+lso.o: lso.c $(HDR) openapi.h
 	$(CC) $(CFLAGS) $(WERROR) $(LSO_CPPFLAGS) $(CPPFLAGS) -c lso.c
+
+# The OpenAPI document, embedded as a C string: no file read per request.
+openapi.h: openapi.json
+	sed -e 's/@VERSION@/$(VERSION)/g' -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' \
+	    openapi.json > openapi.h.tmp
+	mv openapi.h.tmp openapi.h
 http.o: http.c http.h
 	$(CC) $(CFLAGS) $(WERROR) $(LSO_CPPFLAGS) $(CPPFLAGS) -c http.c
 job.o: job.c $(HDR)
 	$(CC) $(CFLAGS) $(WERROR) $(LSO_CPPFLAGS) $(CPPFLAGS) -c job.c
 
 # The same sources with AddressSanitizer and UBSan, for the end-to-end suite.
-tests/lso-san: $(SRC) $(HDR)
+tests/lso-san: $(SRC) $(HDR) openapi.h
 	$(CC) $(SAN_FLAGS) -Wall -Wextra $(WERROR) $(LSO_CPPFLAGS) $(CPPFLAGS) -o $@ $(SRC) $(LDLIBS)
 
 tests/unit: tests/unit.c http.c job.c $(HDR)
@@ -50,7 +56,7 @@ FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined
 FUZZ_SECONDS = 60
 tests/fuzz-http: tests/fuzz-http.c http.c http.h
 	$(FUZZ_CC) $(FUZZ_FLAGS) $(LSO_CPPFLAGS) $(CPPFLAGS) -o $@ tests/fuzz-http.c http.c
-tests/fuzz-request: tests/fuzz-request.c $(SRC) $(HDR)
+tests/fuzz-request: tests/fuzz-request.c $(SRC) $(HDR) openapi.h
 	$(FUZZ_CC) $(FUZZ_FLAGS) -DLSO_NO_MAIN $(LSO_CPPFLAGS) $(CPPFLAGS) -o $@ tests/fuzz-request.c $(SRC) $(LDLIBS)
 
 # Each harness for FUZZ_SECONDS (make fuzz FUZZ_SECONDS=1800 for a long run).
@@ -105,7 +111,7 @@ uninstall:
 	    $(DESTDIR)$(UNITDIR)/lso-recover.service $(DESTDIR)$(TMPFILESDIR)/lso.conf
 
 clean:
-	rm -f lso $(OBJ) tests/unit tests/lso-san tests/fuzz-http tests/fuzz-request
+	rm -f lso $(OBJ) openapi.h tests/unit tests/lso-san tests/fuzz-http tests/fuzz-request
 	rm -rf run-state
 
 .PHONY: all deps test test-valgrind test-systemd fuzz run bench install uninstall clean

@@ -913,6 +913,19 @@ handle_version(struct exchange *ex, const char *arg)
 	jbuf_puts(&ex->body, "{\"api\":\"" LSO_API_VERSION "\",\"module\":\"" LSO_VERSION "\"}");
 }
 
+/* Built from openapi.json by the Makefile. */
+static const char openapi_document[] =
+#include "openapi.h"
+    ;
+
+static void
+handle_openapi(struct exchange *ex, const char *arg)
+{
+	(void)arg;
+	ex->status = S_OK;
+	jbuf_add(&ex->body, openapi_document, sizeof(openapi_document) - 1);
+}
+
 static void
 handle_job_show(struct exchange *ex, const char *id)
 {
@@ -931,6 +944,7 @@ static const struct route routes[] = {
 	{ "/api/playbook/", false, "POST", handle_playbook, "POST" },
 	{ "/api/playbook", false, "POST", handle_playbook, "POST" },
 	{ "/api/version", false, "GET", handle_version, "GET" },
+	{ "/api/openapi.json", false, "GET", handle_openapi, "GET" },
 	{ "/api/jobs/", true, "GET", handle_job_show, "GET, DELETE" },
 	{ "/api/jobs/", true, "DELETE", handle_job_cancel, "GET, DELETE" },
 };
