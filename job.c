@@ -217,7 +217,7 @@ job_log(const char *id, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
-	if (stderr_is_journal() && journal_send(line, id) == 0)
+	if (WITH_SYSTEMD && stderr_is_journal() && journal_send(line, id) == 0)
 		return;
 	fprintf(stderr, "%s\n", line);
 }
