@@ -621,6 +621,21 @@ check_file_in_root(struct exchange *ex, const struct file_kind *kind, const char
 	return false;
 }
 
+/* A valid request's file passes its checks and gets a job id: false when answered already. */
+static bool
+admit(struct exchange *ex, const struct file_kind *kind, const char *root, const char *name,
+    struct program *prog)
+{
+	ex->program = strdup(name);
+	if (!check_file_in_root(ex, kind, root, name, prog))
+		return false;
+	if (job_new_id(ex->id) < 0) {
+		fail(ex, S_INTERNAL_SERVER_ERROR, "No randomness for a job id.");
+		return false;
+	}
+	return true;
+}
+
 static void
 run_sync(struct exchange *ex, const struct program *prog, const struct execute_request *x)
 {
@@ -688,13 +703,8 @@ handle_execute(struct exchange *ex, const char *arg)
 		fail_validation(ex, &p);
 		goto out;
 	}
-	ex->program = strdup(x.name);
-	if (!check_file_in_root(ex, &executable_kind, config.executables_root, x.name, &prog))
+	if (!admit(ex, &executable_kind, config.executables_root, x.name, &prog))
 		goto out;
-	if (job_new_id(ex->id) < 0) {
-		fail(ex, S_INTERNAL_SERVER_ERROR, "No randomness for a job id.");
-		goto out;
-	}
 	if (x.is_async) {
 		struct job_request request = { .kind = "execute", .name = x.name, .args = x.args,
 			.nargs = x.nargs, .callback = x.callback, .prog = &prog };
@@ -886,13 +896,8 @@ handle_playbook(struct exchange *ex, const char *arg)
 		fail_validation(ex, &p);
 		goto out;
 	}
-	ex->program = strdup(r.name);
-	if (!check_file_in_root(ex, &playbook_kind, config.playbooks_root, r.name, &prog))
+	if (!admit(ex, &playbook_kind, config.playbooks_root, r.name, &prog))
 		goto out;
-	if (job_new_id(ex->id) < 0) {
-		fail(ex, S_INTERNAL_SERVER_ERROR, "No randomness for a job id.");
-		goto out;
-	}
 	struct job_request request = { .kind = "playbook", .name = r.name, .prog = &prog,
 		.callback = r.callback, .progress = r.progress, .incremental = r.incremental,
 		.inventory = r.inventory, .inventory_is_object = r.inventory_is_object,
