@@ -643,7 +643,7 @@ test_playbook_runs() {
 }
 
 test_playbook_stops() {
-	local timeout cancel
+	local timeout cancel lost
 	start_receiver pbstop
 	playbook "{\"playbook_name\":\"slow.yml\",\"inventory\":$local_inventory,\"callback\":\"$RECEIVER/ok/pb\"}"
 	timeout=$JOB
@@ -657,6 +657,13 @@ test_playbook_stops() {
 	check "timeout callback" jq -e '.body.status == "timeout" and .body.return_code == -1' <(callback_of "$timeout")
 	check "canceled playbook callback" wait_for 10 has_callbacks "$cancel"
 	check "cancel callback" jq -e '.body.status == "canceled" and .body.return_code == -1' <(callback_of "$cancel")
+	playbook "{\"playbook_name\":\"slow.yml\",\"inventory\":$local_inventory,\"callback\":\"$RECEIVER/ok/pb\"}"
+	lost=$JOB
+	check "playbook to lose: running" wait_for 10 job_status_is "$lost" running
+	kill -KILL "$(runner_of "$lost")"
+	check "playbook whose runner died: lost" wait_for 3 job_status_is "$lost" lost
+	check "lost playbook: one failure callback" wait_for 5 has_callbacks "$lost"
+	check "lost playbook callback shape" jq -e '.body.status == "failed" and .body.return_code == -1 and (.body.output | length == 1) and (.body.output[0] | startswith("Ansible playbook run failed: "))' <(callback_of "$lost")
 	check "no ansible left running" wait_for 5 no_process_with "LSO_STATE_DIR=$STATE"
 	check "stopped playbooks' temp files removed" bash -c "[ -z \"\$(ls -A $STATE/tmp 2>/dev/null)\" ]"
 }
