@@ -87,8 +87,9 @@ run: deps
 	@$(MAKE) lso
 	@mkdir -p run-state
 	@echo "lso on http://127.0.0.1:44444 with programs from examples/ (Ctrl-C to stop)"
-	systemd-socket-activate -a --inetd -l 127.0.0.1:44444 \
+	systemd-socket-activate -a --inetd -l 127.0.0.1:44444 -E PATH \
 	    -E EXECUTABLES_ROOT_DIR="$$(pwd)/examples" \
+	    -E ANSIBLE_PLAYBOOKS_ROOT_DIR="$$(pwd)/examples/playbooks" \
 	    -E LSO_STATE_DIR="$$(pwd)/run-state" ./lso
 
 bench: lso
