@@ -1444,15 +1444,17 @@ kill_scope(const char *id)
 #endif
 
 /*
- * Leave the instance behind: returns in the instance once the job no longer
- * depends on it; the job's own process runs work() and exits.
+ * Under systemd: the job's process asks for a scope of its own and tells the
+ * instance whether it got one ('S') or not ('F', then the reason). The
+ * instance may exit only after 'S': until then the job is in its cgroup.
  */
 static void
-detach(struct job *j, const char *kind, void (*work)(struct job *))
+detach_under_systemd(struct job *j, const char *kind, void (*work)(struct job *))
 {
 	int ready[2];
 	char how = 'F', why[512] = "";
-	pid_t pid, runner;
+	ssize_t n;
+	pid_t pid;
 
 	if (pipe2(ready, O_CLOEXEC) < 0 || (pid = fork()) < 0) {
 		job_log(j->id, "lso: job %s: cannot detach (%s): running it here", j->id, strerror(errno));
@@ -1462,23 +1464,10 @@ detach(struct job *j, const char *kind, void (*work)(struct job *))
 	if (pid == 0) {
 		close(ready[0]);
 		setsid();
-		if (getenv("INVOCATION_ID")) {
-			how = move_to_scope(kind, j->id, why, sizeof(why)) == 0 ? 'S' : 'F';
-			lock_write_pids(j->lock_fd, getpid(), 0);
-		} else if ((runner = fork()) > 0) {
-			/* inetd style: the middle process goes, init adopts the runner. */
-			lock_write_pids(j->lock_fd, runner, 0);
-			(void)!write(ready[1], "D", 1);
-			_exit(0);
-		} else if (runner == 0) {
-			how = 'D';
-		} else {
-			lock_write_pids(j->lock_fd, getpid(), 0);
-		}
-		if (how != 'D') {
-			(void)!write(ready[1], &how, 1);
-			(void)!write(ready[1], why, strlen(why));
-		}
+		lock_write_pids(j->lock_fd, getpid(), 0);
+		how = move_to_scope(kind, j->id, why, sizeof(why)) == 0 ? 'S' : 'F';
+		(void)!write(ready[1], &how, 1);
+		(void)!write(ready[1], why, strlen(why));
 		close(ready[1]);
 		work(j);
 		_exit(0);
@@ -1486,17 +1475,42 @@ detach(struct job *j, const char *kind, void (*work)(struct job *))
 	close(ready[1]);
 	if (read(ready[0], &how, 1) != 1)
 		how = 'F';
-	if (how == 'F') {
-		ssize_t n = read(ready[0], why, sizeof(why) - 1);
+	if (how != 'S') {
+		n = read(ready[0], why, sizeof(why) - 1);
 		why[n > 0 ? n : 0] = '\0';
 		job_log(j->id, "lso: job %s stays in this instance, which supervises it: %s",
 		    j->id, *why ? why : "no scope of its own");
-	}
-	close(ready[0]);
-	/* Reap the middle process; or, when the job could not leave, wait for it. */
-	if (how != 'S')
 		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
 			;
+	}
+	close(ready[0]);
+}
+
+/*
+ * Leave the instance behind: returns in the instance once the job no longer
+ * depends on it; the job's own process runs work() and exits. Without
+ * systemd, inetd style: a child in a session of its own, adopted by init
+ * when the instance exits (it never opens a terminal, so one fork will do).
+ */
+static void
+detach(struct job *j, const char *kind, void (*work)(struct job *))
+{
+	pid_t pid;
+
+	if (getenv("INVOCATION_ID")) {
+		detach_under_systemd(j, kind, work);
+		return;
+	}
+	pid = fork();
+	if (pid < 0) {
+		job_log(j->id, "lso: job %s: cannot detach (%s): running it here", j->id, strerror(errno));
+		work(j);
+	} else if (pid == 0) {
+		setsid();
+		lock_write_pids(j->lock_fd, getpid(), 0);
+		work(j);
+		_exit(0);
+	}
 }
 
 /* --- playbooks: ansible-playbook with private files, progress while it runs --- */

@@ -58,8 +58,13 @@ fail() {
 	echo "FAIL: $*"
 }
 
+# Private copies of the binaries: a make clean during a long run cannot pull them away.
 for h in $harnesses; do
-	bin=tests/fuzz-$h
+	cp "tests/fuzz-$h" "$TMP/fuzz-$h" || exit 2
+done
+
+for h in $harnesses; do
+	bin=$TMP/fuzz-$h
 	seeds=tests/fuzz-corpus/$h
 	dir=$TMP/$h
 	mkdir -p "$dir/corpus" "$dir/artifacts" "$dir/replay"
@@ -107,7 +112,7 @@ for h in $harnesses; do
 		reason=$(grep -m 1 -E 'invariant broken|ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|runtime error|ALARM|out-of-memory' "$dir/fuzz.log")
 		fail "$h: libFuzzer exited $rc: ${reason:-see $dir/fuzz.log}"
 		for a in $found; do
-			echo "  reproducer: $dir/artifacts/$a (replay: $bin $dir/artifacts/$a)"
+			echo "  reproducer: $dir/artifacts/$a (replay: tests/fuzz-$h $dir/artifacts/$a)"
 		done
 		echo "  log: $dir/fuzz.log"
 	fi

@@ -1,0 +1,396 @@
+#!/usr/bin/env bash
+# tests/openapi.sh PORT [LSO]: openapi.json against itself and against a
+# running lso on 127.0.0.1:PORT (test.sh starts one with
+# EXECUTABLES_ROOT_DIR=tests/programs).
+#
+#  1. the served GET /api/openapi.json is openapi.json with @VERSION@ replaced
+#     by the Makefile's VERSION, byte for byte;
+#  2. the document is valid OpenAPI 3.1: the official JSON Schema
+#     (@seriousme/openapi-schema-validator) and Redocly's linter (recommended
+#     rules, examples checked against their schemas), both from npm, installed
+#     into $LSO_NPM_DIR (default tests/.npm, gitignored);
+#  3. every documented path and method answers (not 404/405); every route lso
+#     serves is documented; every other method gets 405 with the documented
+#     methods in Allow;
+#  4. real responses (success and error, of every route) have a status the
+#     operation documents and a body its schema accepts.
+# With LSO (the binary), it also starts a token-protected lso of its own and
+# checks the 401s and the open /api/version. Without node, or when npm cannot
+# install the validators, those checks print SKIP with the reason and the
+# others still run. Ends with "N passed, M failed"; exits non-zero on failure.
+set -u
+if [ $# -lt 1 ]; then
+	echo "usage: tests/openapi.sh PORT [LSO]" >&2
+	exit 2
+fi
+cd "$(dirname "$0")/.." || exit 1
+TOP=$(pwd)
+PORT=$1
+LSO_BIN=${2:+$(realpath "$2")}
+BASE=http://127.0.0.1:$PORT
+NPM_DIR=${LSO_NPM_DIR:-$TOP/tests/.npm}
+# Pinned: a new release of a linter must not turn CI red on its own.
+NPM_PACKAGES=(@redocly/cli@2.77.0 @seriousme/openapi-schema-validator@2.11.0
+	ajv@8.20.0 ajv-formats@3.0.1)
+TMP=$(mktemp -d /tmp/lso-openapi.XXXXXX)
+passed=0 failed=0 skipped=0
+pids=()
+
+cleanup() {
+	for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null; done
+	wait 2>/dev/null
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+pass() { passed=$((passed + 1)); echo "ok   $1"; }
+fail() { failed=$((failed + 1)); echo "FAIL $1${2:+: $2}"; }
+skip() { skipped=$((skipped + 1)); echo "SKIP $1: $2"; }
+expect() { if [ "$2" = "$3" ]; then pass "$1"; else fail "$1" "got [$2], want [$3]"; fi; }
+
+# request METHOD URL-PATH [curl args...]: sets CODE and N; the body is in
+# $TMP/r$N.body, the headers in $TMP/r$N.headers.
+N=0
+request() {
+	local method=$1 path=$2
+	shift 2
+	N=$((N + 1))
+	CODE=$(curl -sS -X "$method" -o "$TMP/r$N.body" -D "$TMP/r$N.headers" -w '%{http_code}' \
+		--max-time 20 "$@" "$BASE$path" 2>"$TMP/r$N.err")
+}
+
+# sample TEMPLATE METHOD: the last response, to check against the document (part 4).
+sample() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$CODE" "$TMP/r$N.body" >>"$TMP/samples.tsv"; }
+
+header() { tr -d '\r' <"$TMP/r$N.headers" | sed -n "s/^$1: *//Ip" | head -n 1; }
+
+json_post() { # PATH JSON: POST with a JSON body
+	request POST "$1" -H 'Content-Type: application/json' --data-binary "$2"
+}
+
+# --- 1. the document lso serves is openapi.json ---
+
+echo "== served document"
+VERSION=$(sed -n 's/^VERSION[[:space:]]*=[[:space:]]*//p' Makefile | head -n 1)
+[ -n "$VERSION" ] || { fail "VERSION in the Makefile"; echo "$passed passed, $failed failed"; exit 1; }
+DOC=$TMP/openapi.json
+sed "s/@VERSION@/$VERSION/g" openapi.json >"$DOC"
+if ! jq -e . "$DOC" >/dev/null 2>&1; then
+	fail "openapi.json is JSON" "$(jq . "$DOC" 2>&1 | head -n 3)"
+	echo "$passed passed, $failed failed"
+	exit 1
+fi
+request GET /api/openapi.json
+expect "GET /api/openapi.json status" "$CODE" 200
+sample /api/openapi.json get
+expect "GET /api/openapi.json Content-Type" "$(header Content-Type)" application/json
+if cmp -s "$DOC" "$TMP/r$N.body"; then
+	pass "served document is openapi.json with @VERSION@ = $VERSION, byte for byte"
+elif jq -e --slurpfile a "$DOC" '. == $a[0]' "$TMP/r$N.body" >/dev/null 2>&1; then
+	fail "served document is openapi.json byte for byte" "same JSON, other bytes"
+else
+	fail "served document is openapi.json" \
+		"differs (a stale build? make rebuilds openapi.h): $(diff <(jq -S . "$DOC") <(jq -S . "$TMP/r$N.body" 2>&1) | head -n 6 | tr '\n' ' ')"
+fi
+expect "info.version is the Makefile's VERSION" "$(jq -r .info.version "$DOC")" "$VERSION"
+expect "openapi is 3.1.x" "$(jq -r '.openapi | test("^3\\.1\\.[0-9]+$")' "$DOC")" true
+request GET /api/version
+expect "GET /api/version module is the Makefile's VERSION" "$(jq -r .module "$TMP/r$N.body" 2>/dev/null)" "$VERSION"
+sample /api/version get
+
+# --- 2. a valid OpenAPI 3.1 document ---
+
+echo "== validators"
+VALIDATORS=""
+install_validators() {
+	local want have=1 p
+	command -v node >/dev/null || { echo "node is not installed"; return 1; }
+	command -v npm >/dev/null || { echo "npm is not installed"; return 1; }
+	for p in "${NPM_PACKAGES[@]}"; do
+		want=${p##*@}
+		[ "$(jq -r .version "$NPM_DIR/node_modules/${p%@*}/package.json" 2>/dev/null)" = "$want" ] || have=0
+	done
+	[ "$have" = 1 ] && return 0
+	mkdir -p "$NPM_DIR" || { echo "cannot create $NPM_DIR"; return 1; }
+	[ -e "$NPM_DIR/package.json" ] || echo '{"private": true}' >"$NPM_DIR/package.json"
+	if ! npm install --prefix "$NPM_DIR" --no-audit --no-fund --no-save --prefer-offline \
+		--loglevel=error "${NPM_PACKAGES[@]}" >"$TMP/npm.log" 2>&1; then
+		echo "npm install ${NPM_PACKAGES[*]} failed: $(tail -n 3 "$TMP/npm.log" | tr '\n' ' ')"
+		return 1
+	fi
+}
+if why=$(install_validators); then
+	VALIDATORS=1
+else
+	skip "OpenAPI validators" "$why"
+fi
+
+if [ -n "$VALIDATORS" ]; then
+	cat >"$TMP/schema-check.cjs" <<'EOF'
+// The document against the official OpenAPI 3.1 JSON Schema.
+const { Validator } = require("@seriousme/openapi-schema-validator");
+(async () => {
+	const v = new Validator();
+	const r = await v.validate(process.argv[2]);
+	if (r.valid && v.version && v.version.startsWith("3.1")) {
+		console.log("valid OpenAPI " + v.version);
+		process.exit(0);
+	}
+	console.log(JSON.stringify(r.errors || r).slice(0, 2000) + " version " + v.version);
+	process.exit(1);
+})();
+EOF
+	if out=$(NODE_PATH="$NPM_DIR/node_modules" node "$TMP/schema-check.cjs" "$DOC" 2>&1); then
+		pass "OpenAPI 3.1 JSON Schema ($out)"
+	else
+		fail "OpenAPI 3.1 JSON Schema" "$out"
+	fi
+
+	# Redocly's recommended rules; examples must match their schemas. Trailing
+	# slashes are the contract (upstream's /api/execute/), not a style slip.
+	cat >"$TMP/redocly.yaml" <<'EOF'
+extends:
+  - recommended
+rules:
+  no-path-trailing-slash: off
+  no-invalid-media-type-examples: error
+  no-invalid-schema-examples: error
+EOF
+	REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true \
+		"$NPM_DIR/node_modules/.bin/redocly" lint --config "$TMP/redocly.yaml" \
+		--format=stylish "$DOC" >"$TMP/redocly.log" 2>&1
+	rc=$?
+	grep -E '^ +[0-9]+:[0-9]+ +(error|warning)' "$TMP/redocly.log" | sed 's/^ */     redocly: /'
+	if [ "$rc" = 0 ]; then pass "redocly lint: no errors"
+	else fail "redocly lint" "$(grep -E 'error|Error' "$TMP/redocly.log" | head -n 10 | tr '\n' ' ')"; fi
+fi
+
+# --- 3. document and server agree on the routes ---
+
+echo "== routes"
+# "PATH METHOD" (upper case), one a line, as documented.
+jq -r '.paths | to_entries[] | .key as $p | .value | keys[]
+	| select(IN("get","put","post","delete","options","head","patch","trace"))
+	| "\($p) \(ascii_upcase)"' "$DOC" | sort >"$TMP/documented"
+echo "     documented: $(tr '\n' ';' <"$TMP/documented")"
+
+# A real job, for the {job_id} routes.
+json_post /api/execute/ '{"executable_name":"echo-args","args":["openapi"]}'
+JOB=$(jq -r .job_id "$TMP/r$N.body" 2>/dev/null)
+expect "an async job to look at" "$CODE" 201
+sample /api/execute/ post
+for _ in $(seq 50); do
+	curl -s "$BASE/api/jobs/$JOB" | jq -e '.finished_at != null' >/dev/null 2>&1 && break
+	sleep 0.1
+done
+
+concrete() { local p=$1; echo "${p//\{job_id\}/$JOB}"; }
+
+while read -r path method; do
+	[ -n "$path" ] || continue
+	case $method in
+	POST) json_post "$(concrete "$path")" '{}' ;;
+	*) request "$method" "$(concrete "$path")" ;;
+	esac
+	if [ "$CODE" != 404 ] && [ "$CODE" != 405 ] && [ "$CODE" != 000 ]; then
+		pass "documented $method $path answers ($CODE)"
+	else
+		fail "documented $method $path answers" "got $CODE: $(head -c 200 "$TMP/r$N.body")"
+	fi
+	sample "$path" "${method,,}"
+done <"$TMP/documented"
+
+# What lso.c routes: each must be documented.
+for route in "POST /api/execute" "POST /api/execute/" "POST /api/playbook" "POST /api/playbook/" \
+	"GET /api/jobs/{job_id}" "DELETE /api/jobs/{job_id}" "GET /api/version" "GET /api/openapi.json"; do
+	if grep -qxF "${route#* } ${route%% *}" "$TMP/documented"; then pass "served $route is documented"
+	else fail "served $route is documented"; fi
+done
+
+# Every other method: 405, Allow listing the documented ones.
+for path in $(cut -d ' ' -f 1 "$TMP/documented" | sort -u); do
+	allow=$(grep "^$path " "$TMP/documented" | cut -d ' ' -f 2 | sort | paste -sd ' ')
+	for method in GET POST PUT DELETE PATCH OPTIONS; do
+		grep -qxF "$path $method" "$TMP/documented" && continue
+		request "$method" "$(concrete "$path")"
+		got_allow=$(header Allow | tr -d ' ' | tr ',' '\n' | sort | paste -sd ' ')
+		if [ "$CODE" = 405 ] && [ "$got_allow" = "$allow" ]; then
+			pass "undocumented $method $path: 405, Allow: $allow"
+		else
+			fail "undocumented $method $path: 405, Allow: $allow" "got $CODE, Allow: $got_allow"
+		fi
+		sample "$path" "${method,,}"
+	done
+done
+
+request GET /api/nowhere
+expect "unknown path: 404" "$CODE" 404
+expect "unknown path: FastAPI's body" "$(cat "$TMP/r$N.body")" '{"detail":"Not Found"}'
+
+# --- 4. real responses match the operations' documented responses ---
+
+echo "== responses against the document"
+# Each status the document names for execute, where tests/programs can make it.
+json_post /api/execute/ '{"executable_name":"echo-args","args":["a","b"],"is_async":false}'
+sample /api/execute/ post
+json_post /api/execute '{"executable_name":"echo-args","is_async":"no"}'
+sample /api/execute post
+json_post /api/execute/ '{"executable_name":"no-such-program","is_async":false}'
+sample /api/execute/ post
+json_post /api/execute/ '{"executable_name":"outside-link","is_async":false}'
+sample /api/execute/ post
+json_post /api/execute/ '{"executable_name":"not-executable","is_async":false}'
+sample /api/execute/ post
+json_post /api/execute/ '{"executable_name":"adir","is_async":false}'
+sample /api/execute/ post
+json_post /api/execute/ '{"args":[1],"callback":"ftp://x","is_async":"maybe"}'
+sample /api/execute/ post
+json_post /api/execute/ '{"executable_name":'
+sample /api/execute/ post
+request POST /api/execute/ -H 'Content-Type: text/plain' --data-binary '{"executable_name":"echo-args"}'
+sample /api/execute/ post
+json_post /api/playbook '{"playbook_name":"pass.yml","inventory":"localhost"}'
+sample /api/playbook post
+json_post /api/playbook/ '{"playbook_name":1,"inventory":5,"progress_is_incremental":[]}'
+sample /api/playbook/ post
+# Jobs: 200 and 409 (finished), 202 (running), 404.
+request GET "/api/jobs/$JOB"
+sample "/api/jobs/{job_id}" get
+request DELETE "/api/jobs/$JOB"
+sample "/api/jobs/{job_id}" delete
+json_post /api/execute/ '{"executable_name":"sleep-echo","args":["5"],"callback":"http://127.0.0.1:9/x"}'
+sample /api/execute/ post
+RUNNING=$(jq -r .job_id "$TMP/r$N.body" 2>/dev/null)
+request DELETE "/api/jobs/$RUNNING"
+sample "/api/jobs/{job_id}" delete
+request GET "/api/jobs/$RUNNING"
+sample "/api/jobs/{job_id}" get
+request GET /api/jobs/00000000-0000-4000-8000-000000000000
+sample "/api/jobs/{job_id}" get
+# HTTP-level errors: 413, 431, 400.
+head -c 1100000 /dev/zero | tr '\0' ' ' >"$TMP/big"
+request POST /api/execute/ -H 'Content-Type: application/json' --data-binary @"$TMP/big"
+sample /api/execute/ post
+request GET /api/version -H "X-Filler: $(head -c 70000 /dev/zero | tr '\0' a)"
+sample /api/version get
+request GET /api/version -H 'Content-Length: x'
+sample /api/version get
+
+if [ -n "$VALIDATORS" ]; then
+	cat >"$TMP/responses.cjs" <<'EOF'
+// Each sample (TEMPLATE METHOD STATUS BODYFILE): a status the operation
+// documents, and a body the documented schema accepts.
+const fs = require("fs");
+const Ajv2020 = require("ajv/dist/2020").default;
+const addFormats = require("ajv-formats").default || require("ajv-formats");
+const doc = JSON.parse(fs.readFileSync(process.argv[2], "utf8"));
+const samples = fs.readFileSync(process.argv[3], "utf8").split("\n").filter(Boolean);
+const deref = (o) => {
+	while (o && o.$ref) {
+		o = o.$ref.slice(2).split("/").reduce((x, k) => x[k.replace(/~1/g, "/").replace(/~0/g, "~")], doc);
+	}
+	return o;
+};
+const methods = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
+const root = { $id: "urn:lso:openapi", components: { schemas: doc.components.schemas }, $defs: {} };
+const checks = [];
+for (const line of samples) {
+	const [template, method, status, file] = line.split("\t");
+	const name = `${method.toUpperCase()} ${template} ${status}`;
+	const item = doc.paths[template];
+	// An undocumented method's 405 is documented on the path's operations.
+	const op = item && (item[method] || (status === "405" && methods.map((m) => item[m]).find(Boolean)));
+	if (!op) { checks.push({ name, why: "no such operation" }); continue; }
+	const resp = deref(op.responses[status] || op.responses[status[0] + "XX"] || op.responses.default);
+	if (!resp) { checks.push({ name, why: `status ${status} is not documented` }); continue; }
+	const media = resp.content && resp.content["application/json"];
+	if (!media || !media.schema) { checks.push({ name, why: "no application/json schema" }); continue; }
+	let body;
+	try { body = JSON.parse(fs.readFileSync(file, "utf8")); }
+	catch (e) { checks.push({ name, why: "body is not JSON" }); continue; }
+	const key = "s" + checks.length;
+	root.$defs[key] = media.schema;
+	checks.push({ name, key, body });
+}
+const ajv = new Ajv2020({ strict: false, allErrors: true, validateFormats: true });
+addFormats(ajv);
+ajv.addSchema(root);
+let bad = 0;
+for (const c of checks) {
+	if (c.key) {
+		const validate = ajv.getSchema(`urn:lso:openapi#/$defs/${c.key}`);
+		if (validate(c.body)) { console.log(`PASS ${c.name}: body matches its schema`); continue; }
+		c.why = ajv.errorsText(validate.errors) + " in " + JSON.stringify(c.body).slice(0, 300);
+	}
+	bad++;
+	console.log(`FAIL ${c.name}: ${c.why}`);
+}
+process.exit(bad ? 1 : 0);
+EOF
+	NODE_PATH="$NPM_DIR/node_modules" node "$TMP/responses.cjs" "$DOC" "$TMP/samples.tsv" \
+		>"$TMP/responses.log" 2>&1
+	while IFS= read -r line; do
+		case $line in
+		"PASS "*) pass "${line#PASS }" ;;
+		"FAIL "*) fail "${line#FAIL }" ;;
+		*) fail "response check" "$line" ;;
+		esac
+	done <"$TMP/responses.log"
+else
+	skip "responses against their schemas" "no validators (above)"
+fi
+
+# --- the token: 401 on every route but /api/version ---
+
+if [ -n "$LSO_BIN" ]; then
+	echo "== bearer token (an lso of our own with LSO_API_TOKEN)"
+	TPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	systemd-socket-activate -a --inetd -l "127.0.0.1:$TPORT" -E PATH=/usr/bin:/bin \
+		-E LSO_API_TOKEN=s3cret -E LSO_STATE_DIR="$TMP/token-state" \
+		-E EXECUTABLES_ROOT_DIR="$TOP/tests/programs" "$LSO_BIN" >"$TMP/token.log" 2>&1 &
+	pids+=($!)
+	for _ in $(seq 100); do grep -q "Listening on" "$TMP/token.log" && break; sleep 0.05; done
+	SAVED_BASE=$BASE
+	BASE=http://127.0.0.1:$TPORT
+	: >"$TMP/samples.tsv"
+	while read -r path method; do
+		if [ "$path" = /api/version ]; then
+			request "$method" "$(concrete "$path")"
+			expect "$method $path needs no token" "$CODE" 200
+			continue
+		fi
+		case $method in
+		POST) json_post "$(concrete "$path")" '{}' ;;
+		*) request "$method" "$(concrete "$path")" ;;
+		esac
+		if [ "$CODE" = 401 ] && [ "$(header WWW-Authenticate)" = Bearer ]; then
+			pass "$method $path without the token: 401, WWW-Authenticate: Bearer"
+		else
+			fail "$method $path without the token: 401" "got $CODE, WWW-Authenticate: $(header WWW-Authenticate)"
+		fi
+		sample "$path" "${method,,}"
+	done <"$TMP/documented"
+	request GET /api/openapi.json -H 'Authorization: Bearer s3cret'
+	expect "GET /api/openapi.json with the token" "$CODE" 200
+	request GET /api/openapi.json -H 'Authorization: Bearer wrong'
+	expect "GET /api/openapi.json with a wrong token" "$CODE" 401
+	jq -e '.security | any(. == {}) and any(has("bearer"))' "$DOC" >/dev/null &&
+		jq -e '.paths["/api/version"].get.security == []' "$DOC" >/dev/null &&
+		pass "document: bearer optional, /api/version open" ||
+		fail "document: bearer optional, /api/version open"
+	if [ -n "$VALIDATORS" ]; then
+		NODE_PATH="$NPM_DIR/node_modules" node "$TMP/responses.cjs" "$DOC" "$TMP/samples.tsv" \
+			>"$TMP/responses.log" 2>&1
+		while IFS= read -r line; do
+			case $line in
+			"PASS "*) pass "${line#PASS }" ;;
+			*) fail "${line#FAIL }" ;;
+			esac
+		done <"$TMP/responses.log"
+	fi
+	BASE=$SAVED_BASE
+fi
+
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ]
