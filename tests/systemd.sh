@@ -483,6 +483,28 @@ test_credential() {
 	expect "without the credential, open again" "$CODE" 201
 }
 
+instance_running() { [ -n "$(bx systemctl list-units --plain --no-legend --state=active 'lso@*' </dev/null)" ]; }
+no_scope_for() { ! unit_active "lso-job-$1.scope"; }
+
+# Without permission to create units (User= and no polkit rule), the instance
+# does not exit: it supervises the job until the callback is out, and says why.
+test_supervise() {
+	section "no permission for a scope: the instance supervises"
+	bx sh -c 'mkdir -p /etc/systemd/system/lso@.service.d &&
+		printf "[Service]\nUser=nobody\n" >/etc/systemd/system/lso@.service.d/50-test-user.conf &&
+		systemctl daemon-reload' </dev/null
+	submit sleep-echo '["3"]' /ok/supervised
+	expect "unprivileged instance: 201" "$CODE" 201
+	check "the instance stays while the job runs" wait_for 3 instance_running
+	check "no scope for the job" no_scope_for "$JOB"
+	check "callback delivered" wait_for 15 has_callback "$JOB"
+	check "the instance logs why it stays" journal_has \
+		"^lso: job $JOB stays in this instance, which supervises it: " -u 'lso@*'
+	check "the instance ends after the job" wait_for 10 no_instances
+	bx sh -c 'rm -f /etc/systemd/system/lso@.service.d/50-test-user.conf &&
+		systemctl daemon-reload' </dev/null
+}
+
 test_hardening() {
 	local job
 	section "an admin program under lso@.service's sandbox"
@@ -532,6 +554,7 @@ test_stop_scope
 test_cancel
 test_recover
 test_credential
+test_supervise
 test_hardening
 test_tmpfiles
 [ "$failed" = 0 ] || diagnose
