@@ -459,6 +459,16 @@ test_async_delivery() {
 	request GET "/api/jobs/$JOB"
 	jqcheck "connection errors retried" '.callback.delivered == true and .callback.attempts >= 2'
 	check "each attempt logged" grep -q "callback job=$JOB attempt=2" "$TMP/$SERVER.log"
+	submit echo-args '["redirected"]' "$RECEIVER/redirect/1"
+	check "redirect answered" wait_for 3 has_callbacks "$JOB"
+	sleep 1
+	check "redirects not followed" bash -c "! grep -q '\"/ok/redirected\"' $TMP/main.callbacks"
+	request GET "/api/jobs/$JOB"
+	jqcheck "3xx: not delivered, not retried" '.callback.delivered == false and .callback.attempts == 1 and .callback.last_error == "HTTP 307"'
+	submit echo-args '["slow receiver"]' "$RECEIVER/slow/1"
+	check "REQUEST_TIMEOUT_SEC ends an attempt; the retry delivers" wait_for 10 has_callbacks "$JOB" 2
+	check "timed-out attempt then delivery recorded" wait_for 3 bash -c "curl -s http://127.0.0.1:$PORT/api/jobs/$JOB | jq -e '.callback.delivered and .callback.attempts == 2'"
+	check "the timeout is logged" grep -q "callback job=$JOB attempt=1 .*[Tt]imeout" "$TMP/$SERVER.log"
 }
 
 test_async_jobs_api() {
@@ -716,7 +726,7 @@ if want async; then
 	echo "== async jobs"
 	STATE="$TMP/async-state"
 	SERVER=async
-	start_server async inetd "${common[@]}" LSO_STATE_DIR="$STATE" EXECUTABLE_TIMEOUT_SEC=3
+	start_server async inetd "${common[@]}" LSO_STATE_DIR="$STATE" EXECUTABLE_TIMEOUT_SEC=3 REQUEST_TIMEOUT_SEC=1
 	test_async_run
 	test_async_delivery
 	test_async_jobs_api

@@ -3,10 +3,13 @@
 
 receiver.py PORTFILE LOGFILE [PORT]: listens on 127.0.0.1:PORT (default a
 free port), and writes the port to PORTFILE. The path chooses the answer: /ok/... 200, /notfound/... 404,
-/flaky/... 503 for the first two POSTs to that path, then 200.
+/flaky/... 503 for the first two POSTs to that path, then 200;
+/redirect/... 307 to /ok/redirected; /slow/... waits 3 s before its first
+answer, then 200.
 """
 import json
 import sys
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 port_file, log_file = sys.argv[1], sys.argv[2]
@@ -17,8 +20,15 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         seen[self.path] = seen.get(self.path, 0) + 1
+        location = None
         if self.path.startswith("/notfound/"):
             status = 404
+        elif self.path.startswith("/redirect/"):
+            status, location = 307, "/ok/redirected"
+        elif self.path.startswith("/slow/"):
+            if seen[self.path] == 1:
+                time.sleep(3)
+            status = 200
         elif self.path.startswith("/flaky/") and seen[self.path] <= 2:
             status = 503
         else:
@@ -32,6 +42,8 @@ class Handler(BaseHTTPRequestHandler):
                                   "content_type": self.headers.get("Content-Type"),
                                   "body": parsed}) + "\n")
         self.send_response(status)
+        if location:
+            self.send_header("Location", location)
         self.send_header("Content-Length", "0")
         self.end_headers()
 
