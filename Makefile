@@ -5,6 +5,7 @@ VERSION = 0.1.0
 PREFIX = /usr/local
 BINDIR = $(PREFIX)/bin
 MANDIR = $(PREFIX)/share/man
+DOCDIR = $(PREFIX)/share/doc/lso
 SYSCONFDIR = /etc
 UNITDIR = /lib/systemd/system
 TMPFILESDIR = /usr/lib/tmpfiles.d
@@ -71,6 +72,19 @@ test-valgrind: lso
 test-systemd: lso
 	tests/systemd.sh
 
+# lso.8 (mandoc lint), the Debian package (build, lintian) and the package
+# installed under a real systemd (root; see tests/package.sh).
+test-package:
+	tests/package.sh
+
+# lso under ucspi-tcp's tcpserver and under xinetd, from examples/launchers/.
+test-launchers: lso
+	tests/launchers.sh ./lso
+
+# The OpenAPI document against itself and a running lso (also part of test.sh).
+test-openapi: lso
+	TEST_ONLY=openapi ./test.sh ./lso
+
 # Installs what building and testing need when it is missing (Debian/Ubuntu, as root).
 deps:
 	@tests/deps.sh
@@ -96,7 +110,8 @@ bench: lso
 	bench/bench.sh
 
 install: lso
-	mkdir -p $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(TMPFILESDIR) $(DESTDIR)$(SYSCONFDIR)/lso
+	mkdir -p $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(TMPFILESDIR) $(DESTDIR)$(SYSCONFDIR)/lso \
+	    $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(DOCDIR)
 	cp lso $(DESTDIR)$(BINDIR)/lso
 	chmod 755 $(DESTDIR)$(BINDIR)/lso
 	sed 's|/usr/local/bin/lso|$(BINDIR)/lso|' lso@.service > $(DESTDIR)$(UNITDIR)/lso@.service
@@ -106,13 +121,18 @@ install: lso
 	chmod 644 $(DESTDIR)$(UNITDIR)/lso@.service $(DESTDIR)$(UNITDIR)/lso-recover.service \
 	    $(DESTDIR)$(UNITDIR)/lso.socket $(DESTDIR)$(TMPFILESDIR)/lso.conf
 	[ -e $(DESTDIR)$(SYSCONFDIR)/lso/lso.env ] || cp lso.env $(DESTDIR)$(SYSCONFDIR)/lso/lso.env
+	cp lso.8 $(DESTDIR)$(MANDIR)/man8/lso.8
+	cp README.md $(DESTDIR)$(DOCDIR)/README.md
+	chmod 644 $(DESTDIR)$(MANDIR)/man8/lso.8 $(DESTDIR)$(DOCDIR)/README.md
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/lso $(DESTDIR)$(UNITDIR)/lso@.service $(DESTDIR)$(UNITDIR)/lso.socket \
-	    $(DESTDIR)$(UNITDIR)/lso-recover.service $(DESTDIR)$(TMPFILESDIR)/lso.conf
+	    $(DESTDIR)$(UNITDIR)/lso-recover.service $(DESTDIR)$(TMPFILESDIR)/lso.conf \
+	    $(DESTDIR)$(MANDIR)/man8/lso.8 $(DESTDIR)$(DOCDIR)/README.md
 
 clean:
 	rm -f lso $(OBJ) openapi.h tests/unit tests/lso-san tests/fuzz-http tests/fuzz-request
 	rm -rf run-state
 
-.PHONY: all deps test test-valgrind test-systemd fuzz run bench install uninstall clean
+.PHONY: all deps test test-valgrind test-systemd test-package test-launchers test-openapi fuzz run \
+	bench install uninstall clean

@@ -129,17 +129,20 @@ read_failure(ssize_t n)
 	return n == -2 ? S_REQUEST_TIMEOUT : S_BAD_REQUEST;
 }
 
-/* The first blank line, CRLF or bare LF style (its length in *len), or NULL. */
+/*
+ * The end of the first blank line: "\n\n" or "\n\r\n" (which CRLF and bare LF
+ * endings, and any mix, come down to); its length in *len. NULL: none yet.
+ */
 static char *
 find_head_end(char *buf, size_t size, size_t *len)
 {
-	char *crlf = memmem(buf, size, "\r\n\r\n", 4), *lf = memmem(buf, size, "\n\n", 2);
+	char *lf = memmem(buf, size, "\n\n", 2), *crlf = memmem(buf, size, "\n\r\n", 3);
 
 	if (lf && (!crlf || lf < crlf)) {
 		*len = 2;
 		return lf;
 	}
-	*len = 4;
+	*len = 3;
 	return crlf;
 }
 

@@ -18,6 +18,7 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -262,6 +263,25 @@ lock_write_pids(int lock_fd, pid_t runner, pid_t program)
 		(void)!pwrite(lock_fd, buf, (size_t)n, 0);
 }
 
+/*
+ * glibc's sigaction refuses the two real-time signals it reserves (32, 33),
+ * yet a parent may have left them ignored (GNU make does): the kernel call
+ * resets them all the same.
+ */
+static void
+reset_reserved_signal(int sig)
+{
+	struct {
+		void *handler;
+		unsigned long flags;
+		void *restorer;
+		unsigned long mask;
+	} dfl = { 0 };
+
+	if (sig != SIGKILL && sig != SIGSTOP)
+		syscall(SYS_rt_sigaction, sig, &dfl, NULL, sizeof(dfl.mask));
+}
+
 /* In the child: a clean process state for the program, whatever lso had. */
 static void
 reset_process_state(void)
@@ -270,7 +290,8 @@ reset_process_state(void)
 	sigset_t none;
 
 	for (int sig = 1; sig < NSIG; sig++)
-		sigaction(sig, &dfl, NULL);
+		if (sigaction(sig, &dfl, NULL) < 0)
+			reset_reserved_signal(sig);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	setpgid(0, 0);
@@ -424,7 +445,12 @@ watch_program(struct watch *w, struct capture *cap, struct run_result *result)
 				break;
 			continue;
 		}
+		/* Without a pidfd (old kernels, valgrind), look for the exit every 50 ms. */
+		if (w->pidfd < 0 && !w->exited && left > 50)
+			left = 50;
 		n = poll(w->fds, 4, left > 60000 ? 60000 : (int)left);
+		if (w->pidfd < 0 && !w->exited)
+			note_exit(w);
 		if (n < 0 && errno != EINTR)
 			break;
 		for (int i = 0; i < 2 && n > 0; i++) {
@@ -2060,14 +2086,17 @@ signal_runner(const char *id)
 	pid_t pid = runner_pid(id);
 	int pidfd = pid > 0 ? pidfd_open(pid, 0) : -1, lock_fd, r = -1;
 
-	if (pidfd < 0)
+	if (pidfd < 0 && (pid <= 0 || errno != ENOSYS))
 		return -1;
 	lock_fd = take_lock_of_dead_runner(id);
-	if (lock_fd < 0)
+	if (lock_fd >= 0)
+		close(lock_fd);
+	else if (pidfd >= 0)
 		r = pidfd_send_signal(pidfd, SIGTERM, NULL, 0);
 	else
-		close(lock_fd);
-	close(pidfd);
+		r = kill(pid, SIGTERM); /* no pidfds here: the lock just proved the runner alive */
+	if (pidfd >= 0)
+		close(pidfd);
 	return r;
 }
 

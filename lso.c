@@ -3,6 +3,7 @@
  * inetd or any launcher of that kind, then exit.
  */
 #define _GNU_SOURCE
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -31,8 +32,8 @@ struct config config;
 #define SIZE_LIMIT_MAX (1LL << 30)
 /* pydantic's HttpUrl limit. */
 #define URL_MAX 2083
-/* A code point no request needs, standing in for an escaped NUL while cJSON parses. */
-#define NUL_STANDIN "\xf4\x8f\xbf\xbf"
+/* JSON nesting deeper than this is refused (cJSON's own limit). */
+#define JSON_DEPTH_MAX 1000
 
 /* One request and what we answer to it. */
 struct exchange {
@@ -241,18 +242,32 @@ struct problems {
 	size_t count;
 };
 
-/* Append JSON text, turning the stand-ins for escaped NULs back into \u0000. */
-static void
-add_restoring_nuls(struct jbuf *b, const char *json)
-{
-	const char *standin;
+/*
+ * cJSON ends strings at NUL, so while it parses a body with "\u0000" escapes,
+ * each stands in as a code point the body does not hold otherwise (raw or
+ * escaped); empty when the body has none.
+ */
+static char nul_standin[5];
 
-	while ((standin = strstr(json, NUL_STANDIN))) {
-		jbuf_add(b, json, (size_t)(standin - json));
-		jbuf_puts(b, "\\u0000");
-		json = standin + strlen(NUL_STANDIN);
+/* Append JSON text: stand-ins back to \u0000, bytes that are not UTF-8 to U+FFFD. */
+static void
+add_repaired(struct jbuf *b, const char *json)
+{
+	const unsigned char *u = (const unsigned char *)json;
+	size_t len = strlen(json), i = 0, seq;
+
+	while (i < len) {
+		if (*nul_standin && strncmp(json + i, nul_standin, 4) == 0) {
+			jbuf_puts(b, "\\u0000");
+			i += 4;
+		} else if ((seq = json_utf8_len(u + i, len - i)) > 0) {
+			jbuf_add(b, json + i, seq);
+			i += seq;
+		} else {
+			jbuf_add(b, "\xef\xbf\xbd", 3);
+			i++;
+		}
 	}
-	jbuf_puts(b, json);
 }
 
 /* One 422 item; loc_tail is the JSON of loc after "body" (our own field names). */
@@ -266,7 +281,7 @@ problem_at(struct problems *p, const char *type, const char *loc_tail, const cha
 	jbuf_printf(&p->items, "{\"type\":\"%s\",\"loc\":[\"body\"%s],\"msg\":", type, loc_tail);
 	json_string(&p->items, msg);
 	jbuf_puts(&p->items, ",\"input\":");
-	add_restoring_nuls(&p->items, input_json ? input_json : "null");
+	add_repaired(&p->items, input_json ? input_json : "null");
 	jbuf_puts(&p->items, "}");
 	free(input_json);
 }
@@ -299,7 +314,7 @@ member(const cJSON *object, const char *name)
 static bool
 has_nul(const char *s, bool body_had_nul)
 {
-	return body_had_nul && strstr(s, NUL_STANDIN);
+	return body_had_nul && *nul_standin && strstr(s, nul_standin);
 }
 
 /* A string field: NULL when it is absent or wrong (and a problem was noted). */
@@ -425,7 +440,7 @@ parse_args(struct problems *p, const cJSON *item, struct execute_request *x,
 	}
 	x->args = calloc((size_t)cJSON_GetArraySize(item) + 1, sizeof(*x->args));
 	if (!x->args) {
-		problem(p, "memory", "args", -1, "Out of memory", NULL);
+		p->items.failed = true; /* answered 500 */
 		return;
 	}
 	cJSON_ArrayForEach(arg, item) {
@@ -456,24 +471,50 @@ find_nul_escape(const char *s, size_t len)
 	for (size_t i = 0; i + 6 <= len; i++) {
 		if (s[i] != '\\')
 			continue;
-		if (strncasecmp(s + i + 1, "u0000", 5) == 0)
+		if (strncmp(s + i + 1, "u0000", 5) == 0)
 			return s + i;
 		i++; /* skip the escaped character */
 	}
 	return NULL;
 }
 
-/* cJSON stops strings at NUL; stand a rare code point in for each escaped NUL. */
+/* Is code point cp absent from the body, raw and as an escaped surrogate pair? */
+static bool
+absent(const char *s, size_t len, unsigned cp, char raw[5], char escaped[13])
+{
+	unsigned v = cp - 0x10000;
+
+	raw[0] = (char)(0xf0 | cp >> 18), raw[1] = (char)(0x80 | (cp >> 12 & 0x3f));
+	raw[2] = (char)(0x80 | (cp >> 6 & 0x3f)), raw[3] = (char)(0x80 | (cp & 0x3f)), raw[4] = 0;
+	snprintf(escaped, 13, "\\u%04x\\u%04x", (0xd800 + (v >> 10)) & 0xffff,
+	    (0xdc00 + (v & 0x3ff)) & 0xffff);
+	if (memmem(s, len, raw, 4))
+		return false;
+	for (const char *c = s; (c = memchr(c, '\\', len - (size_t)(c - s))); c++)
+		if ((size_t)(s + len - c) >= 12 && strncasecmp(c, escaped, 12) == 0)
+			return false;
+	return true;
+}
+
+/* cJSON stops strings at NUL: stand a code point the body lacks in for each escaped NUL. */
 static char *
 replace_nul_escapes(const char *s, size_t len, size_t *new_len)
 {
-	static const char standin[] = "\\udbff\\udfff";
+	char escaped[13];
 	struct jbuf out = { 0 };
 	const char *nul;
+	unsigned cp = 0x10fffd;
 
+	/* Private use plane 16: some code point there is absent from any body we take. */
+	while (cp >= 0x100000 && !absent(s, len, cp, nul_standin, escaped))
+		cp--;
+	if (cp < 0x100000) {
+		*nul_standin = '\0';
+		return NULL;
+	}
 	while ((nul = find_nul_escape(s, len))) {
 		jbuf_add(&out, s, (size_t)(nul - s));
-		jbuf_add(&out, standin, sizeof(standin) - 1);
+		jbuf_add(&out, escaped, 12);
 		len -= (size_t)(nul - s) + 6;
 		s = nul + 6;
 	}
@@ -497,30 +538,190 @@ is_json_type(const char *content_type)
 }
 
 /*
- * Where the JSON text holds a raw control byte that JSON forbids, or -1:
- * cJSON would pass them (a raw NUL would even cut a name short).
+ * A strict JSON check (RFC 8259, as Python's json.loads takes it) before cJSON,
+ * which is lenient: raw control bytes, bad escapes, invalid UTF-8, leading zeros
+ * and trailing data all pass cJSON. It gives the position of the first error.
  */
-static long
-raw_control_byte(const char *s, size_t len)
+struct json_scan {
+	const unsigned char *s;
+	size_t len, pos;
+	int depth;
+};
+
+static bool scan_value(struct json_scan *sc);
+
+static void
+scan_space(struct json_scan *sc)
 {
-	bool in_string = false;
+	while (sc->pos < sc->len && strchr(" \t\n\r", sc->s[sc->pos]) && sc->s[sc->pos])
+		sc->pos++;
+}
 
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
+static bool
+scan_char(struct json_scan *sc, char c)
+{
+	scan_space(sc);
+	if (sc->pos >= sc->len || sc->s[sc->pos] != (unsigned char)c)
+		return false;
+	sc->pos++;
+	return true;
+}
 
-		if (in_string && c < 0x20)
-			return (long)i;
-		if (in_string && c == '\\') {
-			if (i + 1 < len && (unsigned char)s[i + 1] < 0x20)
-				return (long)i + 1;
-			i++;
-		} else if (c == '"') {
-			in_string = !in_string;
-		} else if (!in_string && c < 0x20 && c != '\t' && c != '\n' && c != '\r') {
-			return (long)i;
+static bool
+scan_escape(struct json_scan *sc)
+{
+	unsigned char c = sc->pos < sc->len ? sc->s[sc->pos] : 0;
+
+	if (c && strchr("\"\\/bfnrt", c)) {
+		sc->pos++;
+		return true;
+	}
+	if (c != 'u' || sc->len - sc->pos < 5)
+		return false;
+	for (int i = 1; i <= 4; i++)
+		if (!isxdigit(sc->s[sc->pos + (size_t)i]))
+			return false;
+	sc->pos += 5;
+	return true;
+}
+
+static bool
+scan_string(struct json_scan *sc)
+{
+	size_t seq;
+
+	if (!scan_char(sc, '"'))
+		return false;
+	while (sc->pos < sc->len) {
+		unsigned char c = sc->s[sc->pos];
+
+		if (c == '"') {
+			sc->pos++;
+			return true;
+		}
+		if (c < 0x20)
+			return false;
+		if (c == '\\') {
+			sc->pos++;
+			if (!scan_escape(sc))
+				return false;
+		} else if ((seq = json_utf8_len(sc->s + sc->pos, sc->len - sc->pos)) > 0) {
+			sc->pos += seq;
+		} else {
+			return false;
 		}
 	}
-	return -1;
+	return false;
+}
+
+static bool
+scan_digits(struct json_scan *sc)
+{
+	size_t start = sc->pos;
+
+	while (sc->pos < sc->len && isdigit(sc->s[sc->pos]))
+		sc->pos++;
+	return sc->pos > start;
+}
+
+static bool
+scan_number(struct json_scan *sc)
+{
+	if (sc->s[sc->pos] == '-')
+		sc->pos++;
+	if (sc->pos < sc->len && sc->s[sc->pos] == '0')
+		sc->pos++;
+	else if (!scan_digits(sc))
+		return false;
+	if (sc->pos < sc->len && sc->s[sc->pos] == '.') {
+		sc->pos++;
+		if (!scan_digits(sc))
+			return false;
+	}
+	if (sc->pos < sc->len && (sc->s[sc->pos] == 'e' || sc->s[sc->pos] == 'E')) {
+		sc->pos++;
+		if (sc->pos < sc->len && (sc->s[sc->pos] == '+' || sc->s[sc->pos] == '-'))
+			sc->pos++;
+		if (!scan_digits(sc))
+			return false;
+	}
+	return true;
+}
+
+static bool
+scan_word(struct json_scan *sc, const char *word)
+{
+	size_t n = strlen(word);
+
+	if (sc->len - sc->pos < n || memcmp(sc->s + sc->pos, word, n) != 0)
+		return false;
+	sc->pos += n;
+	return true;
+}
+
+/* The members of an object or the items of an array, up to the closing bracket. */
+static bool
+scan_container(struct json_scan *sc, char close, bool members)
+{
+	bool ok = true;
+
+	if (++sc->depth > JSON_DEPTH_MAX)
+		return false;
+	sc->pos++;
+	if (scan_char(sc, close))
+		goto out;
+	do {
+		if (members && (!scan_string(sc) || !scan_char(sc, ':'))) {
+			ok = false;
+			goto out;
+		}
+		if (!scan_value(sc)) {
+			ok = false;
+			goto out;
+		}
+	} while (scan_char(sc, ','));
+	ok = scan_char(sc, close);
+out:
+	sc->depth--;
+	return ok;
+}
+
+static bool
+scan_value(struct json_scan *sc)
+{
+	scan_space(sc);
+	if (sc->pos >= sc->len)
+		return false;
+	switch (sc->s[sc->pos]) {
+	case '{':
+		return scan_container(sc, '}', true);
+	case '[':
+		return scan_container(sc, ']', false);
+	case '"':
+		return scan_string(sc);
+	case 't':
+		return scan_word(sc, "true");
+	case 'f':
+		return scan_word(sc, "false");
+	case 'n':
+		return scan_word(sc, "null");
+	default:
+		return (sc->s[sc->pos] == '-' || isdigit(sc->s[sc->pos])) && scan_number(sc);
+	}
+}
+
+/* -1 when the text is one JSON value, else where it goes wrong. */
+static long
+json_error_at(const char *text, size_t len)
+{
+	struct json_scan sc = { (const unsigned char *)text, len, 0, 0 };
+
+	if (scan_value(&sc)) {
+		scan_space(&sc);
+		if (sc.pos == len)
+			return -1;
+	}
+	return (long)sc.pos;
 }
 
 static void
@@ -548,8 +749,12 @@ parse_body(struct problems *p, const struct http_request *req, bool *body_had_nu
 		cJSON_Delete(as_string);
 		return NULL;
 	}
-	if ((bad = raw_control_byte(text, len)) >= 0) {
-		json_invalid(p, bad, "Invalid control character at");
+	if (len == 0) {
+		problem(p, "missing", NULL, -1, "Field required", NULL);
+		return NULL;
+	}
+	if ((bad = json_error_at(text, len)) >= 0) {
+		json_invalid(p, bad, "Invalid JSON");
 		return NULL;
 	}
 	if (find_nul_escape(text, len)) {
@@ -576,6 +781,10 @@ parse_body(struct problems *p, const struct http_request *req, bool *body_had_nu
 static void
 fail_validation(struct exchange *ex, struct problems *p)
 {
+	if (p->items.failed) {
+		fail(ex, S_INTERNAL_SERVER_ERROR, "Out of memory.");
+		return;
+	}
 	ex->status = S_UNPROCESSABLE_CONTENT;
 	ex->body.len = 0;
 	jbuf_puts(&ex->body, "{\"detail\":");
@@ -699,7 +908,7 @@ handle_execute(struct exchange *ex, const char *arg)
 	body = parse_body(&p, ex->req, &body_had_nul);
 	if (body)
 		parse_execute_fields(&p, body, &x, body_had_nul);
-	if (p.count > 0) {
+	if (p.count > 0 || p.items.failed) {
 		fail_validation(ex, &p);
 		goto out;
 	}
@@ -821,13 +1030,13 @@ struct playbook_request {
 };
 
 static void
-parse_inventory(struct problems *p, const cJSON *item, struct playbook_request *r,
-    bool body_had_nul)
+parse_inventory(struct problems *p, const cJSON *body, const cJSON *item,
+    struct playbook_request *r, bool body_had_nul)
 {
 	char why[512];
 
 	if (!item) {
-		problem(p, "missing", "inventory", -1, "Field required", NULL);
+		problem(p, "missing", "inventory", -1, "Field required", body);
 	} else if (cJSON_IsString(item)) {
 		if (!string_field(p, item, "inventory", -1, body_had_nul))
 			return;
@@ -839,7 +1048,7 @@ parse_inventory(struct problems *p, const cJSON *item, struct playbook_request *
 		if (inventory_object_problem(item, why, sizeof(why)))
 			problem(p, "value_error", "inventory", -1, why, item);
 		else if (body_had_nul && (r->inventory = cJSON_PrintUnformatted(item)) &&
-		    strstr(r->inventory, NUL_STANDIN))
+		    has_nul(r->inventory, body_had_nul))
 			problem(p, "value_error", "inventory", -1,
 			    "Value error, string must not hold a NUL character", item);
 		r->inventory_is_object = true;
@@ -864,11 +1073,11 @@ parse_playbook_fields(struct problems *p, const cJSON *body, struct playbook_req
 		problem(p, "missing", "playbook_name", -1, "Field required", body);
 	else
 		r->name = string_field(p, name, "playbook_name", -1, body_had_nul);
-	parse_inventory(p, member(body, "inventory"), r, body_had_nul);
+	parse_inventory(p, body, member(body, "inventory"), r, body_had_nul);
 	if (vars && !cJSON_IsObject(vars))
 		problem(p, "dict_type", "extra_vars", -1, "Input should be a valid dictionary", vars);
 	else if (vars && body_had_nul && (r->extra_vars = cJSON_PrintUnformatted(vars)) &&
-	    strstr(r->extra_vars, NUL_STANDIN))
+	    has_nul(r->extra_vars, body_had_nul))
 		problem(p, "value_error", "extra_vars", -1,
 		    "Value error, string must not hold a NUL character", vars);
 	if (vars && !r->extra_vars)
@@ -892,7 +1101,7 @@ handle_playbook(struct exchange *ex, const char *arg)
 	body = parse_body(&p, ex->req, &body_had_nul);
 	if (body)
 		parse_playbook_fields(&p, body, &r, body_had_nul);
-	if (p.count > 0) {
+	if (p.count > 0 || p.items.failed) {
 		fail_validation(ex, &p);
 		goto out;
 	}
@@ -931,15 +1140,25 @@ handle_openapi(struct exchange *ex, const char *arg)
 	jbuf_add(&ex->body, openapi_document, sizeof(openapi_document) - 1);
 }
 
+/* A well-formed job id names the job in the log line (and its LSO_JOB_ID field). */
+static void
+note_job_id(struct exchange *ex, const char *id)
+{
+	if (job_id_valid(id))
+		snprintf(ex->id, sizeof(ex->id), "%s", id);
+}
+
 static void
 handle_job_show(struct exchange *ex, const char *id)
 {
+	note_job_id(ex, id);
 	ex->status = job_show(id, &ex->body);
 }
 
 static void
 handle_job_cancel(struct exchange *ex, const char *id)
 {
+	note_job_id(ex, id);
 	ex->status = job_cancel(id, &ex->body);
 }
 
@@ -993,6 +1212,7 @@ path_matches(const struct route *r, const char *path, const char **arg)
 	return true;
 }
 
+/* Unknown paths get 404 and wrong methods 405 before the token is asked for, as FastAPI does. */
 static void
 route(struct exchange *ex)
 {
@@ -1000,16 +1220,15 @@ route(struct exchange *ex)
 	const struct route *r, *path_found = NULL;
 	const char *arg = NULL;
 
-	if (!authorized(ex))
-		return;
 	for (r = routes; r < routes + sizeof(routes) / sizeof(routes[0]); r++) {
 		if (!path_matches(r, ex->req->path, &arg))
 			continue;
 		path_found = r;
-		if (strcmp(r->method, ex->req->method) == 0) {
+		if (strcmp(r->method, ex->req->method) != 0)
+			continue;
+		if (authorized(ex))
 			r->handle(ex, arg);
-			return;
-		}
+		return;
 	}
 	if (!path_found) {
 		fail(ex, S_NOT_FOUND, "Not Found");

@@ -399,9 +399,13 @@ test_units() {
 	make -s install DESTDIR="$dest" PREFIX=/usr >/dev/null 2>&1 || { fail "make install"; return; }
 	check "installed binary" [ -x "$dest/usr/bin/lso" ]
 	check "installed env file" [ -f "$dest/etc/lso/lso.env" ]
-	sed -i "s|^ExecStart=.*|ExecStart=$LSO|" "$dest/lib/systemd/system/lso@.service"
-	check "systemd-analyze verify" systemd-analyze verify \
-		"$dest/lib/systemd/system/lso.socket" "$dest/lib/systemd/system/lso@.service"
+	sed -i "s|^ExecStart=\([^ ]*\)lso|ExecStart=$LSO|" "$dest/lib/systemd/system/lso@.service" \
+		"$dest/lib/systemd/system/lso-recover.service"
+	# verify also looks up Documentation=man:lso(8): in the staged tree.
+	check "systemd-analyze verify" env MANPATH="$dest/usr/share/man" systemd-analyze verify \
+		"$dest/lib/systemd/system/lso.socket" "$dest/lib/systemd/system/lso@.service" \
+		"$dest/lib/systemd/system/lso-recover.service"
+	check "man page installed" [ -f "$dest/usr/share/man/man8/lso.8" ]
 	check "default KillMode" bash -c "! grep -q '^KillMode' '$dest/lib/systemd/system/lso@.service'"
 }
 
@@ -760,6 +764,15 @@ if want limits; then
 	echo "== no root configured"
 	start_server noroot fd3 PATH=/usr/bin:/bin
 	test_no_root
+fi
+
+if want openapi; then
+	echo "== OpenAPI document (tests/openapi.sh)"
+	start_server openapi fd3 "${common[@]}" LSO_STATE_DIR="$TMP/openapi-state"
+	if "$TOP/tests/openapi.sh" "$PORT" "$LSO" >"$TMP/openapi.out" 2>&1; then pass; else
+		fail "tests/openapi.sh: $(grep '^FAIL' "$TMP/openapi.out" | head -n 20)"; fi
+	grep '^SKIP' "$TMP/openapi.out"
+	echo "   tests/openapi.sh: $(tail -n 1 "$TMP/openapi.out")"
 fi
 
 if want units; then

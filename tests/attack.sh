@@ -772,10 +772,15 @@ attack_auth() {
 	expect "$l: unknown job with the token" "$CODE" 404
 	request GET /api/nowhere -H "$ok"
 	expect "$l: unknown path with the token" "$CODE" 404
+	# As FastAPI: routing first (404, 405), then the token.
 	request GET /api/nowhere
-	expect "$l: unknown path without a token" "$CODE" 401
+	expect "$l: unknown path without a token" "$CODE" 404
 	request GET /api/execute/ -H "$ok"
 	expect "$l: wrong method with the token" "$CODE" 405
+	request GET /api/execute/
+	expect "$l: wrong method without a token" "$CODE" 405
+	request GET /api/openapi.json
+	expect "$l: the OpenAPI document needs the token" "$CODE" 401
 }
 
 # --- the suite ---

@@ -112,7 +112,7 @@ install_validators() {
 		[ "$(jq -r .version "$NPM_DIR/node_modules/${p%@*}/package.json" 2>/dev/null)" = "$want" ] || have=0
 	done
 	[ "$have" = 1 ] && return 0
-	mkdir -p "$NPM_DIR" || { echo "cannot create $NPM_DIR"; return 1; }
+	mkdir -p "$NPM_DIR" 2>/dev/null || { echo "cannot create $NPM_DIR"; return 1; }
 	[ -e "$NPM_DIR/package.json" ] || echo '{"private": true}' >"$NPM_DIR/package.json"
 	if ! npm install --prefix "$NPM_DIR" --no-audit --no-fund --no-save --prefer-offline \
 		--loglevel=error "${NPM_PACKAGES[@]}" >"$TMP/npm.log" 2>&1; then
