@@ -559,7 +559,8 @@ job_run(const struct program *prog, const char *const *args, size_t nargs,
 		goto out;
 	}
 	argv[0] = (char *)prog->path;
-	memcpy(argv + 1, args, nargs * sizeof(*args));
+	if (nargs > 0)
+		memcpy(argv + 1, args, nargs * sizeof(*args));
 	if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0 ||
 	    pipe2(status, O_CLOEXEC) < 0) {
 		start_failed(result, "pipe: ");
