@@ -471,6 +471,41 @@ watch_program(struct watch *w, struct capture *cap, struct run_result *result)
 	waitpid(w->pid, &w->wait_status, 0);
 }
 
+static char *read_file(const char *path, size_t *len);
+
+/*
+ * What left the program's process group (a double fork and setsid) was
+ * re-parented to us, its subreaper: kill it, and what it leaves in turn, until
+ * none is left (or the grace has passed). keep: a child of ours to spare.
+ */
+static void
+kill_escapees(pid_t keep)
+{
+	char path[64], *text, *at;
+	int64_t end = http_now_ms() + KILL_GRACE_MS;
+	bool killed = true;
+	size_t len;
+	long pid;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%ld/children", (long)getpid());
+	while (killed && http_now_ms() < end) {
+		killed = false;
+		if (!(text = read_file(path, &len)))
+			return;
+		for (at = text; sscanf(at, "%ld", &pid) == 1; at += strcspn(at, " ") + 1) {
+			if (pid != keep && kill((pid_t)pid, SIGKILL) == 0)
+				killed = true;
+			if (!strchr(at, ' '))
+				break;
+		}
+		free(text);
+		while (killed && waitpid(-1, NULL, WNOHANG) > 0)
+			;
+		if (killed)
+			poll(NULL, 0, 10);
+	}
+}
+
 static void
 finish_output(struct run_result *result, struct capture *cap)
 {
@@ -566,6 +601,8 @@ job_run(const struct program *prog, const char *const *args, size_t nargs,
 		start_failed(result, "pipe: ");
 		goto out;
 	}
+	/* Orphans of the program come to us, not to init: see kill_escapees. */
+	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	w.pid = fork();
 	if (w.pid < 0) {
 		start_failed(result, "fork: ");
@@ -589,6 +626,7 @@ job_run(const struct program *prog, const char *const *args, size_t nargs,
 	w.idle_ms = control ? control->idle_timeout_sec * 1000 : 0;
 	set_run_deadline(&w);
 	watch_program(&w, &cap, result);
+	kill_escapees(control ? control->keep_pid : 0);
 	if (w.pidfd >= 0)
 		close(w.pidfd);
 	finish_output(result, &cap);
@@ -1856,6 +1894,7 @@ run_playbook(struct job *j, struct run_control *control)
 
 		snprintf(vars_arg, sizeof(vars_arg), "@%s", vars);
 		progress = start_progress(j, &out.progress_fd);
+		control->keep_pid = progress;
 		control->timeout_sec = config.playbook_max_sec;
 		control->idle_timeout_sec = config.playbook_idle_sec;
 		control->on_stdout = on_playbook_stdout;

@@ -62,6 +62,7 @@ struct run_control {
 	void (*on_stdout)(const char *data, size_t len, void *ctx);  /* as it arrives */
 	void *ctx;
 	const char *const *extra_env;  /* NULL-terminated, added to the program's */
+	pid_t keep_pid;           /* a child of the runner that is not the program's */
 };
 
 /*

@@ -667,37 +667,23 @@ attack_close_stdout() {
 	check "stdout closed: no process of its group left" attack_group_gone "$(cut -d ' ' -f 1 "$f")"
 }
 
-# KNOWN LIMITATION: a daemon that double-forks and calls setsid() leaves the
-# program's process group (and session); outside systemd nothing ties it to the
-# run any more, so lso cannot kill it: it survives the request (PR_SET_PDEATHSIG
-# is not inherited across fork either). lso only stops waiting for the pipes it
-# holds, 1 s after the program exits (or at the timeout + grace). Under systemd
-# an async job's scope (or the lso@ instance's cgroup) takes such daemons down
-# with the unit. The checks below hold lso to what it can do: the request ends
-# in time and the program's own group is gone; the daemon's fate is reported.
+# A daemon that double-forks and calls setsid() leaves the program's process
+# group and session, but not lso: lso is the program's subreaper, so the
+# daemon is re-parented to it and killed when the run ends (1 s after the
+# program exits, or at the timeout + grace), with whatever it started.
 attack_daemon() {
-	local f="$TMP/attack-daemon" d
+	local f="$TMP/attack-daemon"
 	attack_timed hostile/daemon "[\"$f\", \"exit\"]"
 	jqcheck "daemon holding the pipes: the program's exit status" '.result.return_code == 0 and (.result.output | startswith("daemon started\n"))'
 	check "daemon holding the pipes: the request ends in time (${ATTACK_MS} ms)" [ "$ATTACK_MS" -lt 5000 ]
 	check "daemon holding the pipes: no process of the program's group left" attack_group_gone "$(cat "$f.pgid" 2>/dev/null)"
-	d=$(cat "$f" 2>/dev/null)
-	if [ -n "$d" ] && attack_alive "$d"; then
-		echo "   known limitation: the setsid daemon (pid $d) outlived the request; killing it"
-		kill "$d" 2>/dev/null
-	else
-		echo "   the setsid daemon (pid ${d:-?}) did not outlive the request"
-	fi
+	check "setsid daemon: killed with its run" gone "$(cat "$f" 2>/dev/null)"
 	rm -f "$f" "$f.pgid"
 	attack_timed hostile/daemon "[\"$f\", \"stay\", \"chatty\"]"
 	jqcheck "chatty daemon, program stays: timed out" '.result.return_code == -1 and (.result.output | endswith("Execution timed out."))'
 	check "chatty daemon: the request ends within timeout + grace (${ATTACK_MS} ms)" [ "$ATTACK_MS" -lt 5000 ]
 	check "chatty daemon: no process of the program's group left" attack_group_gone "$(cat "$f.pgid" 2>/dev/null)"
-	d=$(cat "$f" 2>/dev/null)
-	if [ -n "$d" ] && attack_alive "$d"; then
-		echo "   known limitation: the chatty setsid daemon (pid $d) outlived the request; killing it"
-		kill "$d" 2>/dev/null
-	fi
+	check "chatty setsid daemon: killed with its run" gone "$(cat "$f" 2>/dev/null)"
 }
 
 attack_ignore_term() {
