@@ -282,15 +282,34 @@ reset_reserved_signal(int sig)
 		syscall(SYS_rt_sigaction, sig, &dfl, NULL, sizeof(dfl.mask));
 }
 
+/* The signals this process ignores (SigIgn of /proc/self/status): one read, not 64 calls. */
+static unsigned long long
+ignored_signals(void)
+{
+	char buf[4096], *line;
+	ssize_t n;
+	int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return ~0ULL; /* no /proc: reset them all */
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	line = strstr(buf, "\nSigIgn:\t");
+	return line ? strtoull(line + 9, NULL, 16) : ~0ULL;
+}
+
 /* In the child: a clean process state for the program, whatever lso had. */
 static void
 reset_process_state(void)
 {
 	struct sigaction dfl = { .sa_handler = SIG_DFL };
+	unsigned long long ignored = ignored_signals();
 	sigset_t none;
 
-	for (int sig = 1; sig < NSIG; sig++)
-		if (sigaction(sig, &dfl, NULL) < 0)
+	/* execve resets caught signals itself; only ignored ones stay ignored. */
+	for (int sig = 1; sig < NSIG && sig <= 64; sig++)
+		if ((ignored >> (sig - 1) & 1) && sigaction(sig, &dfl, NULL) < 0)
 			reset_reserved_signal(sig);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
