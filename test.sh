@@ -163,6 +163,11 @@ no_process_with() {
 	done
 }
 
+# holds_no_socket PID: none of the process's descriptors is a socket.
+holds_no_socket() {
+	[ -d "/proc/$1/fd" ] && ! ls -l "/proc/$1/fd" | grep -q 'socket:'
+}
+
 # runner_of JOB: the pid of the process running the job (first field of its lock file).
 runner_of() { cut -d ' ' -f 1 "$STATE/jobs/$1.lock"; }
 
@@ -499,6 +504,7 @@ test_async_cancel() {
 	check "cancel: running first" wait_for 2 job_status_is "$JOB" running
 	wait_for 2 test -s "$TMP/cancel.pid"
 	pid=$(cat "$TMP/cancel.pid")
+	check "the job's process holds no client socket (inetd)" holds_no_socket "$(runner_of "$JOB")"
 	request DELETE "/api/jobs/$JOB"
 	expect "cancel running" "$CODE" 202
 	jqcheck "cancel answers the record" ".job_id == \"$JOB\""
@@ -547,6 +553,7 @@ test_async_queue() {
 	sleep 0.5
 	# One snapshot of all records at once (GETs one by one could straddle a slot change).
 	expect "two running" "$(cat "$STATE"/jobs/*.json | jq -r .status | grep -c running)" 2
+	check "the job's process holds no client socket (fd 3)" holds_no_socket "$(runner_of "${jobs[0]}")"
 	check "the rest queued" job_status_is "${jobs[4]}" queued
 	jqcheck "queued: not started" '.started_at == null'
 	submit sleep-echo '["5"]'
