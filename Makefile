@@ -55,9 +55,9 @@ tests/unit: tests/unit.c http.c job.c $(HDR)
 FUZZ_CC = clang
 FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined
 FUZZ_SECONDS = 60
-tests/fuzz-http: tests/fuzz-http.c http.c http.h
+tests/fuzz-http: tests/fuzz-http.c tests/fuzz-common.h http.c http.h
 	$(FUZZ_CC) $(FUZZ_FLAGS) $(LSO_CPPFLAGS) $(CPPFLAGS) -o $@ tests/fuzz-http.c http.c
-tests/fuzz-request: tests/fuzz-request.c $(SRC) $(HDR) openapi.h
+tests/fuzz-request: tests/fuzz-request.c tests/fuzz-common.h $(SRC) $(HDR) openapi.h
 	$(FUZZ_CC) $(FUZZ_FLAGS) -DLSO_NO_MAIN $(LSO_CPPFLAGS) $(CPPFLAGS) -o $@ tests/fuzz-request.c $(SRC) $(LDLIBS)
 
 # Each harness for FUZZ_SECONDS (make fuzz FUZZ_SECONDS=1800 for a long run).

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "../http.h"
+#include "fuzz-common.h"
 
 /* Small, so that 413 and the chunk-size bound are reached by small inputs. */
 #define FUZZ_MAX_BODY 4096
@@ -43,21 +44,6 @@ die(const char *what, const uint8_t *data, size_t size)
 	abort();
 }
 
-static long
-count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-	long n = 0;
-
-	if (!d)
-		return -1;
-	while ((e = readdir(d)))
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n - 1; /* the directory's own fd */
-}
 
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -73,24 +59,6 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
-/* The input bytes as the whole content of in_fd, read from the start. */
-static void
-fill(const uint8_t *data, size_t size)
-{
-	size_t done = 0;
-	ssize_t n;
-
-	if (ftruncate(in_fd, 0) < 0)
-		abort();
-	while (done < size) {
-		n = pwrite(in_fd, data + done, size - done, (off_t)done);
-		if (n <= 0)
-			abort();
-		done += (size_t)n;
-	}
-	if (lseek(in_fd, 0, SEEK_SET) != 0)
-		abort();
-}
 
 static bool
 known_status(enum status s)
@@ -168,7 +136,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	enum status status;
 	long fds;
 
-	fill(data, size);
+	fill(in_fd, data, size);
 	status = http_read_request(in_fd, null_fd, &req, FUZZ_MAX_BODY,
 	    http_now_ms() + FUZZ_DEADLINE_MS);
 	if (!known_status(status)) {

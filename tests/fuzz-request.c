@@ -49,6 +49,7 @@
 #include "../http.h"
 #include "../json.h"
 #include "../lso.h"
+#include "fuzz-common.h"
 
 #define FUZZ_MAX_BODY 65536
 #define FUZZ_TOKEN "fuzz-token"
@@ -106,21 +107,6 @@ finding(const char *code, const char *what, const char *detail)
 		die(code, what, detail);
 }
 
-static long
-count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-	long n = 0;
-
-	if (!d)
-		return -1;
-	while ((e = readdir(d)))
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n - 1; /* the directory's own fd */
-}
 
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -174,24 +160,6 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
-/* Empty memfd fd, then data written and the offset back at 0. */
-static void
-fill(int fd, const uint8_t *data, size_t size)
-{
-	size_t done = 0;
-	ssize_t n;
-
-	if (ftruncate(fd, 0) < 0)
-		abort();
-	while (done < size) {
-		n = pwrite(fd, data + done, size - done, (off_t)done);
-		if (n <= 0)
-			abort();
-		done += (size_t)n;
-	}
-	if (lseek(fd, 0, SEEK_SET) != 0)
-		abort();
-}
 
 static size_t
 read_response(void)
