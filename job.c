@@ -842,55 +842,151 @@ record_json(const struct job *j, struct jbuf *b)
 	jbuf_puts(b, "}\n");
 }
 
-/* Write the record atomically: a reader sees the old one or the new one, whole. */
+/*
+ * A record's file, opened and flock'ed (how), and still the one at path once
+ * the lock is held: records trade places with their spare (record_write), so
+ * the file one opened may have moved while one waited.
+ */
 static int
-record_write(const struct job *j)
+open_locked(const char *path, int flags, int how)
 {
-	char path[PATH_MAX], tmp[PATH_MAX], suffix[32];
-	struct jbuf b = { 0 };
-	int fd, saved;
-	ssize_t n = -1;
+	struct stat held, named;
 
-	snprintf(suffix, sizeof(suffix), ".json.%ld", (long)getpid());
-	if (!state_path(path, "jobs", j->id, ".json") || !state_path(tmp, "jobs", j->id, suffix))
-		return errno = ENAMETOOLONG, -1;
-	record_json(j, &b);
-	fd = b.failed ? -1 : open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-	if (fd >= 0) {
-		n = write(fd, b.data, b.len);
-		saved = errno;
+	for (int tries = 0; tries < 8; tries++) {
+		int fd = open(path, flags | O_CLOEXEC, 0640);
+
+		if (fd < 0)
+			return -1;
+		if (flock(fd, how) == 0 && fstat(fd, &held) == 0 && stat(path, &named) == 0 &&
+		    held.st_ino == named.st_ino && held.st_dev == named.st_dev)
+			return fd;
 		close(fd);
-		errno = saved;
 	}
-	if (n != (ssize_t)b.len || rename(tmp, path) < 0) {
-		saved = errno;
-		unlink(tmp);
-		jbuf_free(&b);
-		return errno = saved ? saved : EIO, -1;
-	}
-	jbuf_free(&b);
-	return 0;
+	return errno = EAGAIN, -1;
 }
 
+/* The text of an open file; NULL when unreadable or empty. */
 static char *
-read_file(const char *path, size_t *len)
+read_all(int fd, size_t *len)
 {
 	struct jbuf b = { 0 };
 	char buf[65536];
 	ssize_t n;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
-	if (fd < 0)
-		return NULL;
 	while ((n = read(fd, buf, sizeof(buf))) > 0)
 		jbuf_add(&b, buf, (size_t)n);
-	close(fd);
 	if (n < 0 || b.failed || !b.data) {
 		jbuf_free(&b);
 		return NULL;
 	}
 	*len = b.len;
 	return b.data;
+}
+
+static char *
+read_file(const char *path, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	char *text;
+
+	if (fd < 0)
+		return NULL;
+	text = read_all(fd, len);
+	close(fd);
+	return text;
+}
+
+/* A job's record as stored, read under a shared lock so no writer reuses it meanwhile. */
+static char *
+read_record(const char *id, size_t *len)
+{
+	char path[PATH_MAX], *text;
+	int fd;
+
+	if (!state_path(path, "jobs", id, ".json"))
+		return errno = ENAMETOOLONG, NULL;
+	if ((fd = open_locked(path, O_RDONLY, LOCK_SH)) < 0)
+		return NULL;
+	text = read_all(fd, len);
+	close(fd);
+	return text;
+}
+
+static int
+write_whole(int fd, const struct jbuf *b)
+{
+	for (size_t done = 0; done < b->len;) {
+		ssize_t n = pwrite(fd, b->data + done, b->len - done, (off_t)done);
+		if (n < 0 && errno != EINTR)
+			return -1;
+		done += n > 0 ? (size_t)n : 0;
+	}
+	return ftruncate(fd, (off_t)b->len);
+}
+
+/* The spare, holding the new text, becomes the record; the old record becomes the spare. */
+static int
+swap_in(const char *spare, const char *path)
+{
+	if (renameat2(AT_FDCWD, spare, AT_FDCWD, path, RENAME_EXCHANGE) == 0)
+		return 0;
+	/* The first record has nothing to trade with; some file systems cannot trade. */
+	if (errno == ENOENT || errno == EINVAL || errno == ENOSYS)
+		return rename(spare, path);
+	return -1;
+}
+
+/*
+ * Write the record so that a reader sees the old one or the new one, whole.
+ * The new text goes into the job's spare file (<id>.next), which then trades
+ * places with <id>.json; the old record is the next spare. An update thus
+ * creates and deletes no file: on ext4 without a journal, creating a file
+ * skips, one by one, every inode deleted in the last minute, which made a
+ * temp-file-and-rename per update the dearest part of an async request. The
+ * spare is overwritten under an exclusive flock, and readers hold a shared
+ * one (read_record), so nobody reads a spare while it is rewritten. The
+ * writers of a job take turns: they hold its lock (j->lock_fd).
+ */
+static int
+record_write(const struct job *j)
+{
+	char path[PATH_MAX], spare[PATH_MAX];
+	struct jbuf b = { 0 };
+	int fd = -1, r = -1, saved;
+
+	if (!state_path(path, "jobs", j->id, ".json") || !state_path(spare, "jobs", j->id, ".next"))
+		return errno = ENAMETOOLONG, -1;
+	record_json(j, &b);
+	errno = ENOMEM;
+	if (!b.failed && (fd = open_locked(spare, O_RDWR | O_CREAT, LOCK_EX)) >= 0 &&
+	    write_whole(fd, &b) == 0 && swap_in(spare, path) == 0)
+		r = 0;
+	saved = errno;
+	if (fd >= 0)
+		close(fd);
+	jbuf_free(&b);
+	errno = saved;
+	return r;
+}
+
+/*
+ * The job's last record is written: empty its spare, which holds the one
+ * before (up to LSO_MAX_OUTPUT_BYTES of output twice otherwise). Emptied, not
+ * deleted, for the reason above; the tmpfiles rule ages it with the record.
+ */
+static void
+record_done(const struct job *j)
+{
+	char spare[PATH_MAX];
+	int fd;
+
+	if (!state_path(spare, "jobs", j->id, ".next"))
+		return;
+	fd = open_locked(spare, O_WRONLY, LOCK_EX);
+	if (fd >= 0) {
+		(void)!ftruncate(fd, 0);
+		close(fd);
+	}
 }
 
 static char *
@@ -969,13 +1065,13 @@ known_status(const char *status)
 static int
 record_read(const char *id, struct job *j)
 {
-	char path[PATH_MAX], *text;
 	const cJSON *args, *arg;
+	char *text;
 	size_t len;
 	cJSON *root;
 
 	*j = (struct job){ .lock_fd = -1 };
-	if (!state_path(path, "jobs", id, ".json") || !(text = read_file(path, &len)))
+	if (!(text = read_record(id, &len)))
 		return -1;
 	root = cJSON_ParseWithLength(text, len);
 	free(text);
@@ -1986,6 +2082,7 @@ run_job(struct job *j)
 	}
 	job_log(j->id, "job %s %s rc=%d", j->id, j->status, j->result.return_code);
 	deliver_callback(j);
+	record_done(j);
 	job_free(j);
 	free(j);
 	exit(0);
@@ -2058,6 +2155,7 @@ static void
 deliver_and_exit(struct job *j)
 {
 	deliver_callback(j);
+	record_done(j);
 	job_free(j);
 	exit(0);
 }
@@ -2078,11 +2176,10 @@ settle_lost(struct job *j, bool deliver_here)
 		j->failure = strdup(MSG_LOST);
 	finish(j, "lost");
 	job_log(j->id, "job %s lost", j->id);
-	if (!j->callback_url)
-		return;
-	if (deliver_here)
+	if (!j->callback_url || deliver_here) {
 		deliver_callback(j);
-	else
+		record_done(j);
+	} else
 		detach(j, "callback", deliver_and_exit);
 }
 
@@ -2112,11 +2209,9 @@ load_settled(const char *id, struct job *j)
 static void
 add_record_text(const char *id, struct jbuf *out)
 {
-	char path[PATH_MAX], *text = NULL;
 	size_t len = 0;
+	char *text = read_record(id, &len);
 
-	if (state_path(path, "jobs", id, ".json"))
-		text = read_file(path, &len);
 	jbuf_add(out, text ? text : "null", text ? len : 4);
 	free(text);
 }
@@ -2203,8 +2298,10 @@ recover_one(const char *id)
 	j.lock_fd = lock_fd;
 	if (!is_final(j.status))
 		settle_lost(&j, true);
-	else if (callback_pending(&j))
+	else if (callback_pending(&j)) {
 		deliver_callback(&j);
+		record_done(&j);
+	}
 	job_free(&j);
 }
 

@@ -572,7 +572,8 @@ test_async_queue() {
 # After the async suites: nothing of ours left running, no temp records.
 test_async_leftovers() {
 	sleep 1
-	check "no temp record files" bash -c "! ls $STATE/jobs | grep -q '\.json\.'"
+	check "no temp record files" bash -c "! ls $STATE/jobs | grep -vqE '\.(json|lock|next)\$'"
+	check "finished jobs' spare records emptied" bash -c "! find $STATE/jobs -name '*.next' -size +0c | grep -q ."
 	check "no job left running" bash -c "! grep -l '\"status\":\"\(queued\|running\)\"' $STATE/jobs/*.json | grep -q ."
 	check "no program or lso of this run left running" no_process_with "LSO_STATE_DIR=$STATE"
 }

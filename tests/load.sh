@@ -9,7 +9,8 @@
 # reports: failed requests (must be 0), callbacks received (exactly one per job),
 # duplicates (0), wrong results (0), and afterwards: processes of the run left
 # (0), zombies (0), the launcher's descriptors (unchanged) and stray files in
-# the state directory (only <id>.json and <id>.lock per job, the slot files).
+# the state directory (only <id>.json, <id>.lock and an empty <id>.next per
+# job, the slot files).
 # Prints the figures; exits 1 when any is off, 2 when it cannot set up.
 #
 # The launcher runs under `wrap reap` (bench/wrap.c), a child subreaper: an
@@ -198,7 +199,9 @@ for id in $(cat "$T/job-ids"); do
 done
 STRAY=$( {
 	ls -A "$STATE" | grep -vxE 'jobs|slots'
-	ls -A "$STATE/jobs" | grep -vxE '[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}\.(json|lock)'
+	ls -A "$STATE/jobs" | grep -vxE '[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}\.(json|lock|next)'
+	# a finished job's spare record is emptied
+	find "$STATE/jobs" -name '*.next' -size +0c
 	ls -A "$STATE/slots" | grep -vxE '[0-9]+|queue'
 	# every record has its lock, every lock its record
 	ls "$STATE/jobs" | sed -n 's/\.lock$//p' | sort | comm -3 - "$T/job-ids"
