@@ -848,17 +848,17 @@ record_json(const struct job *j, struct jbuf *b)
  * the file one opened may have moved while one waited.
  */
 static int
-open_locked(const char *path, int flags, int how)
+open_locked(const char *path, int flags, int how, struct stat *held)
 {
-	struct stat held, named;
+	struct stat named;
 
 	for (int tries = 0; tries < 8; tries++) {
 		int fd = open(path, flags | O_CLOEXEC, 0640);
 
 		if (fd < 0)
 			return -1;
-		if (flock(fd, how) == 0 && fstat(fd, &held) == 0 && stat(path, &named) == 0 &&
-		    held.st_ino == named.st_ino && held.st_dev == named.st_dev)
+		if (flock(fd, how) == 0 && fstat(fd, held) == 0 && stat(path, &named) == 0 &&
+		    held->st_ino == named.st_ino && held->st_dev == named.st_dev)
 			return fd;
 		close(fd);
 	}
@@ -901,19 +901,21 @@ static char *
 read_record(const char *id, size_t *len)
 {
 	char path[PATH_MAX], *text;
+	struct stat held;
 	int fd;
 
 	if (!state_path(path, "jobs", id, ".json"))
 		return errno = ENAMETOOLONG, NULL;
-	if ((fd = open_locked(path, O_RDONLY, LOCK_SH)) < 0)
+	if ((fd = open_locked(path, O_RDONLY, LOCK_SH, &held)) < 0)
 		return NULL;
 	text = read_all(fd, len);
 	close(fd);
 	return text;
 }
 
+/* b's text at the start of fd, which held old_size bytes before. */
 static int
-write_whole(int fd, const struct jbuf *b)
+write_whole(int fd, const struct jbuf *b, off_t old_size)
 {
 	for (size_t done = 0; done < b->len;) {
 		ssize_t n = pwrite(fd, b->data + done, b->len - done, (off_t)done);
@@ -921,7 +923,7 @@ write_whole(int fd, const struct jbuf *b)
 			return -1;
 		done += n > 0 ? (size_t)n : 0;
 	}
-	return ftruncate(fd, (off_t)b->len);
+	return old_size > (off_t)b->len ? ftruncate(fd, (off_t)b->len) : 0;
 }
 
 /* The spare, holding the new text, becomes the record; the old record becomes the spare. */
@@ -952,14 +954,43 @@ record_write(const struct job *j)
 {
 	char path[PATH_MAX], spare[PATH_MAX];
 	struct jbuf b = { 0 };
+	struct stat held;
 	int fd = -1, r = -1, saved;
 
 	if (!state_path(path, "jobs", j->id, ".json") || !state_path(spare, "jobs", j->id, ".next"))
 		return errno = ENAMETOOLONG, -1;
 	record_json(j, &b);
 	errno = ENOMEM;
-	if (!b.failed && (fd = open_locked(spare, O_RDWR | O_CREAT, LOCK_EX)) >= 0 &&
-	    write_whole(fd, &b) == 0 && swap_in(spare, path) == 0)
+	if (!b.failed && (fd = open_locked(spare, O_RDWR | O_CREAT, LOCK_EX, &held)) >= 0 &&
+	    write_whole(fd, &b, held.st_size) == 0 && swap_in(spare, path) == 0)
+		r = 0;
+	saved = errno;
+	if (fd >= 0)
+		close(fd);
+	jbuf_free(&b);
+	errno = saved;
+	return r;
+}
+
+/*
+ * A job's first record, written where it stays: nobody knows the job's id
+ * before the 201, so no reader can see the file half written (but --recover,
+ * which skips a record it cannot read, as an interrupted first write leaves).
+ * It saves the spare's rename on the way to the 201.
+ */
+static int
+record_create(const struct job *j)
+{
+	char path[PATH_MAX];
+	struct jbuf b = { 0 };
+	int fd = -1, r = -1, saved;
+
+	if (!state_path(path, "jobs", j->id, ".json"))
+		return errno = ENAMETOOLONG, -1;
+	record_json(j, &b);
+	errno = ENOMEM;
+	if (!b.failed && (fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640)) >= 0 &&
+	    write_whole(fd, &b, 0) == 0)
 		r = 0;
 	saved = errno;
 	if (fd >= 0)
@@ -978,11 +1009,12 @@ static void
 record_done(const struct job *j)
 {
 	char spare[PATH_MAX];
+	struct stat held;
 	int fd;
 
 	if (!state_path(spare, "jobs", j->id, ".next"))
 		return;
-	fd = open_locked(spare, O_WRONLY, LOCK_EX);
+	fd = open_locked(spare, O_WRONLY, LOCK_EX, &held);
 	if (fd >= 0) {
 		(void)!ftruncate(fd, 0);
 		close(fd);
@@ -2126,7 +2158,7 @@ job_submit(const struct job_request *r, const char *id, struct job **out)
 	j->lock_fd = open_lock(id);
 	if (j->lock_fd < 0 && errno == ENOENT && make_state_dirs() == 0)
 		j->lock_fd = open_lock(id);
-	if (j->lock_fd < 0 || flock(j->lock_fd, LOCK_EX) < 0 || record_write(j) < 0)
+	if (j->lock_fd < 0 || flock(j->lock_fd, LOCK_EX) < 0 || record_create(j) < 0)
 		goto fail;
 	*out = j;
 	return 0;

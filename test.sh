@@ -538,8 +538,15 @@ test_async_lost() {
 	runner=$(runner_of "$JOB")
 	kill -KILL "$runner"
 	gone "$runner"
+	# An instance killed while writing a job's first record leaves it empty.
+	local torn=00000000-0000-4000-8000-0000000000ee
+	: >"$STATE/jobs/$torn.json"
+	: >"$STATE/jobs/$torn.lock"
 	env EXECUTABLES_ROOT_DIR="$PROGRAMS" LSO_STATE_DIR="$STATE" "$LSO" --recover 2>>"$TMP/$SERVER.log"
 	check "lso --recover settles it" jq -e '.status == "lost"' "$STATE/jobs/$JOB.json"
+	check "lso --recover skips an empty record" test ! -s "$STATE/jobs/$torn.json"
+	request GET "/api/jobs/$torn"
+	expect "an empty record: 404" "$CODE" 404
 	check "lso --recover delivers the callback" has_callbacks "$JOB"
 	check "--recover leaves live jobs alone" bash -c "! grep -l '\"status\":\"running\"' $STATE/jobs/*.json | grep -q ."
 }
