@@ -947,9 +947,8 @@ swap_in(const char *spare, const char *path)
  * The new text goes into the job's spare file (<id>.next), which then trades
  * places with <id>.json; the old record is the next spare. An update thus
  * creates and deletes no file: on ext4 without a journal, creating a file
- * skips, one by one, every inode deleted in the last minute, which made a
- * temp-file-and-rename per update the dearest part of an async request. The
- * spare is overwritten under an exclusive flock, and readers hold a shared
+ * skips, one by one, every inode deleted in the last minute (see
+ * bench/README.md). The spare is overwritten under an exclusive flock, and readers hold a shared
  * one (read_record), so nobody reads a spare while it is rewritten. The
  * writers of a job take turns: they hold its lock (j->lock_fd).
  */
@@ -977,10 +976,10 @@ record_write(const struct job *j)
 }
 
 /*
- * A job's first record, written where it stays: nobody knows the job's id
- * before the 201, so no reader can see the file half written (but --recover,
- * which skips a record it cannot read, as an interrupted first write leaves).
- * It saves the spare's rename on the way to the 201.
+ * A job's first record, created where it stays, without a spare: nobody knows
+ * the job's id before the 201, so nobody reads it half written. An instance
+ * killed while writing it leaves an empty record, which --recover skips and
+ * GET answers with 404.
  */
 static int
 record_create(const struct job *j)
