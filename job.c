@@ -948,52 +948,33 @@ swap_in(const char *spare, const char *path)
  * places with <id>.json; the old record is the next spare. An update thus
  * creates and deletes no file: on ext4 without a journal, creating a file
  * skips, one by one, every inode deleted in the last minute (see
- * bench/README.md). The spare is overwritten under an exclusive flock, and readers hold a shared
- * one (read_record), so nobody reads a spare while it is rewritten. The
- * writers of a job take turns: they hold its lock (j->lock_fd).
+ * bench/README.md). The spare is overwritten under an exclusive flock, and
+ * readers hold a shared one (read_record), so nobody reads a spare while it
+ * is rewritten. The writers of a job take turns: they hold its lock
+ * (j->lock_fd).
+ *
+ * The first record is created where it stays, without a spare: nobody knows
+ * the job's id before the 201, so nobody reads it half written. An instance
+ * killed while writing it leaves an empty record, which --recover skips and
+ * GET answers with 404.
  */
 static int
-record_write(const struct job *j)
+record_write(const struct job *j, bool first)
 {
 	char path[PATH_MAX], spare[PATH_MAX];
 	struct jbuf b = { 0 };
-	struct stat held;
+	struct stat held = { 0 };
 	int fd = -1, r = -1, saved;
 
 	if (!state_path(path, "jobs", j->id, ".json") || !state_path(spare, "jobs", j->id, ".next"))
 		return errno = ENAMETOOLONG, -1;
 	record_json(j, &b);
 	errno = ENOMEM;
-	if (!b.failed && (fd = open_locked(spare, O_RDWR | O_CREAT, LOCK_EX, &held)) >= 0 &&
-	    write_whole(fd, &b, held.st_size) == 0 && swap_in(spare, path) == 0)
-		r = 0;
-	saved = errno;
-	if (fd >= 0)
-		close(fd);
-	jbuf_free(&b);
-	errno = saved;
-	return r;
-}
-
-/*
- * A job's first record, created where it stays, without a spare: nobody knows
- * the job's id before the 201, so nobody reads it half written. An instance
- * killed while writing it leaves an empty record, which --recover skips and
- * GET answers with 404.
- */
-static int
-record_create(const struct job *j)
-{
-	char path[PATH_MAX];
-	struct jbuf b = { 0 };
-	int fd = -1, r = -1, saved;
-
-	if (!state_path(path, "jobs", j->id, ".json"))
-		return errno = ENAMETOOLONG, -1;
-	record_json(j, &b);
-	errno = ENOMEM;
-	if (!b.failed && (fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640)) >= 0 &&
-	    write_whole(fd, &b, 0) == 0)
+	if (!b.failed)
+		fd = first ? open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640) :
+		    open_locked(spare, O_RDWR | O_CREAT, LOCK_EX, &held);
+	if (fd >= 0 && write_whole(fd, &b, held.st_size) == 0 &&
+	    (first || swap_in(spare, path) == 0))
 		r = 0;
 	saved = errno;
 	if (fd >= 0)
@@ -1503,7 +1484,7 @@ deliver_callback(struct job *j)
 		return;
 	if (!load_curl(&curl, why, sizeof(why))) {
 		set_last_error(j, why);
-		record_write(j);
+		record_write(j, false);
 		log_attempt(j, why);
 		return;
 	}
@@ -1522,7 +1503,7 @@ deliver_callback(struct job *j)
 		if (http_status)
 			snprintf(why, sizeof(why), "HTTP %ld", http_status);
 		set_last_error(j, j->delivered ? NULL : why);
-		record_write(j);
+		record_write(j, false);
 		snprintf(outcome, sizeof(outcome), "%s", why);
 		log_attempt(j, outcome);
 		if (j->delivered || !worth_retrying(http_status))
@@ -2071,7 +2052,7 @@ finish(struct job *j, const char *status)
 	j->status = status;
 	now_rfc3339(j->finished_at);
 	j->has_result = true;
-	record_write(j);
+	record_write(j, false);
 }
 
 static void
@@ -2104,7 +2085,7 @@ run_job(struct job *j)
 
 		j->status = "running";
 		now_rfc3339(j->started_at);
-		record_write(j);
+		record_write(j, false);
 		if (is_playbook(j))
 			run_playbook(j, &control);
 		else
@@ -2161,7 +2142,7 @@ job_submit(const struct job_request *r, const char *id, struct job **out)
 	j->lock_fd = open_lock(id);
 	if (j->lock_fd < 0 && errno == ENOENT && make_state_dirs() == 0)
 		j->lock_fd = open_lock(id);
-	if (j->lock_fd < 0 || flock(j->lock_fd, LOCK_EX) < 0 || record_create(j) < 0)
+	if (j->lock_fd < 0 || flock(j->lock_fd, LOCK_EX) < 0 || record_write(j, true) < 0)
 		goto fail;
 	*out = j;
 	return 0;
