@@ -160,7 +160,8 @@ lso_config_load(void)
 	config.ansible_playbook = env_or("ANSIBLE_PLAYBOOK", NULL);
 	config.executables_root = env_or("EXECUTABLES_ROOT_DIR", NULL);
 	config.state_dir = env_or("LSO_STATE_DIR", env_or("STATE_DIRECTORY", "/var/lib/lso"));
-	config.api_token = load_token();
+	config.api_token = NULL;
+	config.api_token_loaded = false;
 	return NULL;
 }
 
@@ -1190,7 +1191,14 @@ authorized(struct exchange *ex)
 {
 	const char *auth = ex->req->authorization;
 
-	if (!config.api_token || strcmp(ex->req->path, "/api/version") == 0)
+	if (strcmp(ex->req->path, "/api/version") == 0)
+		return true;
+	/* Read here, not at start-up: /api/version never needs the credential's file. */
+	if (!config.api_token_loaded) {
+		config.api_token = load_token();
+		config.api_token_loaded = true;
+	}
+	if (!config.api_token)
 		return true;
 	if (auth && strncasecmp(auth, "Bearer ", 7) == 0 && token_matches(auth + 7, config.api_token))
 		return true;

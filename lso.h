@@ -17,6 +17,7 @@ struct config {
 	const char *executables_root;  /* EXECUTABLES_ROOT_DIR, NULL: none */
 	const char *state_dir;         /* LSO_STATE_DIR, $STATE_DIRECTORY, /var/lib/lso */
 	const char *api_token;         /* LSO_API_TOKEN or credential lso-token, NULL: off */
+	bool api_token_loaded;         /* api_token is read when a route first needs it */
 	long executable_timeout_sec;   /* EXECUTABLE_TIMEOUT_SEC */
 	long request_timeout_sec;      /* REQUEST_TIMEOUT_SEC: one callback POST */
 	long max_workers;              /* MAX_THREAD_POOL_WORKERS, 0: min(32, ncpu + 4) */

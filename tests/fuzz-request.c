@@ -929,6 +929,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	/* A request that brings Authorization is served with a token configured. */
 	config.api_token = mentions(data, size, "authorization") ? FUZZ_TOKEN : NULL;
+	config.api_token_loaded = true;
 	fill(in_keep, data, size);
 	fill(out_keep, NULL, 0);
 	/* lso_serve closes both (http_close): hand it duplicates. */
