@@ -21,30 +21,10 @@ trap 'exit 130' INT TERM
 
 # --- helpers ---
 
+. tests/lib.sh
+# Quiet passes; failures on stderr.
 pass() { passed=$((passed + 1)); }
-fail() { failed=$((failed + 1)); echo "FAIL: $*" >&2; }
-
-# check NAME COMMAND...: passes when the command succeeds.
-check() {
-	local name=$1
-	shift
-	if "$@" >/dev/null 2>&1; then pass; else fail "$name"; fi
-}
-
-# expect NAME GOT WANT
-expect() {
-	if [ "$2" = "$3" ]; then pass; else fail "$1: got [$2], want [$3]"; fi
-}
-
-# jqcheck NAME FILTER: the last response body satisfies the jq filter.
-jqcheck() {
-	if jq -e "$2" "$TMP/body" >/dev/null 2>&1; then pass; else
-		fail "$1: $2 on $(head -c 600 "$TMP/body")"; fi
-}
-
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
+fail() { failed=$((failed + 1)); echo "FAIL: $1${2:+: $2}" >&2; }
 
 # start_server NAME MODE VAR=VALUE...: MODE is inetd (stdin/stdout) or fd3.
 # Sets PORT; the launcher's log is $TMP/NAME.log.
@@ -130,17 +110,6 @@ submit() {
 # callbacks_for JOB: the callbacks received for a job, one JSON line each.
 callbacks_for() {
 	cat "$TMP"/*.callbacks 2>/dev/null | jq -c "select(.body.job_id == \"$1\")"
-}
-
-# wait_for SECONDS COMMAND...: retry until the command succeeds.
-wait_for() {
-	local tries=$(($1 * 20))
-	shift
-	for _ in $(seq "$tries"); do
-		"$@" >/dev/null 2>&1 && return 0
-		sleep 0.05
-	done
-	return 1
 }
 
 job_status_is() {

@@ -41,34 +41,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-pass() { passed=$((passed + 1)); echo "ok   $1"; }
-fail() { failed=$((failed + 1)); echo "FAIL $1${2:+: $2}"; }
-skip() { skipped=$((skipped + 1)); echo "SKIP $1: $2"; }
-expect() { if [ "$2" = "$3" ]; then pass "$1"; else fail "$1" "got [$2], want [$3]"; fi; }
-jqcheck() {
-	if [ -s "$TMP/body" ] && jq -e "$2" "$TMP/body" >/dev/null 2>&1; then pass "$1"; else
-		fail "$1" "$2 on $(head -c 300 "$TMP/body")"; fi
-}
-
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-# apt_install PACKAGE...: the missing ones.
-apt_install() {
-	local missing=() p
-	for p in "$@"; do
-		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-	done
-	[ ${#missing[@]} = 0 ] && return 0
-	[ "$(id -u)" = 0 ] && command -v apt-get >/dev/null || return 1
-	echo "installing ${missing[*]}"
-	local opts=(-y -q --no-install-recommends -o DPkg::Lock::Timeout=300)
-	DEBIAN_FRONTEND=noninteractive apt-get install "${opts[@]}" "${missing[@]}" >"$TMP/apt.log" 2>&1 || {
-		DEBIAN_FRONTEND=noninteractive apt-get update -q >>"$TMP/apt.log" 2>&1
-		DEBIAN_FRONTEND=noninteractive apt-get install "${opts[@]}" "${missing[@]}" >>"$TMP/apt.log" 2>&1
-	}
-}
+. tests/lib.sh
 
 # request PORT METHOD PATH [curl args...]: sets CODE and RC (curl's exit
 # status) and SECS; the body is in $TMP/body.

@@ -63,9 +63,7 @@ mkdir -p "$ROOT" "$STATE"
 printf '#!/bin/sh\necho hello\n' >"$ROOT/hello"
 chmod 755 "$ROOT/hello"
 
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
+. tests/lib.sh
 
 # --- the callback receiver ---
 python3 tests/receiver.py "$T/receiver.port" "$T/callbacks" &

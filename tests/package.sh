@@ -37,39 +37,12 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-pass() { passed=$((passed + 1)); echo "ok   $1"; }
-fail() { failed=$((failed + 1)); echo "FAIL $1${2:+: $2}"; }
-skip() { skipped=$((skipped + 1)); echo "SKIP $1: $2"; }
-check() {
-	local name=$1
-	shift
-	if "$@" >/dev/null 2>&1; then pass "$name"; else fail "$name"; fi
-}
-expect() { if [ "$2" = "$3" ]; then pass "$1"; else fail "$1" "got [$2], want [$3]"; fi; }
+. tests/lib.sh
 want() { [[ " $PARTS " == *" $1 "* ]]; }
 finish() {
 	echo "$passed passed, $failed failed, $skipped skipped"
 	[ "$failed" -eq 0 ]
 	exit
-}
-
-# apt_install PACKAGE...: those that are missing (root, apt-get).
-apt_install() {
-	local missing=() p
-	for p in "$@"; do
-		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-	done
-	[ ${#missing[@]} = 0 ] && return 0
-	if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
-		echo "missing packages: ${missing[*]} (install them, or run as root on Debian)" >&2
-		return 1
-	fi
-	echo "installing ${missing[*]}"
-	local opts=(-y -q --no-install-recommends -o DPkg::Lock::Timeout=300)
-	DEBIAN_FRONTEND=noninteractive apt-get install "${opts[@]}" "${missing[@]}" >"$TMP/apt.log" 2>&1 || {
-		DEBIAN_FRONTEND=noninteractive apt-get update -q >>"$TMP/apt.log" 2>&1
-		DEBIAN_FRONTEND=noninteractive apt-get install "${opts[@]}" "${missing[@]}" >>"$TMP/apt.log" 2>&1
-	} || { tail -n 5 "$TMP/apt.log" >&2; return 1; }
 }
 
 VERSION=$(sed -n 's/^VERSION[[:space:]]*=[[:space:]]*//p' Makefile | head -n 1)
@@ -198,10 +171,6 @@ request() {
 		"http://127.0.0.1:44444$path" >"$TMP/response" 2>"$TMP/curl.err" </dev/null
 	CODE=$(tail -n 1 "$TMP/response")
 	sed '$d' "$TMP/response" >"$TMP/body"
-}
-jqcheck() {
-	if [ -s "$TMP/body" ] && jq -e "$2" "$TMP/body" >/dev/null 2>&1; then pass "$1"; else
-		fail "$1" "$2 on $(head -c 400 "$TMP/body")"; fi
 }
 
 if want install; then

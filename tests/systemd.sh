@@ -52,40 +52,8 @@ fi
 
 # --- helpers ---
 
-pass() { passed=$((passed + 1)); echo "ok   $1"; }
-fail() { failed=$((failed + 1)); echo "FAIL $1${2:+: $2}"; }
-skip() { skipped=$((skipped + 1)); echo "SKIP $1: $2"; }
+. tests/lib.sh
 section() { echo "== $1 ($((SECONDS - START)) s)"; }
-
-# check NAME COMMAND...: passes when the command succeeds.
-check() {
-	local name=$1
-	shift
-	if "$@" >/dev/null 2>&1; then pass "$name"; else fail "$name"; fi
-}
-
-# expect NAME GOT WANT
-expect() {
-	if [ "$2" = "$3" ]; then pass "$1"; else fail "$1" "got [$2], want [$3]"; fi
-}
-
-# jqcheck NAME FILTER [FILE]: the JSON (default: the last response body) satisfies the filter.
-jqcheck() {
-	local file=${3:-$TMP/body}
-	if jq -e "$2" "$file" >/dev/null 2>&1; then pass "$1"; else
-		fail "$1" "$2 on $(head -c 600 "$file")"; fi
-}
-
-# wait_for SECONDS COMMAND...: retry until the command succeeds.
-wait_for() {
-	local tries=$(($1 * 10))
-	shift
-	for _ in $(seq "$tries"); do
-		"$@" >/dev/null 2>&1 && return 0
-		sleep 0.1
-	done
-	return 1
-}
 
 # bx CMD...: run CMD inside the box.
 bx() { "$BOX" exec "$@"; }

@@ -1,0 +1,62 @@
+# tests/lib.sh: the helpers the test scripts share. Sourced, not run. The
+# script sets TMP (its temp dir) and passed=0 failed=0 skipped=0 first; it may
+# redefine pass and fail to report in its own way (test.sh keeps passes quiet).
+
+# One line per check: "ok   NAME", "FAIL NAME: DETAIL", "SKIP NAME: WHY".
+pass() { passed=$((passed + 1)); echo "ok   $1"; }
+fail() { failed=$((failed + 1)); echo "FAIL $1${2:+: $2}"; }
+skip() { skipped=$((skipped + 1)); echo "SKIP $1: $2"; }
+
+# check NAME COMMAND...: passes when the command succeeds.
+check() {
+	local name=$1
+	shift
+	if "$@" >/dev/null 2>&1; then pass "$name"; else fail "$name"; fi
+}
+
+# expect NAME GOT WANT
+expect() {
+	if [ "$2" = "$3" ]; then pass "$1"; else fail "$1" "got [$2], want [$3]"; fi
+}
+
+# jqcheck NAME FILTER [FILE]: the JSON (default: the last response body,
+# $TMP/body) satisfies the filter.
+jqcheck() {
+	local file=${3:-$TMP/body}
+	if [ -s "$file" ] && jq -e "$2" "$file" >/dev/null 2>&1; then pass "$1"; else
+		fail "$1" "$2 on $(head -c 600 "$file" 2>/dev/null)"; fi
+}
+
+# wait_for SECONDS COMMAND...: retry until the command succeeds.
+wait_for() {
+	local tries=$(($1 * 20))
+	shift
+	for _ in $(seq "$tries"); do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# apt_install PACKAGE...: install those that are missing (root, apt-get).
+apt_install() {
+	local missing=() p
+	for p in "$@"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+	done
+	[ ${#missing[@]} = 0 ] && return 0
+	if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+		echo "missing packages: ${missing[*]} (install them, or run as root on Debian)" >&2
+		return 1
+	fi
+	echo "installing ${missing[*]}"
+	local opts=(-y -q --no-install-recommends -o DPkg::Lock::Timeout=300)
+	DEBIAN_FRONTEND=noninteractive apt-get install "${opts[@]}" "${missing[@]}" >"$TMP/apt.log" 2>&1 || {
+		DEBIAN_FRONTEND=noninteractive apt-get update -q >>"$TMP/apt.log" 2>&1
+		DEBIAN_FRONTEND=noninteractive apt-get install "${opts[@]}" "${missing[@]}" >>"$TMP/apt.log" 2>&1
+	} || { tail -n 5 "$TMP/apt.log" >&2; return 1; }
+}
