@@ -153,22 +153,26 @@ settle 50
 FD_SA0=$(fd_count "$SA")
 FD_TOP0=$(fd_count "$TOP_PID")
 
+# batch KIND N: N requests of $T/req.KIND at concurrency $CONC; sets FAILED, RPS, WALL.
+batch() {
+	"$T/load" -t 20 127.0.0.1 "$PORT" "$T/req.$1" "$2" "$CONC" >"$T/$1.out" 2>"$T/$1.err"
+	[[ $(cat "$T/$1.out") =~ failures=([0-9]+).*rps=([0-9.]+).*wall_s=([0-9.]+) ]] ||
+		die "cannot read load's output: $(cat "$T/$1.out" "$T/$1.err")"
+	FAILED=${BASH_REMATCH[1]} RPS=${BASH_REMATCH[2]} WALL=${BASH_REMATCH[3]}
+	[ -s "$T/$1.err" ] && say "$1: $(cat "$T/$1.err")"
+	return 0
+}
+
 # --- sync ---
 say "$SYNC_N sync requests at concurrency $CONC"
-"$T/load" -t 20 127.0.0.1 "$PORT" "$T/req.sync" "$SYNC_N" "$CONC" >"$T/sync.out" 2>"$T/sync.err"
-[[ $(cat "$T/sync.out") =~ failures=([0-9]+).*rps=([0-9.]+).*wall_s=([0-9.]+) ]] ||
-	die "cannot read load's output: $(cat "$T/sync.out" "$T/sync.err")"
-SYNC_FAILED=${BASH_REMATCH[1]} SYNC_RPS=${BASH_REMATCH[2]} SYNC_WALL=${BASH_REMATCH[3]}
-[ -s "$T/sync.err" ] && say "sync: $(cat "$T/sync.err")"
+batch sync "$SYNC_N"
+SYNC_FAILED=$FAILED SYNC_RPS=$RPS SYNC_WALL=$WALL
 settle 100
 
 # --- async ---
 say "$ASYNC_N async jobs with a callback at concurrency $CONC"
-"$T/load" -t 20 127.0.0.1 "$PORT" "$T/req.async" "$ASYNC_N" "$CONC" >"$T/async.out" 2>"$T/async.err"
-[[ $(cat "$T/async.out") =~ failures=([0-9]+).*rps=([0-9.]+).*wall_s=([0-9.]+) ]] ||
-	die "cannot read load's output: $(cat "$T/async.out" "$T/async.err")"
-ASYNC_FAILED=${BASH_REMATCH[1]} ASYNC_RPS=${BASH_REMATCH[2]} ASYNC_WALL=${BASH_REMATCH[3]}
-[ -s "$T/async.err" ] && say "async: $(cat "$T/async.err")"
+batch async "$ASYNC_N"
+ASYNC_FAILED=$FAILED ASYNC_RPS=$RPS ASYNC_WALL=$WALL
 
 say "waiting for $ASYNC_N callbacks (at most ${CALLBACK_WAIT} s)"
 t0=$SECONDS
