@@ -156,7 +156,36 @@ stderr_is_journal(void)
 	    st.st_dev == (dev_t)dev && st.st_ino == (ino_t)ino;
 }
 
-static char *read_file(const char *path, size_t *len);
+/* The text of an open file; NULL when unreadable or empty. */
+static char *
+read_all(int fd, size_t *len)
+{
+	struct jbuf b = { 0 };
+	char buf[65536];
+	ssize_t n;
+
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		jbuf_add(&b, buf, (size_t)n);
+	if (n < 0 || b.failed || !b.data) {
+		jbuf_free(&b);
+		return NULL;
+	}
+	*len = b.len;
+	return b.data;
+}
+
+static char *
+read_file(const char *path, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	char *text;
+
+	if (fd < 0)
+		return NULL;
+	text = read_all(fd, len);
+	close(fd);
+	return text;
+}
 
 /*
  * Our unit (instance or job scope): the last component of our cgroup, on the
@@ -489,8 +518,6 @@ watch_program(struct watch *w, struct capture *cap, struct run_result *result)
 	kill(-w->pid, SIGKILL);
 	waitpid(w->pid, &w->wait_status, 0);
 }
-
-static char *read_file(const char *path, size_t *len);
 
 /*
  * What left the program's process group (a double fork and setsid) was
@@ -867,37 +894,6 @@ open_locked(const char *path, int flags, int how, struct stat *held)
 		close(fd);
 	}
 	return errno = EAGAIN, -1;
-}
-
-/* The text of an open file; NULL when unreadable or empty. */
-static char *
-read_all(int fd, size_t *len)
-{
-	struct jbuf b = { 0 };
-	char buf[65536];
-	ssize_t n;
-
-	while ((n = read(fd, buf, sizeof(buf))) > 0)
-		jbuf_add(&b, buf, (size_t)n);
-	if (n < 0 || b.failed || !b.data) {
-		jbuf_free(&b);
-		return NULL;
-	}
-	*len = b.len;
-	return b.data;
-}
-
-static char *
-read_file(const char *path, size_t *len)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	char *text;
-
-	if (fd < 0)
-		return NULL;
-	text = read_all(fd, len);
-	close(fd);
-	return text;
 }
 
 /* A job's record as stored, read under a shared lock so no writer reuses it meanwhile. */
