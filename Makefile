@@ -22,9 +22,9 @@ LDLIBS = $(LIBS_PKG)
 
 SAN_FLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 
-SRC = lso.c http.c job.c
-OBJ = lso.o http.o job.o
-HDR = lso.h http.h job.h json.h
+SRC = lso.c http.c job.c burst.c
+OBJ = lso.o http.o job.o burst.o
+HDR = lso.h http.h job.h json.h burst.h
 
 all: lso
 
@@ -43,6 +43,8 @@ http.o: http.c http.h
 	$(CC) $(CFLAGS) $(WERROR) $(LSO_CPPFLAGS) $(CPPFLAGS) -c http.c
 job.o: job.c $(HDR)
 	$(CC) $(CFLAGS) $(WERROR) $(LSO_CPPFLAGS) $(CPPFLAGS) -c job.c
+burst.o: burst.c burst.h http.h lso.h
+	$(CC) $(CFLAGS) $(WERROR) $(LSO_CPPFLAGS) $(CPPFLAGS) -c burst.c
 
 # The same sources with AddressSanitizer and UBSan, for the end-to-end suite.
 tests/lso-san: $(SRC) $(HDR) openapi.h
@@ -116,10 +118,13 @@ install: lso
 	chmod 755 $(DESTDIR)$(BINDIR)/lso
 	sed 's|/usr/local/bin/lso|$(BINDIR)/lso|' lso@.service > $(DESTDIR)$(UNITDIR)/lso@.service
 	sed 's|/usr/local/bin/lso|$(BINDIR)/lso|' lso-recover.service > $(DESTDIR)$(UNITDIR)/lso-recover.service
+	sed 's|/usr/local/bin/lso|$(BINDIR)/lso|' lso-burst.service > $(DESTDIR)$(UNITDIR)/lso-burst.service
 	cp lso.socket $(DESTDIR)$(UNITDIR)/lso.socket
+	cp lso-burst.socket $(DESTDIR)$(UNITDIR)/lso-burst.socket
 	cp lso.tmpfiles $(DESTDIR)$(TMPFILESDIR)/lso.conf
 	chmod 644 $(DESTDIR)$(UNITDIR)/lso@.service $(DESTDIR)$(UNITDIR)/lso-recover.service \
-	    $(DESTDIR)$(UNITDIR)/lso.socket $(DESTDIR)$(TMPFILESDIR)/lso.conf
+	    $(DESTDIR)$(UNITDIR)/lso.socket $(DESTDIR)$(UNITDIR)/lso-burst.socket \
+	    $(DESTDIR)$(UNITDIR)/lso-burst.service $(DESTDIR)$(TMPFILESDIR)/lso.conf
 	[ -e $(DESTDIR)$(SYSCONFDIR)/lso/lso.env ] || cp lso.env $(DESTDIR)$(SYSCONFDIR)/lso/lso.env
 	cp lso.8 $(DESTDIR)$(MANDIR)/man8/lso.8
 	cp README.md $(DESTDIR)$(DOCDIR)/README.md
@@ -127,7 +132,8 @@ install: lso
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/lso $(DESTDIR)$(UNITDIR)/lso@.service $(DESTDIR)$(UNITDIR)/lso.socket \
-	    $(DESTDIR)$(UNITDIR)/lso-recover.service $(DESTDIR)$(TMPFILESDIR)/lso.conf \
+	    $(DESTDIR)$(UNITDIR)/lso-recover.service $(DESTDIR)$(UNITDIR)/lso-burst.socket \
+	    $(DESTDIR)$(UNITDIR)/lso-burst.service $(DESTDIR)$(TMPFILESDIR)/lso.conf \
 	    $(DESTDIR)$(MANDIR)/man8/lso.8 $(DESTDIR)$(DOCDIR)/README.md
 
 clean:

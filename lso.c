@@ -17,6 +17,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "burst.h"
 #include "http.h"
 #include "job.h"
 #include "json.h"
@@ -97,6 +98,28 @@ env_number(const char *name, long long fallback)
 	return n;
 }
 
+/*
+ * Seconds with up to three decimals ("30", "0.25") from the environment, in
+ * milliseconds, or the default; -1 when malformed or above SECONDS_MAX.
+ */
+static long long
+env_seconds_ms(const char *name, long long fallback_ms)
+{
+	const char *value = getenv(name), *p;
+	long long ms = 0, scale = 1000;
+
+	if (!value || !*value)
+		return fallback_ms;
+	for (p = value; *p >= '0' && *p <= '9' && ms <= SECONDS_MAX * 1000; p++)
+		ms = ms * 10 + (*p - '0') * 1000;
+	if (p == value || ms > SECONDS_MAX * 1000)
+		return -1;
+	if (*p == '.')
+		for (p++; *p >= '0' && *p <= '9' && scale > 1; p++)
+			ms += (*p - '0') * (scale /= 10);
+	return *p ? -1 : ms;
+}
+
 /* The token from LSO_API_TOKEN, else from the systemd credential lso-token. */
 static const char *
 load_token(void)
@@ -137,6 +160,7 @@ lso_config_load(void)
 		{ "LSO_CALLBACK_RETRIES", 5, 0, 30 },
 		{ "ANSIBLE_PLAYBOOK_TIMEOUT_SEC", 300, 1, SECONDS_MAX },
 		{ "LSO_PLAYBOOK_MAX_SEC", 86400, 1, SECONDS_MAX },
+		{ "LSO_MAX_CONNECTIONS", 64, 1, 65536 },
 	};
 	long long value[sizeof(numbers) / sizeof(numbers[0])];
 
@@ -156,6 +180,9 @@ lso_config_load(void)
 	config.callback_retries = (long)value[6];
 	config.playbook_idle_sec = (long)value[7];
 	config.playbook_max_sec = (long)value[8];
+	config.max_connections = (long)value[9];
+	if ((config.idle_exit_ms = env_seconds_ms("LSO_IDLE_EXIT_SEC", 30000)) < 0)
+		return "LSO_IDLE_EXIT_SEC";
 	config.playbooks_root = env_or("ANSIBLE_PLAYBOOKS_ROOT_DIR", NULL);
 	config.ansible_playbook = env_or("ANSIBLE_PLAYBOOK", NULL);
 	config.executables_root = env_or("EXECUTABLES_ROOT_DIR", NULL);
@@ -1268,7 +1295,8 @@ static int
 usage(const char *argv0)
 {
 	fprintf(stderr, "usage: %s [--version | --recover]\n"
-	    "Serves one LSO API request on the connection it was started with.\n", argv0);
+	    "Serves one LSO API request on the connection it was started with, or, handed\n"
+	    "a listening socket, each connection on it (burst mode).\n", argv0);
 	return EXIT_CONFIG;
 }
 
@@ -1303,6 +1331,7 @@ main(int argc, char *argv[])
 {
 	const char *bad_variable;
 	int in_fd, out_fd;
+	bool listening;
 
 	if (argc > 1 && strcmp(argv[1], "--version") == 0) {
 		printf("lso %s\n", LSO_VERSION);
@@ -1314,7 +1343,14 @@ main(int argc, char *argv[])
 		return usage(argv[0]);
 	signal(SIGPIPE, SIG_IGN);
 	find_connection(&in_fd, &out_fd);
-	if ((bad_variable = lso_config_load())) {
+	listening = in_fd == 3 && burst_is_listening(in_fd);
+	if ((bad_variable = lso_config_load()) && listening) {
+		fprintf(stderr, "lso: %s is not a valid number in range\n", bad_variable);
+		return EXIT_CONFIG;
+	}
+	if (listening)
+		return burst_serve(in_fd);
+	if (bad_variable) {
 		struct exchange ex = { .in_fd = in_fd, .out_fd = out_fd };
 
 		fprintf(stderr, "lso: %s is not a valid number in range\n", bad_variable);

@@ -29,6 +29,8 @@ struct config {
 	const char *ansible_playbook;  /* ANSIBLE_PLAYBOOK, NULL: found on PATH */
 	long playbook_idle_sec;        /* ANSIBLE_PLAYBOOK_TIMEOUT_SEC: silence that stops a run */
 	long playbook_max_sec;         /* LSO_PLAYBOOK_MAX_SEC: overall bound of a run */
+	long max_connections;          /* LSO_MAX_CONNECTIONS: burst mode's children at once */
+	long idle_exit_ms;             /* LSO_IDLE_EXIT_SEC (fractions too): burst mode's idle exit, 0: never */
 };
 
 extern struct config config;

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # test.sh [LSO]: the end-to-end suite. Drives the real binary (default ./lso)
-# through systemd-socket-activate in both handover modes, with curl as the
+# through systemd-socket-activate in both handover modes of a connection and
+# in burst mode (a listening socket: systemd-socket-activate without -a, and
+# tests/reactivate.py, which starts lso again like systemd), with curl as the
 # client. Ends with "N passed, M failed"; exits non-zero on any failure.
 set -u
 cd "$(dirname "$0")" || exit 1
@@ -26,16 +28,23 @@ trap 'exit 130' INT TERM
 pass() { passed=$((passed + 1)); }
 fail() { failed=$((failed + 1)); echo "FAIL: $1${2:+: $2}" >&2; }
 
-# start_server NAME MODE VAR=VALUE...: MODE is inetd (stdin/stdout) or fd3.
-# Sets PORT; the launcher's log is $TMP/NAME.log.
+# start_server NAME MODE VAR=VALUE...: MODE is inetd (stdin/stdout), fd3
+# (a connection as fd 3), or burst (the listening socket as fd 3: lso
+# accepts; it stays up unless given LSO_IDLE_EXIT_SEC, as nothing starts it
+# again). Sets PORT and SERVER_PID; the launcher's log is $TMP/NAME.log.
 start_server() {
-	local name=$1 mode=$2 args=()
+	local name=$1 mode=$2 args=() accept=-a
 	shift 2
 	PORT=$(free_port)
 	[ "$mode" = inetd ] && args+=(--inetd)
+	if [ "$mode" = burst ]; then
+		accept=
+		[[ " $* " == *" LSO_IDLE_EXIT_SEC="* ]] || args+=(-E LSO_IDLE_EXIT_SEC=0)
+	fi
 	for kv in "PATH=/usr/local/bin:/usr/bin:/bin" "$@"; do args+=(-E "$kv"); done
-	systemd-socket-activate -a "${args[@]}" -l "127.0.0.1:$PORT" "$LSO" \
+	systemd-socket-activate $accept "${args[@]}" -l "127.0.0.1:$PORT" "$LSO" \
 		>"$TMP/$name.log" 2>&1 &
+	SERVER_PID=$!
 	pids+=($!)
 	for _ in $(seq 100); do
 		grep -q "Listening on" "$TMP/$name.log" 2>/dev/null && return 0
@@ -43,6 +52,16 @@ start_server() {
 	done
 	echo "server $name did not start: $(cat "$TMP/$name.log")" >&2
 	exit 1
+}
+
+# stop_burst PID NAME: SIGTERM to a burst-mode lso; it exits 0 (once its
+# connections are done).
+stop_burst() {
+	local rc
+	kill -TERM "$1"
+	wait "$1"
+	rc=$?
+	expect "$2: burst lso exits 0 on SIGTERM" "$rc" 0
 }
 
 # request METHOD PATH [curl args...]: sets CODE; body in $TMP/body, headers in $TMP/headers.
@@ -708,25 +727,49 @@ if want core; then
 	start_server fd3 fd3 "${common[@]}"
 	suite_core
 	check "request log line (fd 3)" test_log fd3
+
+	echo "== burst mode (a listening socket as fd 3)"
+	start_server burst burst "${common[@]}"
+	suite_core
+	check "request log line (burst)" test_log burst
 fi
 
-if want async; then
-	echo "== async jobs"
-	STATE="$TMP/async-state"
-	SERVER=async
-	start_server async inetd "${common[@]}" LSO_STATE_DIR="$STATE" EXECUTABLE_TIMEOUT_SEC=3 REQUEST_TIMEOUT_SEC=1
+if want burst; then
+	echo "== burst mode: bounds, idle exit, SIGTERM, descriptors, zombies"
+	. "$TOP/tests/burst.sh"
+	suite_burst
+fi
+
+# suite_async MODE QUEUE-MODE [SUFFIX]: the async sections, with the servers in
+# those modes; burst servers are stopped (SIGTERM) before the leftovers check.
+suite_async() {
+	local mode=$1 queue_mode=$2 suffix=${3:-} async_pid queue_pid
+	STATE="$TMP/async-state$suffix"
+	SERVER=async$suffix
+	start_server "async$suffix" "$mode" "${common[@]}" LSO_STATE_DIR="$STATE" EXECUTABLE_TIMEOUT_SEC=3 REQUEST_TIMEOUT_SEC=1
+	async_pid=$SERVER_PID
 	test_async_run
 	test_async_delivery
 	test_async_jobs_api
 	test_async_cancel
 	test_async_lost
-	STATE="$TMP/queue-state"
-	SERVER=queue
-	start_server queue fd3 "${common[@]}" LSO_STATE_DIR="$STATE" MAX_THREAD_POOL_WORKERS=2 EXECUTABLE_TIMEOUT_SEC=10
+	STATE="$TMP/queue-state$suffix"
+	SERVER=queue$suffix
+	start_server "queue$suffix" "$queue_mode" "${common[@]}" LSO_STATE_DIR="$STATE" MAX_THREAD_POOL_WORKERS=2 EXECUTABLE_TIMEOUT_SEC=10
+	queue_pid=$SERVER_PID
 	test_async_queue
+	[ "$queue_mode" != burst ] || stop_burst "$queue_pid" "queue$suffix"
 	test_async_leftovers
-	STATE="$TMP/async-state"
+	STATE="$TMP/async-state$suffix"
+	[ "$mode" != burst ] || stop_burst "$async_pid" "async$suffix"
 	test_async_leftovers
+}
+
+if want async; then
+	echo "== async jobs"
+	suite_async inetd fd3
+	echo "== async jobs, burst mode"
+	suite_async burst burst -burst
 fi
 
 if want playbooks; then

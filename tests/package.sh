@@ -127,7 +127,8 @@ if want build; then
 	# What is in it.
 	dpkg-deb -c "$DEB" | awk '{ print $6 }' | sed 's|^\./|/|' >"$TMP/contents"
 	for f in /usr/bin/lso /lib/systemd/system/lso.socket /lib/systemd/system/lso@.service \
-		/lib/systemd/system/lso-recover.service /usr/lib/tmpfiles.d/lso.conf /etc/lso/lso.env \
+		/lib/systemd/system/lso-recover.service /lib/systemd/system/lso-burst.socket \
+		/lib/systemd/system/lso-burst.service /usr/lib/tmpfiles.d/lso.conf /etc/lso/lso.env \
 		/usr/share/man/man8/lso.8.gz /usr/share/doc/lso/README.md.gz \
 		/usr/share/doc/lso/CHANGELOG.md.gz /usr/share/doc/lso/changelog.gz /usr/share/doc/lso/copyright; do
 		check "package holds $f" grep -qx "$f" "$TMP/contents"
@@ -141,13 +142,15 @@ if want build; then
 	done
 	expect "Recommends" "$(dpkg-deb -f "$DEB" Recommends)" ansible-core
 	check "units point at /usr/bin/lso" sh -c "dpkg-deb --fsys-tarfile '$DEB' |
-		tar -xOf - ./lib/systemd/system/lso@.service ./lib/systemd/system/lso-recover.service |
-		grep '^ExecStart=/usr/bin/lso'"
+		tar -xOf - ./lib/systemd/system/lso@.service ./lib/systemd/system/lso-recover.service \
+			./lib/systemd/system/lso-burst.service | grep -c '^ExecStart=/usr/bin/lso' | grep -qx 3"
 	check "postinst enables lso.socket" grep -q "enable 'lso.socket'" "$TMP/control/postinst"
 	check "postinst starts lso.socket" grep -q "_dh_action 'lso.socket'" "$TMP/control/postinst"
 	check "postinst enables lso-recover.service" grep -q "enable 'lso-recover.service'" "$TMP/control/postinst"
 	check "postinst does not start lso-recover.service" sh -c "! grep -q \"_dh_action 'lso-recover.service'\" '$TMP/control/postinst'"
 	check "no maintainer script touches lso@.service" sh -c "! grep -l 'lso@' '$TMP'/control/p*"
+	check "postinst does not start lso-burst.socket" sh -c "! grep -q \"_dh_action 'lso-burst.socket'\" '$TMP/control/postinst'"
+	check "prerm stops lso-burst.socket on removal" grep -q "lso-burst.socket" "$TMP/control/prerm"
 
 	# lintian: no errors; the rest is listed.
 	lintian -I --pedantic "$TMP"/build/lso_"$VERSION"_*.changes >"$TMP/lintian.log" 2>&1
@@ -243,16 +246,35 @@ if want install; then
 			"'$BOX' exec journalctl --no-pager -o cat SYSLOG_IDENTIFIER=lso LSO_JOB_ID=$job </dev/null |
 				grep -q '^POST /api/execute/ 201 job=$job'"
 
+		# Burst mode, as an admin switches to it.
+		expect "lso-burst.socket not enabled by the package" "$(bx systemctl is-enabled lso-burst.socket)" disabled
+		expect "lso-burst.socket not started by the package" "$(bx systemctl is-active lso-burst.socket)" inactive
+		check "switch: systemctl disable --now lso.socket; enable --now lso-burst.socket" \
+			bx sh -c 'systemctl disable --now lso.socket && systemctl enable --now lso-burst.socket'
+		request /api/version
+		expect "GET /api/version through lso-burst.socket" "$CODE" 200
+		request /api/execute/ -H 'Content-Type: application/json' \
+			--data-binary '{"executable_name":"greet","args":["in a burst"],"is_async":false}'
+		jqcheck "sync run in burst mode" '.result.output == "hello in a burst\n"'
+		expect "lso-burst.service serves it" "$(bx systemctl is-active lso-burst.service)" active
+		check "journalctl -u lso-burst.service has the request line" sh -c \
+			"'$BOX' exec journalctl --no-pager -o cat -u lso-burst.service </dev/null |
+				grep -q '^POST /api/execute/ 201 job=.* program=\"greet\" rc=0'"
+
 		# Remove, then purge: the socket goes, the configuration too.
 		if bx dpkg -r lso >"$TMP/dpkg.log" 2>&1; then pass "dpkg -r lso"
 		else fail "dpkg -r lso" "$(tail -n 5 "$TMP/dpkg.log")"; fi
 		check "lso.socket stopped on removal" sh -c "! '$BOX' exec systemctl is-active --quiet lso.socket </dev/null"
+		check "lso-burst.socket stopped on removal" sh -c "! '$BOX' exec systemctl is-active --quiet lso-burst.socket </dev/null"
+		check "lso-burst.service stopped on removal" sh -c "! '$BOX' exec systemctl is-active --quiet lso-burst.service </dev/null"
 		check "/etc/lso/lso.env kept on removal" bx test -e /etc/lso/lso.env
 		if bx dpkg -P lso >"$TMP/dpkg.log" 2>&1; then pass "dpkg -P lso"
 		else fail "dpkg -P lso" "$(tail -n 5 "$TMP/dpkg.log")"; fi
 		check "/etc/lso/lso.env gone on purge" sh -c "! '$BOX' exec test -e /etc/lso/lso.env </dev/null"
 		check "lso.socket's enablement gone on purge" sh -c \
 			"! '$BOX' exec test -e /etc/systemd/system/sockets.target.wants/lso.socket </dev/null"
+		check "lso-burst.socket's enablement gone on purge" sh -c \
+			"! '$BOX' exec test -e /etc/systemd/system/sockets.target.wants/lso-burst.socket </dev/null"
 	fi
 fi
 

@@ -563,6 +563,78 @@ test_hardening() {
 		'.body.result.return_code == 0' "$TMP/callback"
 }
 
+# lso processes in the box (the burst process, its children, job runners).
+lso_processes() { bx pgrep -x lso </dev/null | wc -l; }
+burst_idle() { unit_inactive lso-burst.service && [ "$(lso_processes)" = 0 ]; }
+
+test_burst() {
+	local score out t0
+	section "burst mode: lso-burst.socket and lso-burst.service as shipped"
+	expect "lso-burst.socket not enabled by make install" \
+		"$(bx systemctl is-enabled lso-burst.socket </dev/null)" disabled
+	check "switch: disable --now lso.socket, enable --now lso-burst.socket" bx sh -c \
+		'systemctl disable --now lso.socket && systemctl enable --now lso-burst.socket' </dev/null
+	check "lso-burst.socket listening" unit_active lso-burst.socket
+	check "nothing of lso-burst.service runs before a connection" unit_inactive lso-burst.service
+	request GET /api/version
+	expect "version through lso-burst.socket" "$CODE" 200
+	check "a connection started lso-burst.service" unit_active lso-burst.service
+	sync echo-args '["a", "b c"]'
+	jqcheck "sync run in burst mode" '.result == {"output": "a\nb c\n", "return_code": 0, "status": "successful"}'
+	BURST_JOB=$(jq -r .job_id "$TMP/body" 2>/dev/null)
+	check "request line in lso-burst.service's journal" wait_for 5 journal_has \
+		"^POST /api/execute/ 201 job=$BURST_JOB program=\"echo-args\" rc=0 ms=[0-9]+\$" -u lso-burst.service
+	check "... with LSO_JOB_ID=" wait_for 5 journal_has "^POST /api/execute/ 201 job=$BURST_JOB " "LSO_JOB_ID=$BURST_JOB"
+	out=$(bx systemd-analyze security --no-pager lso-burst.service 2>&1 </dev/null)
+	score=$(printf '%s\n' "$out" | sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p')
+	if [ -n "$score" ] && awk -v s="$score" -v m="$EXPOSURE_MAX" 'BEGIN { exit !(s <= m) }'; then
+		pass "exposure of lso-burst.service $score <= $EXPOSURE_MAX"
+	else
+		fail "exposure of lso-burst.service ${score:-?} <= $EXPOSURE_MAX" "$(printf '%s\n' "$out" | grep '✗')"
+	fi
+
+	# An async job moves to its scope: stopping the burst service leaves it alone.
+	submit sleep-echo '["4"]' /ok/burst-async
+	expect "async in burst mode: 201" "$CODE" 201
+	local scope=lso-job-$JOB.scope
+	check "the job runs as $scope" wait_for 5 unit_active "$scope"
+	expect "$scope is in lso-jobs.slice" "$(bx systemctl show -p Slice --value "$scope" </dev/null)" lso-jobs.slice
+	check "systemctl stop lso-burst.service" bx timeout 30 systemctl stop lso-burst.service
+	check "... the job still runs" unit_active "$scope"
+	check "its callback is delivered" wait_for 15 has_callback "$JOB"
+	callbacks_for "$JOB" | head -n 1 >"$TMP/callback"
+	jqcheck "... with its result" '.body.result == {"output": "slept 4\n", "return_code": 0, "status": "successful"}' "$TMP/callback"
+
+	# SIGTERM (systemctl stop) with a request in flight: it is answered.
+	bx sh -c 'curl -s -o /run/lso-test/term.body -w "%{http_code}" --max-time 20 \
+		-H "Content-Type: application/json" \
+		--data-binary "{\"executable_name\":\"sleep-echo\",\"args\":[\"2\"],\"is_async\":false}" \
+		http://127.0.0.1:'$PORT'/api/execute/ >/run/lso-test/term.code' </dev/null &
+	local client=$!
+	wait_for 5 bx pgrep -f 'sleep 2' </dev/null
+	check "systemctl stop lso-burst.service, a request in flight" bx timeout 30 systemctl stop lso-burst.service
+	wait "$client"
+	expect "... the request in flight answered" "$(bx cat /run/lso-test/term.code </dev/null)" 201
+	check "... with its output" bx grep -q 'slept 2' /run/lso-test/term.body
+	check "lso-burst.socket still listening after the stop" unit_active lso-burst.socket
+	expect "lso-burst.service stopped cleanly" "$(bx systemctl show -p Result --value lso-burst.service </dev/null)" success
+
+	test_load lso-burst.socket none
+
+	# The idle exit as shipped (LSO_IDLE_EXIT_SEC=30): then no lso process at all.
+	t0=$SECONDS
+	check "idle: lso-burst.service exits, no lso process left" wait_for 60 burst_idle
+	echo "     idle exit after $((SECONDS - t0)) s"
+	expect "... exited cleanly" "$(bx systemctl show -p Result --value lso-burst.service </dev/null)" success
+	check "lso-burst.socket still listening when idle" unit_active lso-burst.socket
+	request GET /api/version
+	expect "the next connection starts it again" "$CODE" 200
+
+	bx sh -c 'systemctl disable --now lso-burst.socket && systemctl stop lso-burst.service &&
+		systemctl enable --now lso.socket' </dev/null >/dev/null 2>&1
+	check "back to lso.socket" unit_active lso.socket
+}
+
 test_tmpfiles() {
 	local conf=$TMPFILES_CONF id=00000000-0000-4000-8000-000000000000
 	section "lso.tmpfiles"
@@ -598,6 +670,7 @@ test_recover
 test_credential
 test_supervise
 test_hardening
+test_burst
 test_tmpfiles
 [ "$failed" = 0 ] || diagnose
 echo "took $((SECONDS - START)) s"
