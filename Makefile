@@ -111,6 +111,11 @@ run: deps
 bench: lso
 	bench/bench.sh
 
+# The deployment under a real systemd (root; boots a container): lso@.service, lso-burst.service,
+# webhook and two floors, interleaved. BENCH_SANDBOX=1 adds the cost of each sandbox option.
+bench-systemd: lso
+	bench/systemd.sh
+
 install: lso
 	mkdir -p $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(TMPFILESDIR) $(DESTDIR)$(SYSCONFDIR)/lso \
 	    $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(DOCDIR)
@@ -141,4 +146,4 @@ clean:
 	rm -rf run-state
 
 .PHONY: all deps test test-valgrind test-systemd test-package test-launchers test-openapi fuzz run \
-	bench install uninstall clean
+	bench bench-systemd install uninstall clean

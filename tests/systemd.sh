@@ -572,9 +572,9 @@ test_burst() {
 	section "burst mode: lso-burst.socket and lso-burst.service as shipped"
 	expect "lso-burst.socket not enabled by make install" \
 		"$(bx systemctl is-enabled lso-burst.socket </dev/null)" disabled
-	check "switch: disable --now lso.socket, enable --now lso-burst.socket" bx sh -c \
-		'systemctl disable --now lso.socket && systemctl enable --now lso-burst.socket' </dev/null
+	check "systemctl start lso-burst.socket while lso.socket listens" bx systemctl start lso-burst.socket
 	check "lso-burst.socket listening" unit_active lso-burst.socket
+	check "... lso.socket stopped (Conflicts=)" unit_inactive lso.socket
 	check "nothing of lso-burst.service runs before a connection" unit_inactive lso-burst.service
 	request GET /api/version
 	expect "version through lso-burst.socket" "$CODE" 200
@@ -630,9 +630,11 @@ test_burst() {
 	request GET /api/version
 	expect "the next connection starts it again" "$CODE" 200
 
-	bx sh -c 'systemctl disable --now lso-burst.socket && systemctl stop lso-burst.service &&
-		systemctl enable --now lso.socket' </dev/null >/dev/null 2>&1
-	check "back to lso.socket" unit_active lso.socket
+	check "systemctl start lso.socket while lso-burst.service serves" bx systemctl start lso.socket
+	check "... lso.socket listening" unit_active lso.socket
+	check "... burst mode stopped" eval "unit_inactive lso-burst.socket && unit_inactive lso-burst.service"
+	request GET /api/version
+	expect "... and lso.socket answers" "$CODE" 200
 }
 
 test_tmpfiles() {
