@@ -11,9 +11,14 @@
  * exactly as from an lso@.service instance (into lso-job-<id>.scope under
  * systemd), so the burst process exiting never touches a job.
  *
- * Bounds: at most LSO_MAX_CONNECTIONS children at once; at the limit the
- * burst process stops accepting and the kernel's backlog holds the rest,
- * nothing is refused. After LSO_IDLE_EXIT_SEC with no child left it exits
+ * A child is forked before its connection arrives: one spare waits on the
+ * listening socket, accepts one connection, tells the burst process (which
+ * forks the next spare at once) and serves it. The fork is thus off the
+ * path of a request. The burst process itself never accepts.
+ *
+ * Bounds: at most LSO_MAX_CONNECTIONS children serve at once; at the limit
+ * there is no spare, nobody accepts, and the kernel's backlog holds the
+ * rest: nothing is refused. After LSO_IDLE_EXIT_SEC with no child left it exits
  * 0, but only when no connection is waiting; one that arrives after that
  * stays in the backlog of the socket systemd holds, and systemd starts lso
  * again for it. SIGTERM or SIGINT: accept no more, let the children finish
@@ -34,19 +39,23 @@
 
 #include "burst.h"
 #include "http.h"
+#include "job.h"
 #include "lso.h"
 
-/* After accept or fork failed for want of memory or descriptors, the pause before the next try. */
+/* After a fork or an accept failed for want of memory or descriptors, the pause before the next try. */
 #define BURST_RETRY_MS 100
 
 struct burst {
 	int listen_fd;
 	int signal_fd;           /* SIGCHLD, SIGTERM, SIGINT, blocked and read here */
+	int taken[2];            /* a spare that accepted writes its pid here */
 	sigset_t start_mask;     /* the signal mask lso started with, for the children */
-	long active;             /* connection children not yet reaped */
+	long active;             /* children that took a connection, not yet reaped */
+	pid_t spare;             /* the child waiting for a connection; 0: none */
+	int spare_quit;          /* closing it tells the spare to exit unused */
 	bool stopping;           /* SIGTERM or SIGINT: accept no more */
-	int64_t idle_since_ms;   /* when the last child was reaped (or the start) */
-	int64_t retry_at_ms;     /* accepting paused until then; 0: not paused */
+	int64_t idle_since_ms;   /* when the last active child was reaped (or the start) */
+	int64_t retry_at_ms;     /* no spare until then; 0: not paused */
 };
 
 bool
@@ -61,46 +70,7 @@ burst_is_listening(int fd)
 	return getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_STREAM;
 }
 
-/*
- * In the child: one request on conn_fd, then exit. It holds no descriptor of
- * the burst process's but the connection (accepted close-on-exec, as the
- * listening socket is, so no program inherits either).
- */
-static _Noreturn void
-serve_child(const struct burst *b, int conn_fd)
-{
-	close(b->listen_fd);
-	close(b->signal_fd);
-	sigprocmask(SIG_SETMASK, &b->start_mask, NULL);
-	lso_serve(conn_fd, conn_fd);
-	_exit(0);
-}
-
-static void
-pause_accepting(struct burst *b, const char *what)
-{
-	fprintf(stderr, "lso: burst: %s: %s; accepting again in %d ms\n", what, strerror(errno),
-	    BURST_RETRY_MS);
-	b->retry_at_ms = http_now_ms() + BURST_RETRY_MS;
-}
-
-/* Accepted connection: a child serves it. False when none could be forked. */
-static bool
-start_child(struct burst *b, int conn_fd)
-{
-	pid_t pid = fork();
-
-	if (pid == 0)
-		serve_child(b, conn_fd);
-	close(conn_fd);
-	if (pid < 0) {
-		/* Rare (no memory, no pids): that one connection is closed unanswered. */
-		pause_accepting(b, "fork");
-		return false;
-	}
-	b->active++;
-	return true;
-}
+/* --- the spare: waits for one connection, serves it, exits --- */
 
 /* Errors of accept(2) that concern only the connection at hand (see its man page). */
 static bool
@@ -109,29 +79,132 @@ connection_error(int err)
 	switch (err) {
 	case EINTR: case ECONNABORTED: case EPROTO: case ENETDOWN: case ENOPROTOOPT:
 	case EHOSTDOWN: case ENONET: case EHOSTUNREACH: case EOPNOTSUPP: case ENETUNREACH:
+	case EAGAIN:
 		return true;
 	default:
 		return false;
 	}
 }
 
-/* Take what the backlog holds, up to LSO_MAX_CONNECTIONS children. */
-static void
-accept_connections(struct burst *b)
+/* One connection, or -1 once told to quit (the quit pipe closed) or on a hard error. */
+static int
+wait_for_connection(int listen_fd, int quit_fd)
 {
+	struct pollfd fds[2] = {
+		{ .fd = quit_fd, .events = POLLIN },
+		{ .fd = listen_fd, .events = POLLIN },
+	};
 	int fd;
 
-	while (b->active < config.max_connections) {
-		fd = accept4(b->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-		if (fd < 0 && connection_error(errno))
+	for (;;) {
+		if (poll(fds, 2, -1) < 0 && errno != EINTR)
+			return -1;
+		/* Told to quit: a connection waiting is left to the next one to accept. */
+		if (fds[0].revents)
+			return -1;
+		if (!(fds[1].revents & POLLIN))
 			continue;
-		if (fd < 0) {
-			if (errno != EAGAIN && errno != EWOULDBLOCK)
-				pause_accepting(b, "accept");
-			return;
+		fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		if (fd >= 0)
+			return fd;
+		if (!connection_error(errno)) {
+			fprintf(stderr, "lso: burst: accept: %s\n", strerror(errno));
+			return -1;
 		}
-		if (!start_child(b, fd))
-			return;
+	}
+}
+
+/*
+ * In the spare: a connection, then one request on it, then exit. Once it
+ * has its connection it holds no descriptor of the burst process's but it
+ * (accepted close-on-exec, as the listening socket is, so no program
+ * inherits either).
+ */
+static _Noreturn void
+spare_main(const struct burst *b, int quit_fd)
+{
+	pid_t self = getpid();
+	int conn_fd;
+
+	close(b->signal_fd);
+	close(b->taken[0]);
+	sigprocmask(SIG_SETMASK, &b->start_mask, NULL);
+	conn_fd = wait_for_connection(b->listen_fd, quit_fd);
+	close(quit_fd);
+	close(b->listen_fd);
+	if (conn_fd < 0)
+		_exit(0);
+	/* Atomic (less than PIPE_BUF): the next spare is forked while we serve. */
+	(void)!write(b->taken[1], &self, sizeof(self));
+	close(b->taken[1]);
+	lso_serve(conn_fd, conn_fd);
+	_exit(0);
+}
+
+/* --- the burst process --- */
+
+static void
+pause_spares(struct burst *b, const char *what)
+{
+	fprintf(stderr, "lso: burst: %s: %s; trying again in %d ms\n", what, strerror(errno),
+	    BURST_RETRY_MS);
+	b->retry_at_ms = http_now_ms() + BURST_RETRY_MS;
+}
+
+static void
+start_spare(struct burst *b)
+{
+	int quit[2];
+	pid_t pid;
+
+	if (pipe2(quit, O_CLOEXEC) < 0) {
+		pause_spares(b, "pipe");
+		return;
+	}
+	pid = fork();
+	if (pid == 0) {
+		close(quit[1]);
+		spare_main(b, quit[0]);
+	}
+	close(quit[0]);
+	if (pid < 0) {
+		close(quit[1]);
+		pause_spares(b, "fork");
+		return;
+	}
+	b->spare = pid;
+	b->spare_quit = quit[1];
+}
+
+/* Tell the spare to exit unused (it may have taken a connection meanwhile: then it serves it). */
+static void
+dismiss_spare(struct burst *b)
+{
+	if (b->spare_quit >= 0)
+		close(b->spare_quit);
+	b->spare_quit = -1;
+}
+
+static bool
+wants_spare(struct burst *b, int64_t now)
+{
+	if (b->retry_at_ms && now >= b->retry_at_ms)
+		b->retry_at_ms = 0;
+	return !b->spare && !b->stopping && !b->retry_at_ms && b->active < config.max_connections;
+}
+
+/* Spares that took a connection: they are serving now. */
+static void
+read_taken(struct burst *b)
+{
+	pid_t pid;
+
+	while (read(b->taken[0], &pid, sizeof(pid)) == (ssize_t)sizeof(pid)) {
+		b->active++;
+		if (pid == b->spare) {
+			b->spare = 0;
+			dismiss_spare(b);
+		}
 	}
 }
 
@@ -139,8 +212,16 @@ static void
 reap_children(struct burst *b)
 {
 	bool reaped = false;
+	pid_t pid;
 
-	while (waitpid(-1, NULL, WNOHANG) > 0) {
+	/* A spare's "taken" is written before it can exit: count it first. */
+	read_taken(b);
+	while ((pid = waitpid(-1, NULL, WNOHANG)) > 0) {
+		if (pid == b->spare) {
+			b->spare = 0;   /* left unused */
+			dismiss_spare(b);
+			continue;
+		}
 		reaped = true;
 		if (b->active > 0)
 			b->active--;
@@ -157,6 +238,8 @@ read_signals(struct burst *b)
 	while (read(b->signal_fd, &info, sizeof(info)) == (ssize_t)sizeof(info))
 		if (info.ssi_signo == SIGTERM || info.ssi_signo == SIGINT)
 			b->stopping = true;
+	if (b->stopping)
+		dismiss_spare(b);
 	reap_children(b);
 }
 
@@ -169,12 +252,24 @@ connection_waiting(int listen_fd)
 	return poll(&p, 1, 0) > 0 && (p.revents & POLLIN);
 }
 
-/* Idle long enough, and nothing waiting: time to leave it to systemd. */
 static bool
-idle_done(const struct burst *b, int64_t now)
+idle_expired(const struct burst *b, int64_t now)
 {
 	return config.idle_exit_ms > 0 && b->active == 0 && !b->stopping &&
-	    now - b->idle_since_ms >= config.idle_exit_ms && !connection_waiting(b->listen_fd);
+	    now - b->idle_since_ms >= config.idle_exit_ms;
+}
+
+/*
+ * Idle long enough, nothing waiting: dismiss the spare, and once it is gone
+ * without a connection, leave the socket to systemd.
+ */
+static bool
+idle_done(struct burst *b, int64_t now)
+{
+	if (!idle_expired(b, now) || connection_waiting(b->listen_fd))
+		return false;
+	dismiss_spare(b);
+	return !b->spare;
 }
 
 /* Milliseconds poll may sleep: until the idle exit, or the end of a pause; -1: no bound. */
@@ -183,7 +278,7 @@ poll_timeout(const struct burst *b, int64_t now)
 {
 	int64_t until = -1;
 
-	if (config.idle_exit_ms > 0 && b->active == 0 && !b->stopping)
+	if (config.idle_exit_ms > 0 && b->active == 0 && !b->stopping && b->spare_quit >= 0)
 		until = b->idle_since_ms + config.idle_exit_ms;
 	if (b->retry_at_ms && (until < 0 || b->retry_at_ms < until))
 		until = b->retry_at_ms;
@@ -192,35 +287,31 @@ poll_timeout(const struct burst *b, int64_t now)
 	return until <= now ? 0 : (int)(until - now > 60000 ? 60000 : until - now);
 }
 
-static bool
-accepting(struct burst *b, int64_t now)
-{
-	if (b->retry_at_ms && now >= b->retry_at_ms)
-		b->retry_at_ms = 0;
-	return !b->stopping && !b->retry_at_ms && b->active < config.max_connections;
-}
-
 static int
 setup(struct burst *b, int listen_fd)
 {
 	sigset_t handled;
 
-	*b = (struct burst){ .listen_fd = listen_fd, .idle_since_ms = http_now_ms() };
+	*b = (struct burst){ .listen_fd = listen_fd, .spare_quit = -1,
+		.idle_since_ms = http_now_ms() };
 	sigemptyset(&handled);
 	sigaddset(&handled, SIGCHLD);
 	sigaddset(&handled, SIGTERM);
 	sigaddset(&handled, SIGINT);
 	if (sigprocmask(SIG_BLOCK, &handled, &b->start_mask) < 0 ||
-	    (b->signal_fd = signalfd(-1, &handled, SFD_CLOEXEC | SFD_NONBLOCK)) < 0) {
-		fprintf(stderr, "lso: burst: signalfd: %s\n", strerror(errno));
+	    (b->signal_fd = signalfd(-1, &handled, SFD_CLOEXEC | SFD_NONBLOCK)) < 0 ||
+	    pipe2(b->taken, O_CLOEXEC | O_NONBLOCK) < 0) {
+		fprintf(stderr, "lso: burst: signalfd, pipe: %s\n", strerror(errno));
 		return -1;
 	}
-	/* Non-blocking: a connection reset between poll and accept must not stall us. */
+	/* Non-blocking: a connection reset between poll and accept must not stall a spare. */
 	if (fcntl(listen_fd, F_SETFD, FD_CLOEXEC) < 0 ||
 	    fcntl(listen_fd, F_SETFL, fcntl(listen_fd, F_GETFL) | O_NONBLOCK) < 0) {
 		fprintf(stderr, "lso: burst: listening socket: %s\n", strerror(errno));
 		return -1;
 	}
+	/* What every request would look up, once for all children. */
+	job_preload();
 	return 0;
 }
 
@@ -235,23 +326,20 @@ burst_serve(int listen_fd)
 		return EXIT_SYSTEM;
 	for (;;) {
 		now = http_now_ms();
-		if ((b.stopping && b.active == 0) || idle_done(&b, now))
+		if ((b.stopping && b.active == 0 && !b.spare) || idle_done(&b, now))
 			break;
+		if (wants_spare(&b, now))
+			start_spare(&b);
 		fds[0] = (struct pollfd){ .fd = b.signal_fd, .events = POLLIN };
-		fds[1] = (struct pollfd){ .fd = accepting(&b, now) ? listen_fd : -1, .events = POLLIN };
+		fds[1] = (struct pollfd){ .fd = b.taken[0], .events = POLLIN };
 		if (poll(fds, 2, poll_timeout(&b, now)) < 0 && errno != EINTR) {
 			fprintf(stderr, "lso: burst: poll: %s\n", strerror(errno));
 			return EXIT_SYSTEM;
 		}
+		if (fds[1].revents)
+			read_taken(&b);
 		if (fds[0].revents)
 			read_signals(&b);
-		if (fds[1].revents & POLLIN)
-			accept_connections(&b);
-		else if (fds[1].revents) {
-			/* The socket is broken or gone: nothing more will come. */
-			fprintf(stderr, "lso: burst: the listening socket failed; exiting\n");
-			b.stopping = true;
-		}
 	}
 	close(b.signal_fd);
 	return 0;

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -188,6 +189,17 @@ read_file(const char *path, size_t *len)
 }
 
 /*
+ * What job_preload looked up once for the process and its children (burst
+ * mode forks a child per connection): our unit's name, the signals we ignore.
+ */
+static struct {
+	bool unit_known;
+	char *unit;                 /* NULL: not in a unit */
+	bool ignored_known;
+	unsigned long long ignored;
+} preloaded;
+
+/*
  * Our unit (instance or job scope): the last component of our cgroup, on the
  * first line of /proc/self/cgroup that ends in one. NULL outside a unit.
  */
@@ -195,7 +207,11 @@ static char *
 own_unit(void)
 {
 	size_t len;
-	char *text = read_file("/proc/self/cgroup", &len), *unit = NULL, *save, *line, *name;
+	char *text, *unit = NULL, *save, *line, *name;
+
+	if (preloaded.unit_known)
+		return preloaded.unit ? strdup(preloaded.unit) : NULL;
+	text = read_file("/proc/self/cgroup", &len);
 
 	for (line = text ? strtok_r(text, "\n", &save) : NULL; line && !unit;
 	    line = strtok_r(NULL, "\n", &save))
@@ -317,8 +333,11 @@ ignored_signals(void)
 {
 	char buf[4096], *line;
 	ssize_t n;
-	int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+	int fd;
 
+	if (preloaded.ignored_known)
+		return preloaded.ignored;
+	fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return ~0ULL; /* no /proc: reset them all */
 	n = read(fd, buf, sizeof(buf) - 1);
@@ -343,6 +362,15 @@ reset_process_state(void)
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	setpgid(0, 0);
+}
+
+void
+job_preload(void)
+{
+	preloaded.unit = own_unit();
+	preloaded.unit_known = true;
+	preloaded.ignored = ignored_signals();
+	preloaded.ignored_known = true;
 }
 
 /* In the child: never returns. Reports why exec failed on status_fd. */
@@ -374,6 +402,48 @@ exec_child(const struct program *prog, char *const argv[], char *const envp[],
 	}
 	(void)!write(status_fd, &code, sizeof(code));
 	_exit(127);
+}
+
+struct spawn {
+	const struct program *prog;
+	char *const *argv, *const *envp;
+	int out_fd, err_fd, status_fd;
+};
+
+static int
+spawn_entry(void *arg)
+{
+	const struct spawn *sp = arg;
+
+	exec_child(sp->prog, sp->argv, sp->envp, sp->out_fd, sp->err_fd, sp->status_fd);
+	return 127;
+}
+
+/*
+ * A sync run's program, as posix_spawn starts one: clone(CLONE_VM |
+ * CLONE_VFORK) on a stack of its own, so that nothing of our memory is
+ * copied for a child that only execs (a fork of lso, then the teardown of
+ * that copy at exec, were most of a sync run's own cost). Safe where it is
+ * used: a sync run's process has no signal handler that could run in the
+ * child, we wait (CLONE_VFORK) until it has exec'd or exited, and it writes
+ * only its own stack. Async runs (their runner has a cancel handler) and
+ * sanitizer builds (instrumented code on a foreign stack) fork.
+ */
+static pid_t
+spawn_program(const struct spawn *sp)
+{
+#if defined(__SANITIZE_ADDRESS__)
+	pid_t pid = fork();
+
+	if (pid == 0)
+		spawn_entry((void *)sp);
+	return pid;
+#else
+	static char stack[64 * 1024] __attribute__((aligned(64)));
+
+	return clone(spawn_entry, stack + sizeof(stack), CLONE_VM | CLONE_VFORK | SIGCHLD,
+	    (void *)sp);
+#endif
 }
 
 /* Where the captured bytes go, within one budget shared by stdout and stderr. */
@@ -653,13 +723,16 @@ job_run(const struct program *prog, const char *const *args, size_t nargs,
 	}
 	/* Orphans of the program come to us, not to init: see kill_escapees. */
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
-	w.pid = fork();
+	if (!control) {
+		struct spawn sp = { prog, argv, envp, out[1], err[1], status[1] };
+
+		w.pid = spawn_program(&sp);
+	} else if ((w.pid = fork()) == 0)
+		exec_child(prog, argv, envp, out[1], err[1], status[1]);
 	if (w.pid < 0) {
 		start_failed(result, "fork: ");
 		goto out;
 	}
-	if (w.pid == 0)
-		exec_child(prog, argv, envp, out[1], err[1], status[1]);
 	setpgid(w.pid, w.pid);
 	if (control)
 		lock_write_pids(control->lock_fd, getpid(), w.pid);
@@ -1592,8 +1665,13 @@ move_to_scope(const char *kind, const char *id, char *why, size_t why_size)
 		bool moved = text && strstr(text, unit);
 
 		free(text);
-		if (moved)
+		if (moved) {
+			/* Our unit changed: the journal must name the scope now. */
+			free(preloaded.unit);
+			preloaded.unit = NULL;
+			preloaded.unit_known = false;
 			return 0;
+		}
 		poll(NULL, 0, 10);
 	}
 	snprintf(why, why_size, "%s did not take us in time", unit);

@@ -50,6 +50,13 @@ enum resolve job_resolve_file(const char *root, const char *name, bool need_exec
  */
 void job_log(const char *id, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/*
+ * Look up once what every request of this process would read again: our
+ * unit's name (for the journal) and the signals we ignore (reset for a
+ * program). For burst mode, before it forks a child per connection.
+ */
+void job_preload(void);
+
 /* Fill id with a fresh random uuid4; -1 if the kernel has no randomness for us. */
 int job_new_id(job_id id);
 

@@ -20,8 +20,18 @@ burst_zombies() {
 		[ "$(awk '{print $3}' "/proc/$c/stat" 2>/dev/null)" != Z ] || echo "$c"
 	done
 }
-has_children() { [ "$(burst_children "$1" | wc -l)" -ge "$2" ]; }
-sockets_of() { ls -l "/proc/$1/fd" 2>/dev/null | grep -c 'socket:'; }
+# socket_inodes PID: the inodes of the sockets the process holds, one a line.
+socket_inodes() { ls -l "/proc/$1/fd" 2>/dev/null | sed -n 's/.*socket:\[\([0-9]*\)\].*/\1/p'; }
+# serving PID N: at least N children of the burst lso hold a connection (a
+# socket that is not the listening one: not just the spare).
+serving() {
+	local c listen n=0
+	listen=$(socket_inodes "$1")
+	for c in $(burst_children "$1"); do
+		socket_inodes "$c" | grep -qvx "$listen" && n=$((n + 1))
+	done
+	[ "$n" -ge "$2" ]
+}
 
 # burst_post NAME ARGS-JSON OUT: a sync run with curl, for use in the background.
 burst_post() {
@@ -61,7 +71,7 @@ burst_idle() {
 	# A 3 s run holds the burst (no idle time starts while it is in flight).
 	burst_post sleep-echo '["3"]' "$TMP/burst-idle.run" &
 	client=$!
-	wait_for 5 has_children "$pid" 1
+	wait_for 5 serving "$pid" 1
 	sleep 2
 	check "LSO_IDLE_EXIT_SEC=1: still serving 2 s into a 3 s request" kill -0 "$pid"
 	wait "$client"
@@ -122,7 +132,7 @@ burst_sigterm() {
 	request GET /api/version
 	burst_post sleep-echo '["2"]' "$TMP/burst-term.run" &
 	client=$!
-	wait_for 5 has_children "$pid" 1
+	wait_for 5 serving "$pid" 1
 	kill -TERM "$pid"
 	curl -s -o /dev/null -w '%{http_code}' --max-time 15 "http://127.0.0.1:$PORT/api/version" \
 		>"$TMP/burst-term.late" 2>/dev/null &
@@ -140,9 +150,11 @@ burst_sigterm() {
 		bash -c "[ \"\$(cat '$TMP/burst-term.late')\" != 200 ]"
 }
 
-# No connection's descriptor in another's child or in a program.
+# No connection's descriptor in another's child or in a program. The burst
+# process holds the listening socket; a spare (a child forked before its
+# connection) holds only that; a child that took a connection holds only it.
 burst_fds() {
-	local pid c n_ok=0 n=0 clients=()
+	local pid c listen conns=() bad=0 mine clients=()
 	start_server burst-fds burst "${common[@]}" LSO_STATE_DIR="$TMP/burst-fds-state" EXECUTABLE_TIMEOUT_SEC=10
 	pid=$SERVER_PID
 	request GET /api/version
@@ -150,14 +162,17 @@ burst_fds() {
 	clients+=($!)
 	burst_post sleep-echo '["3"]' "$TMP/burst-fds.2" &
 	clients+=($!)
-	wait_for 5 has_children "$pid" 2
+	wait_for 5 serving "$pid" 2
+	listen=$(socket_inodes "$pid")
+	expect "the burst process holds one socket, the listening one" "$(wc -w <<<"$listen")" 1
 	for c in $(burst_children "$pid"); do
-		n=$((n + 1))
-		[ "$(sockets_of "$c")" = 1 ] && n_ok=$((n_ok + 1))
+		mine=$(socket_inodes "$c")
+		if [ "$mine" = "$listen" ]; then continue; fi  # the spare
+		if [ "$(wc -w <<<"$mine")" != 1 ]; then bad=$((bad + 1)); else conns+=("$mine"); fi
 	done
-	check "two connection children" [ "$n" -ge 2 ]
-	expect "each connection child holds one socket, its own" "$n_ok" "$n"
-	expect "the burst process holds one socket, the listening one" "$(sockets_of "$pid")" 1
+	expect "two children serve a connection" "${#conns[@]}" 2
+	expect "... each holds one socket, its own" "$bad" 0
+	check "... not the same one" [ "${conns[0]:-x}" != "${conns[1]:-x}" ]
 	sync show-fds
 	jqcheck "a program run beside two open connections inherits only 0-2" \
 		'[.result.output | split("\n")[] | select(length > 0) | split(" ")[0]] == ["0","1","2"]'
@@ -175,7 +190,8 @@ burst_many() {
 	out=$("$TMP/load" -t 30 127.0.0.1 "$PORT" "$TMP/burst-many.req" 5000 16 2>&1)
 	check "5000 requests, all answered ($out)" grep -q 'count=5000 failures=0 ' <<<"$out"
 	check "no zombies after 5000 requests" wait_for 5 eval "[ -z \"\$(burst_zombies $pid)\" ]"
-	check "no children left after 5000 requests" wait_for 5 eval "[ -z \"\$(burst_children $pid)\" ]"
+	check "no child serving after 5000 requests" wait_for 5 eval "! serving $pid 1"
+	expect "... one child left, the spare waiting for the next connection" "$(burst_children "$pid" | wc -l)" 1
 	expect "one log line per request" "$(grep -c '^GET /api/version 200 ' "$TMP/burst-many.log")" 5000
 	stop_burst "$pid" burst-many
 }
