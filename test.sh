@@ -740,6 +740,12 @@ if want attack; then
 	suite_attack
 fi
 
+if want templating; then
+	echo "== client data never templated by Ansible"
+	. "$TOP/tests/attack.sh"
+	suite_attack_templating
+fi
+
 if want limits; then
 	echo "== limits"
 	start_server limits inetd "${common[@]}" LSO_MAX_BODY_BYTES=1000 LSO_MAX_OUTPUT_BYTES=1000 LSO_READ_TIMEOUT_SEC=1

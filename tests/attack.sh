@@ -769,6 +769,83 @@ attack_auth() {
 	expect "$l: the OpenAPI document needs the token" "$CODE" 401
 }
 
+# --- playbooks: client strings are never templated (real Ansible) ---
+
+# attack_lookup MARKER: a template that creates MARKER when Ansible renders it.
+attack_lookup() { printf "{{ lookup('pipe', 'touch %s') }}" "$1"; }
+
+# attack_pb_job JSON: submit a playbook run with a callback; prints the job id.
+attack_pb_job() {
+	request POST /api/playbook -H 'Content-Type: application/json' --data-binary "$1"
+	expect "templating: submitted" "$CODE" 201
+	jq -r '.job_id // empty' "$TMP/body"
+}
+
+# attack_pb_status_is JOB STATUS: the job's callback reports STATUS.
+attack_pb_status_is() {
+	callbacks_for "$1" | jq -e --arg s "$2" 'select(.path | startswith("/ok/tpl")) | .body.status == $s' >/dev/null
+}
+
+# attack_pb_output JOB: the job's callback output lines, one JSON array.
+attack_pb_output() {
+	callbacks_for "$1" | jq -c 'select(.path | startswith("/ok/tpl")) | .body.output' | tail -n 1
+}
+
+attack_templating() {
+	local l="templating" m=() i job_vars job_obj job_ini job_nasty out data sent
+	for i in 0 1 2 3 4 5 6 7; do m+=("$(attack_marker)"); done
+	start_receiver tpl
+	# 1. extra vars, printed by the playbook; a key that is a template too.
+	job_vars=$(attack_pb_job "$(jq -cn --arg g "$(attack_lookup "${m[0]}")" --arg k "$(attack_lookup "${m[1]}")" \
+		--arg cb "$RECEIVER/ok/tpl" '{playbook_name: "echo-vars.yml", callback: $cb,
+		inventory: {all: {hosts: {localhost: {ansible_connection: "local"}}}},
+		extra_vars: {greeting: $g, ($k): "x"}}')")
+	# 2. an inventory object: a host var printed, a connection var never used,
+	#    a group name and a host name.
+	job_obj=$(attack_pb_job "$(jq -cn --arg c "$(attack_lookup "${m[2]}")" --arg n "$(attack_lookup "${m[3]}")" \
+		--arg gr "$(attack_lookup "${m[4]}")" --arg cb "$RECEIVER/ok/tpl" '{playbook_name: "echo-vars.yml",
+		callback: $cb, inventory: {all: {hosts: {localhost: {ansible_connection: "local", color: $c}}},
+		($gr): {hosts: {localhost: null}}, other: {hosts: {nohost: {ansible_connection: $n}}}}}')")
+	# 3. an ini string inventory: a become user never used, a var printed.
+	job_ini=$(attack_pb_job "$(jq -cn --arg b "$(attack_lookup "${m[5]}")" --arg c "$(attack_lookup "${m[6]}")" \
+		--arg cb "$RECEIVER/ok/tpl" '{playbook_name: "echo-vars.yml", callback: $cb,
+		inventory: ("localhost ansible_connection=local ansible_become_user=\"" + $b + "\" color=\"" + $c + "\"\n")}')")
+	# 4. strings built to break out of a quoted scalar, as keys and values.
+	data=$(jq -cn --arg t "$(attack_lookup "${m[7]}")" '{
+		quote: "a\"b", backslash: "a\\b\\\\", "\"}: {evil": $t, newline: "a\nb\r\nc", tab: "a\tb",
+		controls: "\u0001\u001f\u007f", separators: "\u0085\u2028\u2029\ufeff", astral: "\ud83d\ude00",
+		tag: "!unsafe \"x\"", yaml: "- a: [b, {c: d}] # e", anchor: "&a *a", bang: "!!python/object:os.system",
+		template_key: {($t): [$t, 1, 1.5, true, null, -0.25, 1e300]},
+		long: ("k" * 3000), (("q" * 2000) + "\\\""): "long key", empty: "", "": "empty key",
+		numbers: [0, -1, 3000000000, 12345.5, 1e-7], nested: [[[{}]], []]}')
+	job_nasty=$(attack_pb_job "$(jq -cn --argjson d "$data" --arg dest "$TMP/attack-tpl-data.json" \
+		--arg cb "$RECEIVER/ok/tpl" '{playbook_name: "echo-vars.yml", callback: $cb,
+		inventory: {all: {hosts: {localhost: {ansible_connection: "local"}}}},
+		extra_vars: {data: $d, dest: $dest}}')")
+	for job in "$job_vars" "$job_obj" "$job_ini" "$job_nasty"; do
+		check "$l: callback for $job" wait_for 90 has_callbacks "$job"
+	done
+	for i in "${!m[@]}"; do
+		check "$l: vector $i: nothing ran" [ ! -e "${m[$i]}" ]
+	done
+	out=$(attack_pb_output "$job_vars")
+	check "$l: extra var printed verbatim" jq -e --arg g "$(attack_lookup "${m[0]}")" \
+		'any(contains("greeting=[" + $g + "]"))' <<<"$out"
+	out=$(attack_pb_output "$job_obj")
+	check "$l: host var printed verbatim" jq -e --arg c "$(attack_lookup "${m[2]}")" \
+		'any(contains("color=[" + $c + "]"))' <<<"$out"
+	check "$l: group name printed verbatim" jq -e --arg g "$(attack_lookup "${m[4]}")" \
+		'any(contains($g))' <<<"$out"
+	check "$l: connection var reached Ansible as text" jq -e --arg n "$(attack_lookup "${m[3]}")" \
+		'any(contains($n))' <<<"$out"
+	out=$(attack_pb_output "$job_ini")
+	check "$l: ini host var printed verbatim" jq -e --arg c "$(attack_lookup "${m[6]}")" \
+		'any(contains("color=[" + $c + "]"))' <<<"$out"
+	check "$l: ini run succeeded" attack_pb_status_is "$job_ini" successful
+	check "$l: nasty strings: run succeeded" attack_pb_status_is "$job_nasty" successful
+	check "$l: nasty strings arrive verbatim" jq -e --argjson d "$data" '. == $d' "$TMP/attack-tpl-data.json"
+}
+
 # --- the suite ---
 
 suite_attack() {
@@ -815,4 +892,18 @@ suite_attack() {
 
 	check "attack: no lso crashed or failed" bash -c "! grep -hE 'died with (code [1-9]|signal)' $TMP/attack-*.log"
 	check "attack: no sanitizer reports" bash -c "! grep -hE 'Sanitizer|runtime error' $TMP/attack-*.log"
+}
+
+# The templating attacks (real Ansible): test.sh's section "templating".
+suite_attack_templating() {
+	if ! command -v ansible-playbook >/dev/null; then
+		echo "SKIP: templating attacks: ansible-playbook is not installed"
+		skipped=$((skipped + 1))
+		return
+	fi
+	start_server attack-playbook inetd "${common[@]}" LSO_STATE_DIR="$TMP/attack-pb-state" \
+		ANSIBLE_PLAYBOOKS_ROOT_DIR="$TOP/tests/playbooks" ANSIBLE_PLAYBOOK_TIMEOUT_SEC=60
+	attack_templating
+	check "templating: no lso crashed or failed" bash -c "! grep -hE 'died with (code [1-9]|signal)' $TMP/attack-playbook.log"
+	check "templating: no sanitizer reports" bash -c "! grep -hE 'Sanitizer|runtime error' $TMP/attack-playbook.log"
 }
