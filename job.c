@@ -742,9 +742,8 @@ struct job {
 	struct program prog;
 	int lock_fd;   /* held by the job's runner for its whole life */
 	/* playbooks */
-	char *inventory;
-	bool inventory_is_object;
-	char *extra_vars;
+	char *inventory;   /* YAML (yaml.h) */
+	char *extra_vars;  /* YAML (yaml.h) */
 	char *progress_url;
 	bool incremental;
 	struct jbuf stdout_lines;  /* non-empty stdout lines, each ending in '\n' */
@@ -1745,8 +1744,8 @@ write_private_file(const char *path, const char *text)
 }
 
 /*
- * The inventory (JSON for objects, the hosts text as given otherwise) and the
- * extra vars, in a directory only we can read: never on the command line.
+ * The inventory and the extra vars, YAML with every client string !unsafe
+ * (lso.c made them), in a directory only we can read: never on the command line.
  */
 static bool
 write_playbook_files(const struct job *j, char dir[PATH_MAX], char inventory[PATH_MAX],
@@ -1757,12 +1756,11 @@ write_playbook_files(const struct job *j, char dir[PATH_MAX], char inventory[PAT
 	if (!state_path(top, "tmp", NULL, NULL) || !state_path(dir, "tmp", j->id, NULL) ||
 	    (mkdir(top, 0700) < 0 && errno != EEXIST) || mkdir(dir, 0700) < 0)
 		return false;
-	if (snprintf(inventory, PATH_MAX, "%s/%s", dir,
-	    j->inventory_is_object ? "inventory.json" : "hosts") >= PATH_MAX ||
-	    snprintf(vars, PATH_MAX, "%s/extra_vars.json", dir) >= PATH_MAX)
+	if (snprintf(inventory, PATH_MAX, "%s/inventory.yml", dir) >= PATH_MAX ||
+	    snprintf(vars, PATH_MAX, "%s/extra_vars.yml", dir) >= PATH_MAX)
 		return errno = ENAMETOOLONG, false;
 	return write_private_file(inventory, j->inventory ? j->inventory : "") &&
-	    write_private_file(vars, j->extra_vars ? j->extra_vars : "{}");
+	    write_private_file(vars, j->extra_vars ? j->extra_vars : "{}\n");
 }
 
 /* ansible-playbook: $ANSIBLE_PLAYBOOK, else the first on PATH. */
@@ -2120,7 +2118,6 @@ job_submit(const struct job_request *r, const char *id, struct job **out)
 	j->args = calloc(r->nargs + 1, sizeof(*j->args));
 	j->callback_url = dup_or_null(r->callback);
 	j->inventory = dup_or_null(r->inventory);
-	j->inventory_is_object = r->inventory_is_object;
 	j->extra_vars = dup_or_null(r->extra_vars);
 	j->progress_url = dup_or_null(r->progress);
 	j->incremental = r->incremental;
