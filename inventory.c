@@ -21,6 +21,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "inventory.h"
 #include "json.h"
@@ -202,6 +203,19 @@ classify_number(const char *s, const char *sign, struct jbuf *typed)
 	return VALUE_TEXT;
 }
 
+/* r, u, b, f, t, br, rb, fr, rf, tr, rt in any case: Python's string prefixes. */
+static bool
+is_string_prefix(const char *s, size_t len)
+{
+	static const char *const prefixes[] = { "r", "u", "b", "f", "t", "br", "rb", "fr", "rf",
+		"tr", "rt" };
+
+	for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
+		if (strlen(prefixes[i]) == len && strncasecmp(s, prefixes[i], len) == 0)
+			return true;
+	return false;
+}
+
 static enum value_kind
 classify_word(const char *s, const char *end, struct jbuf *typed)
 {
@@ -209,9 +223,17 @@ classify_word(const char *s, const char *end, struct jbuf *typed)
 		{ "True", "true" }, { "False", "false" }, { "None", "null" }, { "set", NULL } };
 	size_t len = strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_");
 
-	/* A non-ASCII letter may join the name, and NFKC may make it a constant. */
-	if ((unsigned char)s[len] >= 0x80)
-		return VALUE_REFUSED;
+	/*
+	 * A non-ASCII letter may join the name, and Python's NFKC may turn it
+	 * into a constant (U+FF53 U+FF45 U+FF54 "()" is set()): refused when
+	 * the name could still become one.
+	 */
+	if ((unsigned char)s[len] >= 0x80) {
+		for (size_t i = 0; i < sizeof(constants) / sizeof(constants[0]); i++)
+			if (strncmp(s, constants[i][0], len) == 0 && len < strlen(constants[i][0]))
+				return VALUE_REFUSED;
+		return is_string_prefix(s, len) ? VALUE_REFUSED : VALUE_TEXT;
+	}
 	for (size_t i = 0; i < sizeof(constants) / sizeof(constants[0]); i++) {
 		if (strlen(constants[i][0]) != len || strncmp(s, constants[i][0], len) != 0)
 			continue;
@@ -221,8 +243,8 @@ classify_word(const char *s, const char *end, struct jbuf *typed)
 		}
 		return VALUE_REFUSED;
 	}
-	/* A string prefix (r"", b'', f"" ...) before a quote. */
-	if (s[len] == '"' || s[len] == '\'')
+	/* A string prefix (r"", b'', f"" ...) before a quote; another name fails there. */
+	if ((s[len] == '"' || s[len] == '\'') && is_string_prefix(s, len))
 		return VALUE_REFUSED;
 	return VALUE_TEXT; /* a name: literal_eval fails */
 }
