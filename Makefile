@@ -56,6 +56,11 @@ tests/unit: tests/unit.c http.c job.c yaml.c inventory.c $(HDR)
 	$(CC) $(SAN_FLAGS) -Wall -Wextra $(WERROR) $(LSO_CPPFLAGS) $(CPPFLAGS) -o $@ tests/unit.c http.c job.c \
 	    yaml.c inventory.c $(LDLIBS)
 
+# lso's YAML on stdin/stdout, for tests/yaml-roundtrip.py (run by test.sh).
+tests/yaml-tool: tests/yaml-tool.c yaml.c inventory.c yaml.h inventory.h json.h
+	$(CC) $(SAN_FLAGS) -Wall -Wextra $(WERROR) $(LSO_CPPFLAGS) $(CPPFLAGS) -o $@ tests/yaml-tool.c \
+	    yaml.c inventory.c $(LDLIBS)
+
 # libFuzzer harnesses (clang): the HTTP reader, and whole requests through lso_serve.
 FUZZ_CC = clang
 FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined
@@ -96,7 +101,7 @@ deps:
 
 # The suite: unit tests, then end to end against the build and the sanitizer build.
 test: deps
-	@$(MAKE) lso tests/unit tests/lso-san
+	@$(MAKE) lso tests/unit tests/lso-san tests/yaml-tool
 	tests/unit
 	./test.sh ./lso
 	LSO_SAN=1 ./test.sh tests/lso-san
@@ -136,7 +141,7 @@ uninstall:
 	    $(DESTDIR)$(MANDIR)/man8/lso.8 $(DESTDIR)$(DOCDIR)/README.md
 
 clean:
-	rm -f lso $(OBJ) openapi.h tests/unit tests/lso-san tests/fuzz-http tests/fuzz-request tests/fuzz-yaml
+	rm -f lso $(OBJ) openapi.h tests/unit tests/lso-san tests/fuzz-http tests/fuzz-request tests/yaml-tool
 	rm -rf run-state
 
 .PHONY: all deps test test-valgrind test-systemd test-package test-launchers test-openapi fuzz run \
