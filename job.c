@@ -252,7 +252,19 @@ job_log(const char *id, const char *fmt, ...)
 	fprintf(stderr, "%s\n", line);
 }
 
-/* lso's environment without the socket-activation variables, plus LSO_JOB_ID. */
+/* Does extra set the variable of entry ("NAME=...")? Python keeps the first of duplicates. */
+static bool
+overridden(const char *entry, const char *const *extra)
+{
+	size_t name_len = strcspn(entry, "=");
+
+	for (; extra && *extra; extra++)
+		if (strncmp(*extra, entry, name_len + 1) == 0)
+			return true;
+	return false;
+}
+
+/* lso's environment without the socket-activation variables, plus extra and LSO_JOB_ID. */
 static char **
 program_environment(const char *id, char *id_var, size_t id_var_size,
     const char *const *extra)
@@ -269,7 +281,7 @@ program_environment(const char *id, char *id_var, size_t id_var_size,
 		return NULL;
 	for (size_t i = 0; i < n; i++)
 		if (strncmp(environ[i], "LISTEN_", 7) != 0 &&
-		    strncmp(environ[i], "LSO_JOB_ID=", 11) != 0)
+		    strncmp(environ[i], "LSO_JOB_ID=", 11) != 0 && !overridden(environ[i], extra))
 			env[kept++] = environ[i];
 	for (size_t i = 0; i < n_extra; i++)
 		env[kept++] = (char *)extra[i];
@@ -2001,9 +2013,10 @@ playbook_failed(struct job *j, const char *reason)
 static void
 run_playbook(struct job *j, struct run_control *control)
 {
+	/* Only the yaml plugin reads the inventory: "auto" would take a key "plugin" as its config. */
 	static const char *const ansible_env[] = { "ANSIBLE_NOCOLOR=1", "ANSIBLE_FORCE_COLOR=0",
 		"ANSIBLE_RETRY_FILES_ENABLED=0", "ANSIBLE_INVENTORY_UNPARSED_FAILED=1",
-		"PYTHONUNBUFFERED=1", NULL };
+		"ANSIBLE_INVENTORY_ENABLED=yaml", "PYTHONUNBUFFERED=1", NULL };
 	char dir[PATH_MAX], inventory[PATH_MAX], vars[PATH_MAX], vars_arg[PATH_MAX + 1], why[PATH_MAX + 64];
 	struct playbook_output out = { .job = j, .progress_fd = -1 };
 	struct program ansible;
