@@ -404,7 +404,11 @@ host_line(struct ini *in, cJSON *group, const char *line)
 
 	if (!tokens)
 		return false;
-	pattern = cJSON_GetArrayItem(tokens, 0)->valuestring;
+	if (!tokens->child) { /* a stripped line always has a token; never read past the end */
+		cJSON_Delete(tokens);
+		return refuse(in, "Empty host name in '%.200s'", line, NULL);
+	}
+	pattern = tokens->child->valuestring;
 	len = strlen(pattern);
 	if (len == 0)
 		refuse(in, "Empty host name in '%.200s'", line, NULL);
