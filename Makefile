@@ -22,9 +22,9 @@ LDLIBS = $(LIBS_PKG)
 
 SAN_FLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 
-SRC = lso.c http.c job.c
-OBJ = lso.o http.o job.o
-HDR = lso.h http.h job.h json.h
+SRC = lso.c http.c job.c yaml.c inventory.c
+OBJ = lso.o http.o job.o yaml.o inventory.o
+HDR = lso.h http.h job.h json.h yaml.h inventory.h
 
 all: lso
 
@@ -43,13 +43,23 @@ http.o: http.c http.h
 	$(CC) $(CFLAGS) $(WERROR) $(LSO_CPPFLAGS) $(CPPFLAGS) -c http.c
 job.o: job.c $(HDR)
 	$(CC) $(CFLAGS) $(WERROR) $(LSO_CPPFLAGS) $(CPPFLAGS) -c job.c
+yaml.o: yaml.c yaml.h json.h
+	$(CC) $(CFLAGS) $(WERROR) $(LSO_CPPFLAGS) $(CPPFLAGS) -c yaml.c
+inventory.o: inventory.c inventory.h json.h
+	$(CC) $(CFLAGS) $(WERROR) $(LSO_CPPFLAGS) $(CPPFLAGS) -c inventory.c
 
 # The same sources with AddressSanitizer and UBSan, for the end-to-end suite.
 tests/lso-san: $(SRC) $(HDR) openapi.h
 	$(CC) $(SAN_FLAGS) -Wall -Wextra $(WERROR) $(LSO_CPPFLAGS) $(CPPFLAGS) -o $@ $(SRC) $(LDLIBS)
 
-tests/unit: tests/unit.c http.c job.c $(HDR)
-	$(CC) $(SAN_FLAGS) -Wall -Wextra $(WERROR) $(LSO_CPPFLAGS) $(CPPFLAGS) -o $@ tests/unit.c http.c job.c $(LDLIBS)
+tests/unit: tests/unit.c http.c job.c yaml.c inventory.c $(HDR)
+	$(CC) $(SAN_FLAGS) -Wall -Wextra $(WERROR) $(LSO_CPPFLAGS) $(CPPFLAGS) -o $@ tests/unit.c http.c job.c \
+	    yaml.c inventory.c $(LDLIBS)
+
+# lso's YAML on stdin/stdout, for tests/yaml-roundtrip.py (run by test.sh).
+tests/yaml-tool: tests/yaml-tool.c yaml.c inventory.c yaml.h inventory.h json.h
+	$(CC) $(SAN_FLAGS) -Wall -Wextra $(WERROR) $(LSO_CPPFLAGS) $(CPPFLAGS) -o $@ tests/yaml-tool.c \
+	    yaml.c inventory.c $(LDLIBS)
 
 # libFuzzer harnesses (clang): the HTTP reader, and whole requests through lso_serve.
 FUZZ_CC = clang
@@ -91,7 +101,7 @@ deps:
 
 # The suite: unit tests, then end to end against the build and the sanitizer build.
 test: deps
-	@$(MAKE) lso tests/unit tests/lso-san
+	@$(MAKE) lso tests/unit tests/lso-san tests/yaml-tool
 	tests/unit
 	./test.sh ./lso
 	LSO_SAN=1 ./test.sh tests/lso-san
@@ -131,7 +141,7 @@ uninstall:
 	    $(DESTDIR)$(MANDIR)/man8/lso.8 $(DESTDIR)$(DOCDIR)/README.md
 
 clean:
-	rm -f lso $(OBJ) openapi.h tests/unit tests/lso-san tests/fuzz-http tests/fuzz-request
+	rm -f lso $(OBJ) openapi.h tests/unit tests/lso-san tests/fuzz-http tests/fuzz-request tests/yaml-tool
 	rm -rf run-state
 
 .PHONY: all deps test test-valgrind test-systemd test-package test-launchers test-openapi fuzz run \
