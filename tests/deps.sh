@@ -6,7 +6,7 @@
 # ca-certificates is the baseline (make test-fresh checks it).
 #   build     the compiler and the libraries (make lso)
 #   test      what make test and make run use (the default: build test)
-#   fuzz      clang, for the libFuzzer harnesses (make fuzz)
+#   fuzz      clang and its libFuzzer runtime (make fuzz)
 #   valgrind  valgrind (make test-valgrind)
 # tests/package.sh, tests/launchers.sh and bench/bench.sh install their own.
 cd "$(dirname "$0")/.." || exit 1
@@ -22,7 +22,7 @@ for group; do
 	case $group in
 	build) packages="$packages $build" ;;
 	test) packages="$packages $test" ;;
-	fuzz) packages="$packages clang" ;;
+	fuzz) packages="$packages clang libclang-rt-dev" ;;
 	valgrind) packages="$packages valgrind" ;;
 	*) echo "tests/deps.sh: unknown group $group (build, test, fuzz, valgrind)" >&2; exit 2 ;;
 	esac

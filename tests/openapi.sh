@@ -138,8 +138,10 @@ fi
 if [ -n "$VALIDATORS" ]; then
 	cat >"$TMP/schema-check.cjs" <<'EOF'
 // The document against the official OpenAPI 3.1 JSON Schema.
-const { Validator } = require("@seriousme/openapi-schema-validator");
+const { pathToFileURL } = require("url");
 (async () => {
+	// An ES module: import() it (require() of one needs Node.js 20.19; Debian 12 has 18).
+	const { Validator } = await import(pathToFileURL(require.resolve("@seriousme/openapi-schema-validator")).href);
 	const v = new Validator();
 	const r = await v.validate(process.argv[2]);
 	if (r.valid && v.version && v.version.startsWith("3.1")) {
