@@ -57,7 +57,8 @@ in_box() { "$BOX" exec bash -c "cd /root/lso && $1"; }
 # the suites' formats: "FAIL: x", "FAIL x", "SKIP x: why", "   SKIP ...").
 no_fail_or_skip() {
 	local bad
-	bad=$(grep -E '^[[:space:]]*(FAIL|SKIP)([: ]|$)|[1-9][0-9]* skipped' "$2" | head -n 20)
+	bad=$(grep -E '^[[:space:]]*(FAIL|SKIP)([: ]|$)|[1-9][0-9]* skipped' "$2" | head -n 20 |
+		sed 's/^[[:space:]]*//' | paste -sd '|' | sed 's/|/ | /g')
 	if [ -z "$bad" ]; then pass "$1: no FAIL, no SKIP"; else fail "$1: no FAIL, no SKIP" "$bad"; fi
 }
 
