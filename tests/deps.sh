@@ -28,10 +28,19 @@ for group; do
 	esac
 done
 
+# installed PACKAGE: Node.js may come from elsewhere (NodeSource's nodejs
+# includes npm and conflicts with Debian's npm): there the commands suffice.
+installed() {
+	case $1 in
+	nodejs) command -v node >/dev/null && return 0 ;;
+	npm) command -v npm >/dev/null && return 0 ;;
+	esac
+	dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
+}
+
 missing=
 for p in $packages; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
-		missing="$missing $p"
+	installed "$p" || missing="$missing $p"
 done
 if [ -n "$missing" ]; then
 	if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
