@@ -151,5 +151,4 @@ clean:
 	rm -rf run-state
 
 .PHONY: all deps test test-valgrind test-systemd test-package test-launchers test-openapi test-fresh \
-	fuzz run \
-	bench install uninstall clean
+	fuzz run bench install uninstall clean
