@@ -9,7 +9,8 @@
 #               SIGINT (Ctrl-C) to its process group must stop it.
 # The box shares the host's network (SYSTEMD_BOX_NETWORK=host): apt-get and
 # npm in the box need the package archives. So make run's 127.0.0.1:44444 is
-# the host's: that port must be free (LSO_RUN_PORT=N runs make run RUN_PORT=N).
+# the host's: it must be free at the start, and make run waits (2 min at most)
+# until nothing listens there (LSO_RUN_PORT=N runs make run RUN_PORT=N).
 # The host's own CA certificates (/usr/local/share/ca-certificates, e.g. of a
 # TLS-inspecting proxy on the way to the npm registry) are trusted in the box
 # too. Root. LSO_BOX_NAME names the box (default lso-fresh-test); it is always
@@ -106,6 +107,9 @@ no_fail_or_skip "make test" "$TMP/test.log"
 # --- make run ---
 
 echo "== make run (in the background, in the box)"
+# 44444 is in the kernel's range of ephemeral ports: a test server elsewhere
+# on this host may hold it for a while. Wait for it to be free.
+for _ in $(seq 120); do (exec 3<>"/dev/tcp/127.0.0.1/$RUN_PORT") 2>/dev/null || break; sleep 1; done
 run=make\ run
 [ "$RUN_PORT" = 44444 ] || run="make run RUN_PORT=$RUN_PORT"
 # setsid: make run leads a process group of its own, the one Ctrl-C would signal.
@@ -114,13 +118,15 @@ code=000
 for _ in $(seq 300); do
 	code=$(in_box "curl -s -o /tmp/version.json -w '%{http_code}' --max-time 5 http://127.0.0.1:$RUN_PORT/api/version")
 	[ "$code" = 200 ] && break
+	in_box 'kill -0 -- -$(cat /tmp/make-run.pid)' 2>/dev/null || break # it has ended
 	sleep 0.5
 done
 if [ "$code" = 200 ]; then pass "make run: GET /api/version 200 ($(in_box 'cat /tmp/version.json'))"; else
 	fail "make run: GET /api/version 200" "got $code: $(in_box 'tail -n 5 /tmp/make-run.log' | tr '\n' ' ')"; fi
 group=$(in_box 'cat /tmp/make-run.pid')
-in_box "kill -INT -- -$group"
-if in_box "for i in \$(seq 100); do kill -0 -- -$group 2>/dev/null || exit 0; sleep 0.1; done; exit 1"; then
+if ! in_box "kill -0 -- -$group" 2>/dev/null; then
+	fail "make run stops on SIGINT" "it had ended before"
+elif in_box "kill -INT -- -$group; for i in \$(seq 100); do kill -0 -- -$group 2>/dev/null || exit 0; sleep 0.1; done; exit 1"; then
 	pass "make run stops on SIGINT"
 else
 	fail "make run stops on SIGINT" "process group $group still runs after 10 s"
