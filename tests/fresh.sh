@@ -9,8 +9,8 @@
 #               SIGINT (Ctrl-C) to its process group must stop it.
 # The box shares the host's network (SYSTEMD_BOX_NETWORK=host): apt-get and
 # npm in the box need the package archives. So make run's 127.0.0.1:44444 is
-# the host's: it must be free at the start, and make run waits (2 min at most)
-# until nothing listens there (LSO_RUN_PORT=N runs make run RUN_PORT=N).
+# the host's: it must be free at the start, and make run starts once nothing
+# listens there (after 2 min at most; LSO_RUN_PORT=N runs make run RUN_PORT=N).
 # The host's own CA certificates (/usr/local/share/ca-certificates, e.g. of a
 # TLS-inspecting proxy on the way to the npm registry) are trusted in the box
 # too. Root. LSO_BOX_NAME names the box (default lso-fresh-test); it is always
