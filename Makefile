@@ -22,9 +22,9 @@ LDLIBS = $(LIBS_PKG)
 
 SAN_FLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 
-SRC = lso.c http.c job.c burst.c
-OBJ = lso.o http.o job.o burst.o
-HDR = lso.h http.h job.h json.h burst.h
+SRC = lso.c http.c job.c yaml.c inventory.c burst.c
+OBJ = lso.o http.o job.o yaml.o inventory.o burst.o
+HDR = lso.h http.h job.h json.h yaml.h inventory.h burst.h
 
 all: lso
 
@@ -43,15 +43,25 @@ http.o: http.c http.h
 	$(CC) $(CFLAGS) $(WERROR) $(LSO_CPPFLAGS) $(CPPFLAGS) -c http.c
 job.o: job.c $(HDR)
 	$(CC) $(CFLAGS) $(WERROR) $(LSO_CPPFLAGS) $(CPPFLAGS) -c job.c
-burst.o: burst.c burst.h http.h lso.h
+yaml.o: yaml.c yaml.h json.h
+	$(CC) $(CFLAGS) $(WERROR) $(LSO_CPPFLAGS) $(CPPFLAGS) -c yaml.c
+inventory.o: inventory.c inventory.h json.h
+	$(CC) $(CFLAGS) $(WERROR) $(LSO_CPPFLAGS) $(CPPFLAGS) -c inventory.c
+burst.o: burst.c burst.h http.h job.h lso.h
 	$(CC) $(CFLAGS) $(WERROR) $(LSO_CPPFLAGS) $(CPPFLAGS) -c burst.c
 
 # The same sources with AddressSanitizer and UBSan, for the end-to-end suite.
 tests/lso-san: $(SRC) $(HDR) openapi.h
 	$(CC) $(SAN_FLAGS) -Wall -Wextra $(WERROR) $(LSO_CPPFLAGS) $(CPPFLAGS) -o $@ $(SRC) $(LDLIBS)
 
-tests/unit: tests/unit.c http.c job.c $(HDR)
-	$(CC) $(SAN_FLAGS) -Wall -Wextra $(WERROR) $(LSO_CPPFLAGS) $(CPPFLAGS) -o $@ tests/unit.c http.c job.c $(LDLIBS)
+tests/unit: tests/unit.c http.c job.c yaml.c inventory.c $(HDR)
+	$(CC) $(SAN_FLAGS) -Wall -Wextra $(WERROR) $(LSO_CPPFLAGS) $(CPPFLAGS) -o $@ tests/unit.c http.c job.c \
+	    yaml.c inventory.c $(LDLIBS)
+
+# lso's YAML on stdin/stdout, for tests/yaml-roundtrip.py (run by test.sh).
+tests/yaml-tool: tests/yaml-tool.c yaml.c inventory.c yaml.h inventory.h json.h
+	$(CC) $(SAN_FLAGS) -Wall -Wextra $(WERROR) $(LSO_CPPFLAGS) $(CPPFLAGS) -o $@ tests/yaml-tool.c \
+	    yaml.c inventory.c $(LDLIBS)
 
 # libFuzzer harnesses (clang): the HTTP reader, and whole requests through lso_serve.
 FUZZ_CC = clang
@@ -63,15 +73,20 @@ tests/fuzz-request: tests/fuzz-request.c tests/fuzz-common.h $(SRC) $(HDR) opena
 	$(FUZZ_CC) $(FUZZ_FLAGS) -DLSO_NO_MAIN $(LSO_CPPFLAGS) $(CPPFLAGS) -o $@ tests/fuzz-request.c $(SRC) $(LDLIBS)
 
 # Each harness for FUZZ_SECONDS (make fuzz FUZZ_SECONDS=1800 for a long run).
-fuzz: tests/fuzz-http tests/fuzz-request
+fuzz: deps
+	@tests/deps.sh fuzz
+	@$(MAKE) tests/fuzz-http tests/fuzz-request
 	tests/fuzz.sh $(FUZZ_SECONDS)
 
 # valgrind memcheck over representative requests.
-test-valgrind: lso
+test-valgrind: deps
+	@tests/deps.sh valgrind
+	@$(MAKE) lso
 	tests/valgrind.sh ./lso
 
 # The units under a real systemd (root; boots a container with systemd-nspawn).
-test-systemd: lso
+test-systemd: deps
+	@$(MAKE) lso
 	tests/systemd.sh
 
 # lso.8 (mandoc lint), the Debian package (build, lintian) and the package
@@ -80,35 +95,46 @@ test-package:
 	tests/package.sh
 
 # lso under ucspi-tcp's tcpserver and under xinetd, from examples/launchers/.
-test-launchers: lso
+test-launchers: deps
+	@$(MAKE) lso
 	tests/launchers.sh ./lso
 
 # The OpenAPI document against itself and a running lso (also part of test.sh).
-test-openapi: lso
+test-openapi: deps
+	@$(MAKE) lso
 	TEST_ONLY=openapi ./test.sh ./lso
 
-# Installs what building and testing need when it is missing (Debian/Ubuntu, as root).
+# The README's make test and make run on a fresh Debian 12 minbase, from a clone
+# of the committed HEAD (root; boots it with ../shared/tools/systemd-box).
+test-fresh:
+	tests/fresh.sh
+
+# Installs what building and testing need when it is missing (Debian/Ubuntu, as
+# root), the OpenAPI validators from npm into tests/.npm.
 deps:
 	@tests/deps.sh
 
 # The suite: unit tests, then end to end against the build and the sanitizer build.
 test: deps
-	@$(MAKE) lso tests/unit tests/lso-san
+	@$(MAKE) lso tests/unit tests/lso-san tests/yaml-tool
 	tests/unit
 	./test.sh ./lso
 	LSO_SAN=1 ./test.sh tests/lso-san
 
-# Serve the API on 127.0.0.1:44444 with the example programs.
+# Serve the API on 127.0.0.1:44444 (make run RUN_PORT=N for another) with the
+# example programs.
+RUN_PORT = 44444
 run: deps
 	@$(MAKE) lso
 	@mkdir -p run-state
-	@echo "lso on http://127.0.0.1:44444 with programs from examples/ (Ctrl-C to stop)"
-	systemd-socket-activate -a --inetd -l 127.0.0.1:44444 -E PATH \
+	@echo "lso on http://127.0.0.1:$(RUN_PORT) with programs from examples/ (Ctrl-C to stop)"
+	systemd-socket-activate -a --inetd -l 127.0.0.1:$(RUN_PORT) -E PATH \
 	    -E EXECUTABLES_ROOT_DIR="$$(pwd)/examples" \
 	    -E ANSIBLE_PLAYBOOKS_ROOT_DIR="$$(pwd)/examples/playbooks" \
 	    -E LSO_STATE_DIR="$$(pwd)/run-state" ./lso
 
-bench: lso
+bench: deps
+	@$(MAKE) lso
 	bench/bench.sh
 
 # The deployment under a real systemd (root; boots a container): lso@.service, lso-burst.service,
@@ -142,8 +168,8 @@ uninstall:
 	    $(DESTDIR)$(MANDIR)/man8/lso.8 $(DESTDIR)$(DOCDIR)/README.md
 
 clean:
-	rm -f lso $(OBJ) openapi.h tests/unit tests/lso-san tests/fuzz-http tests/fuzz-request
+	rm -f lso $(OBJ) openapi.h tests/unit tests/lso-san tests/fuzz-http tests/fuzz-request tests/yaml-tool
 	rm -rf run-state
 
-.PHONY: all deps test test-valgrind test-systemd test-package test-launchers test-openapi fuzz run \
-	bench bench-systemd install uninstall clean
+.PHONY: all deps test test-valgrind test-systemd test-package test-launchers test-openapi test-fresh \
+	fuzz run bench bench-systemd install uninstall clean

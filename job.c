@@ -268,7 +268,19 @@ job_log(const char *id, const char *fmt, ...)
 	fprintf(stderr, "%s\n", line);
 }
 
-/* lso's environment without the socket-activation variables, plus LSO_JOB_ID. */
+/* Does extra set the variable of entry ("NAME=...")? Python keeps the first of duplicates. */
+static bool
+overridden(const char *entry, const char *const *extra)
+{
+	size_t name_len = strcspn(entry, "=");
+
+	for (; extra && *extra; extra++)
+		if (strncmp(*extra, entry, name_len + 1) == 0)
+			return true;
+	return false;
+}
+
+/* lso's environment without the socket-activation variables, plus extra and LSO_JOB_ID. */
 static char **
 program_environment(const char *id, char *id_var, size_t id_var_size,
     const char *const *extra)
@@ -285,7 +297,7 @@ program_environment(const char *id, char *id_var, size_t id_var_size,
 		return NULL;
 	for (size_t i = 0; i < n; i++)
 		if (strncmp(environ[i], "LISTEN_", 7) != 0 &&
-		    strncmp(environ[i], "LSO_JOB_ID=", 11) != 0)
+		    strncmp(environ[i], "LSO_JOB_ID=", 11) != 0 && !overridden(environ[i], extra))
 			env[kept++] = environ[i];
 	for (size_t i = 0; i < n_extra; i++)
 		env[kept++] = (char *)extra[i];
@@ -815,9 +827,8 @@ struct job {
 	struct program prog;
 	int lock_fd;   /* held by the job's runner for its whole life */
 	/* playbooks */
-	char *inventory;
-	bool inventory_is_object;
-	char *extra_vars;
+	char *inventory;   /* YAML (yaml.h) */
+	char *extra_vars;  /* YAML (yaml.h) */
 	char *progress_url;
 	bool incremental;
 	struct jbuf stdout_lines;  /* non-empty stdout lines, each ending in '\n' */
@@ -1823,8 +1834,8 @@ write_private_file(const char *path, const char *text)
 }
 
 /*
- * The inventory (JSON for objects, the hosts text as given otherwise) and the
- * extra vars, in a directory only we can read: never on the command line.
+ * The inventory and the extra vars, YAML with every client string !unsafe
+ * (lso.c made them), in a directory only we can read: never on the command line.
  */
 static bool
 write_playbook_files(const struct job *j, char dir[PATH_MAX], char inventory[PATH_MAX],
@@ -1835,12 +1846,11 @@ write_playbook_files(const struct job *j, char dir[PATH_MAX], char inventory[PAT
 	if (!state_path(top, "tmp", NULL, NULL) || !state_path(dir, "tmp", j->id, NULL) ||
 	    (mkdir(top, 0700) < 0 && errno != EEXIST) || mkdir(dir, 0700) < 0)
 		return false;
-	if (snprintf(inventory, PATH_MAX, "%s/%s", dir,
-	    j->inventory_is_object ? "inventory.json" : "hosts") >= PATH_MAX ||
-	    snprintf(vars, PATH_MAX, "%s/extra_vars.json", dir) >= PATH_MAX)
+	if (snprintf(inventory, PATH_MAX, "%s/inventory.yml", dir) >= PATH_MAX ||
+	    snprintf(vars, PATH_MAX, "%s/extra_vars.yml", dir) >= PATH_MAX)
 		return errno = ENAMETOOLONG, false;
 	return write_private_file(inventory, j->inventory ? j->inventory : "") &&
-	    write_private_file(vars, j->extra_vars ? j->extra_vars : "{}");
+	    write_private_file(vars, j->extra_vars ? j->extra_vars : "{}\n");
 }
 
 /* ansible-playbook: $ANSIBLE_PLAYBOOK, else the first on PATH. */
@@ -2081,9 +2091,10 @@ playbook_failed(struct job *j, const char *reason)
 static void
 run_playbook(struct job *j, struct run_control *control)
 {
+	/* Only the yaml plugin reads the inventory: "auto" would take a key "plugin" as its config. */
 	static const char *const ansible_env[] = { "ANSIBLE_NOCOLOR=1", "ANSIBLE_FORCE_COLOR=0",
 		"ANSIBLE_RETRY_FILES_ENABLED=0", "ANSIBLE_INVENTORY_UNPARSED_FAILED=1",
-		"PYTHONUNBUFFERED=1", NULL };
+		"ANSIBLE_INVENTORY_ENABLED=yaml", "PYTHONUNBUFFERED=1", NULL };
 	char dir[PATH_MAX], inventory[PATH_MAX], vars[PATH_MAX], vars_arg[PATH_MAX + 1], why[PATH_MAX + 64];
 	struct playbook_output out = { .job = j, .progress_fd = -1 };
 	struct program ansible;
@@ -2198,7 +2209,6 @@ job_submit(const struct job_request *r, const char *id, struct job **out)
 	j->args = calloc(r->nargs + 1, sizeof(*j->args));
 	j->callback_url = dup_or_null(r->callback);
 	j->inventory = dup_or_null(r->inventory);
-	j->inventory_is_object = r->inventory_is_object;
 	j->extra_vars = dup_or_null(r->extra_vars);
 	j->progress_url = dup_or_null(r->progress);
 	j->incremental = r->incremental;

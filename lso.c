@@ -19,9 +19,11 @@
 
 #include "burst.h"
 #include "http.h"
+#include "inventory.h"
 #include "job.h"
 #include "json.h"
 #include "lso.h"
+#include "yaml.h"
 
 struct config config;
 
@@ -1024,64 +1026,55 @@ inventory_object_problem(const cJSON *inventory, char *why, size_t why_size)
 	return NULL;
 }
 
-/* A string inventory is read by Ansible's ini plugin: its section lines must be whole. */
-static const char *
-inventory_text_problem(const char *text, char *why, size_t why_size)
-{
-	const char *line = text, *end, *close;
-	size_t len;
-
-	for (; *line; line = *end ? end + 1 : end) {
-		end = line + strcspn(line, "\n");
-		line += strspn(line, " \t");
-		len = (size_t)(end - line);
-		if (len == 0 || *line != '[')
-			continue;
-		close = memchr(line, ']', len);
-		if (!close || close == line + 1 || memchr(line, ' ', (size_t)(close - line)) ||
-		    (close + 1 < end && !strchr(" \t\r#;", close[1]))) {
-			snprintf(why, why_size, "Invalid section entry: '%.*s'. Please make sure that "
-			    "there are no spaces or other characters in the group name", (int)(len > 200 ? 200 : len), line);
-			return why;
-		}
-	}
-	return NULL;
-}
-
 struct playbook_request {
 	const char *name;
-	char *inventory;          /* the text Ansible reads (owned) */
-	bool inventory_is_object;
-	char *extra_vars;         /* JSON object text (owned) */
+	char *inventory;          /* YAML for Ansible, every string !unsafe (owned) */
+	char *extra_vars;         /* likewise (owned) */
 	const char *callback, *progress;
 	bool incremental;
 };
+
+/*
+ * The YAML Ansible reads for a client's JSON value (yaml.h: no string of it
+ * is ever templated); a 422 when it holds a NUL, a 500 when out of memory.
+ */
+static char *
+client_yaml(struct problems *p, const cJSON *item, const char *field, bool body_had_nul)
+{
+	char *json = body_had_nul ? cJSON_PrintUnformatted(item) : NULL, *yaml = NULL;
+
+	if (json && has_nul(json, body_had_nul))
+		problem(p, "value_error", field, -1,
+		    "Value error, string must not hold a NUL character", item);
+	else if (!(yaml = yaml_text(item)))
+		p->items.failed = true;
+	free(json);
+	return yaml;
+}
 
 static void
 parse_inventory(struct problems *p, const cJSON *body, const cJSON *item,
     struct playbook_request *r, bool body_had_nul)
 {
 	char why[512];
+	cJSON *groups;
 
 	if (!item) {
 		problem(p, "missing", "inventory", -1, "Field required", body);
 	} else if (cJSON_IsString(item)) {
 		if (!string_field(p, item, "inventory", -1, body_had_nul))
 			return;
-		if (inventory_text_problem(item->valuestring, why, sizeof(why)))
+		/* Ansible's ini format cannot mark a string unsafe: send it as YAML. */
+		if (!(groups = inventory_from_ini(item->valuestring, why, sizeof(why))))
 			problem(p, "value_error", "inventory", -1, why, item);
 		else
-			r->inventory = strdup(item->valuestring);
+			r->inventory = client_yaml(p, groups, "inventory", false);
+		cJSON_Delete(groups);
 	} else if (cJSON_IsObject(item)) {
 		if (inventory_object_problem(item, why, sizeof(why)))
 			problem(p, "value_error", "inventory", -1, why, item);
-		else if (body_had_nul && (r->inventory = cJSON_PrintUnformatted(item)) &&
-		    has_nul(r->inventory, body_had_nul))
-			problem(p, "value_error", "inventory", -1,
-			    "Value error, string must not hold a NUL character", item);
-		r->inventory_is_object = true;
-		if (!r->inventory)
-			r->inventory = cJSON_PrintUnformatted(item);
+		else
+			r->inventory = client_yaml(p, item, "inventory", body_had_nul);
 	} else {
 		/* pydantic reports each member of the union dict | str */
 		problem_at(p, "dict_type", ",\"inventory\",\"dict[str,any]\"",
@@ -1104,12 +1097,8 @@ parse_playbook_fields(struct problems *p, const cJSON *body, struct playbook_req
 	parse_inventory(p, body, member(body, "inventory"), r, body_had_nul);
 	if (vars && !cJSON_IsObject(vars))
 		problem(p, "dict_type", "extra_vars", -1, "Input should be a valid dictionary", vars);
-	else if (vars && body_had_nul && (r->extra_vars = cJSON_PrintUnformatted(vars)) &&
-	    has_nul(r->extra_vars, body_had_nul))
-		problem(p, "value_error", "extra_vars", -1,
-		    "Value error, string must not hold a NUL character", vars);
-	if (vars && !r->extra_vars)
-		r->extra_vars = cJSON_PrintUnformatted(vars);
+	else if (vars)
+		r->extra_vars = client_yaml(p, vars, "extra_vars", body_had_nul);
 	r->callback = url_field(p, member(body, "callback"), "callback", body_had_nul);
 	r->progress = url_field(p, member(body, "progress"), "progress", body_had_nul);
 	r->incremental = lax_bool(p, member(body, "progress_is_incremental"),
@@ -1137,8 +1126,7 @@ handle_playbook(struct exchange *ex, const char *arg)
 		goto out;
 	struct job_request request = { .kind = "playbook", .name = r.name, .prog = &prog,
 		.callback = r.callback, .progress = r.progress, .incremental = r.incremental,
-		.inventory = r.inventory, .inventory_is_object = r.inventory_is_object,
-		.extra_vars = r.extra_vars ? r.extra_vars : "{}" };
+		.inventory = r.inventory, .extra_vars = r.extra_vars ? r.extra_vars : "{}\n" };
 	start_job(ex, &request, "{\"job_id\":\"%s\"}");
 out:
 	free(r.inventory);
