@@ -27,6 +27,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -44,11 +45,14 @@
 
 /* After a fork or an accept failed for want of memory or descriptors, the pause before the next try. */
 #define BURST_RETRY_MS 100
+/* The journal relay's capacity, in bytes (a page per message). */
+#define BURST_RELAY_BYTES (1024 * 1024)
 
 struct burst {
 	int listen_fd;
 	int signal_fd;           /* SIGCHLD, SIGTERM, SIGINT, blocked and read here */
 	int taken[2];            /* a spare that accepted writes its pid here */
+	int relay[2];            /* the children's journal messages, one packet each */
 	sigset_t start_mask;     /* the signal mask lso started with, for the children */
 	long active;             /* children that took a connection, not yet reaped */
 	pid_t spare;             /* the child waiting for a connection; 0: none */
@@ -128,6 +132,8 @@ spare_main(const struct burst *b, int quit_fd)
 
 	close(b->signal_fd);
 	close(b->taken[0]);
+	close(b->relay[0]);
+	job_log_relay(b->relay[1]);
 	sigprocmask(SIG_SETMASK, &b->start_mask, NULL);
 	conn_fd = wait_for_connection(b->listen_fd, quit_fd);
 	close(quit_fd);
@@ -243,6 +249,17 @@ read_signals(struct burst *b)
 	reap_children(b);
 }
 
+/* The children's journal messages, to journald from a sender it knows (see job_log_relay). */
+static void
+forward_journal(struct burst *b)
+{
+	char msg[PIPE_BUF];
+	ssize_t n;
+
+	while ((n = read(b->relay[0], msg, sizeof(msg))) > 0)
+		job_log_forward(msg, (size_t)n);
+}
+
 /* Is a connection waiting in the backlog right now? */
 static bool
 connection_waiting(int listen_fd)
@@ -300,10 +317,13 @@ setup(struct burst *b, int listen_fd)
 	sigaddset(&handled, SIGINT);
 	if (sigprocmask(SIG_BLOCK, &handled, &b->start_mask) < 0 ||
 	    (b->signal_fd = signalfd(-1, &handled, SFD_CLOEXEC | SFD_NONBLOCK)) < 0 ||
-	    pipe2(b->taken, O_CLOEXEC | O_NONBLOCK) < 0) {
+	    pipe2(b->taken, O_CLOEXEC | O_NONBLOCK) < 0 ||
+	    pipe2(b->relay, O_CLOEXEC | O_NONBLOCK | O_DIRECT) < 0) {
 		fprintf(stderr, "lso: burst: signalfd, pipe: %s\n", strerror(errno));
 		return -1;
 	}
+	/* Room for a burst of messages (a packet takes a slot); when full, children send directly. */
+	fcntl(b->relay[1], F_SETPIPE_SZ, BURST_RELAY_BYTES);
 	/* Non-blocking: a connection reset between poll and accept must not stall a spare. */
 	if (fcntl(listen_fd, F_SETFD, FD_CLOEXEC) < 0 ||
 	    fcntl(listen_fd, F_SETFL, fcntl(listen_fd, F_GETFL) | O_NONBLOCK) < 0) {
@@ -319,7 +339,7 @@ int
 burst_serve(int listen_fd)
 {
 	struct burst b;
-	struct pollfd fds[2];
+	struct pollfd fds[3];
 	int64_t now;
 
 	if (setup(&b, listen_fd) < 0)
@@ -332,15 +352,19 @@ burst_serve(int listen_fd)
 			start_spare(&b);
 		fds[0] = (struct pollfd){ .fd = b.signal_fd, .events = POLLIN };
 		fds[1] = (struct pollfd){ .fd = b.taken[0], .events = POLLIN };
-		if (poll(fds, 2, poll_timeout(&b, now)) < 0 && errno != EINTR) {
+		fds[2] = (struct pollfd){ .fd = b.relay[0], .events = POLLIN };
+		if (poll(fds, 3, poll_timeout(&b, now)) < 0 && errno != EINTR) {
 			fprintf(stderr, "lso: burst: poll: %s\n", strerror(errno));
 			return EXIT_SYSTEM;
 		}
+		if (fds[2].revents)
+			forward_journal(&b);
 		if (fds[1].revents)
 			read_taken(&b);
 		if (fds[0].revents)
 			read_signals(&b);
 	}
+	forward_journal(&b);
 	close(b.signal_fd);
 	return 0;
 }

@@ -222,6 +222,44 @@ own_unit(void)
 }
 
 /*
+ * Burst mode: the connection children hand their journal messages to the
+ * burst process through this packet pipe (job_log_relay), which forwards
+ * them (job_log_forward). journald gathers a sender's metadata from /proc
+ * once per process it has not seen lately: for a child per request that was
+ * most of what a request line cost it (~0.15 ms of CPU, against ~0.02 ms
+ * from a process it knows). -1: send directly.
+ */
+static int journal_relay_fd = -1;
+
+void
+job_log_relay(int fd)
+{
+	journal_relay_fd = fd;
+}
+
+/* A job's process outlives the burst process: it logs directly, and holds no relay. */
+static void
+drop_journal_relay(void)
+{
+	if (journal_relay_fd >= 0)
+		close(journal_relay_fd);
+	journal_relay_fd = -1;
+}
+
+int
+job_log_forward(const char *msg, size_t len)
+{
+	static const struct sockaddr_un addr = { .sun_family = AF_UNIX,
+		.sun_path = "/run/systemd/journal/socket" };
+	static int fd = -1;
+
+	if (fd < 0 && (fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0)
+		return -1;
+	return sendto(fd, msg, len, MSG_NOSIGNAL, (const struct sockaddr *)&addr,
+	    sizeof(addr)) == (ssize_t)len ? 0 : -1;
+}
+
+/*
  * Send a line to journald with structured fields, by its native protocol
  * (one datagram): cheaper per request than loading libsystemd for sd_journal_send.
  * journald looks up the sender's unit when it reads the datagram, by then
@@ -231,10 +269,9 @@ own_unit(void)
 static int
 journal_send(const char *line, const char *id)
 {
-	struct sockaddr_un addr = { .sun_family = AF_UNIX, .sun_path = "/run/systemd/journal/socket" };
 	struct jbuf msg = { 0 };
 	char *unit = own_unit();
-	int fd, r = -1;
+	int r = -1;
 
 	jbuf_puts(&msg, "SYSLOG_IDENTIFIER=lso\nPRIORITY=6\nMESSAGE=");
 	jbuf_add(&msg, line, strcspn(line, "\n"));
@@ -244,12 +281,12 @@ journal_send(const char *line, const char *id)
 		jbuf_printf(&msg, "\nOBJECT_SYSTEMD_UNIT=%s", unit);
 	free(unit);
 	jbuf_add(&msg, "\n", 1);
-	fd = msg.failed ? -1 : socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd >= 0) {
-		r = sendto(fd, msg.data, msg.len, MSG_NOSIGNAL, (struct sockaddr *)&addr,
-		    sizeof(addr)) == (ssize_t)msg.len ? 0 : -1;
-		close(fd);
-	}
+	/* One packet, whole or not at all (at most PIPE_BUF); a full relay: directly. */
+	if (!msg.failed && journal_relay_fd >= 0 && msg.len <= PIPE_BUF &&
+	    write(journal_relay_fd, msg.data, msg.len) == (ssize_t)msg.len)
+		r = 0;
+	else if (!msg.failed)
+		r = job_log_forward(msg.data, msg.len);
 	jbuf_free(&msg);
 	return r;
 }
@@ -1744,6 +1781,7 @@ detach_under_systemd(struct job *j, const char *kind, void (*work)(struct job *)
 	}
 	if (pid == 0) {
 		close(ready[0]);
+		drop_journal_relay();
 		setsid();
 		lock_write_pids(j->lock_fd, getpid(), 0);
 		how = move_to_scope(kind, j->id, why, sizeof(why)) == 0 ? 'S' : 'F';
@@ -1787,6 +1825,7 @@ detach(struct job *j, const char *kind, void (*work)(struct job *))
 		job_log(j->id, "lso: job %s: cannot detach (%s): running it here", j->id, strerror(errno));
 		work(j);
 	} else if (pid == 0) {
+		drop_journal_relay();
 		setsid();
 		lock_write_pids(j->lock_fd, getpid(), 0);
 		work(j);

@@ -57,6 +57,14 @@ void job_log(const char *id, const char *fmt, ...) __attribute__((format(printf,
  */
 void job_preload(void);
 
+/*
+ * Burst mode: job_log hands journal messages to fd (a packet pipe; -1: off)
+ * for the burst process to forward with job_log_forward, one whole
+ * message (a datagram of journald's native protocol) at a time.
+ */
+void job_log_relay(int fd);
+int job_log_forward(const char *msg, size_t len);
+
 /* Fill id with a fresh random uuid4; -1 if the kernel has no randomness for us. */
 int job_new_id(job_id id);
 
