@@ -604,6 +604,8 @@ test_burst() {
 	check "its callback is delivered" wait_for 15 has_callback "$JOB"
 	callbacks_for "$JOB" | head -n 1 >"$TMP/callback"
 	jqcheck "... with its result" '.body.result == {"output": "slept 4\n", "return_code": 0, "status": "successful"}' "$TMP/callback"
+	check "journalctl -u $scope has the runner's lines" wait_for 5 journal_has \
+		"^job $JOB successful rc=0\$" -u "$scope"
 
 	# SIGTERM (systemctl stop) with a request in flight: it is answered.
 	bx sh -c 'curl -s -o /run/lso-test/term.body -w "%{http_code}" --max-time 20 \
