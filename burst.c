@@ -220,9 +220,15 @@ reap_children(struct burst *b)
 	bool reaped = false;
 	pid_t pid;
 
-	/* A spare's "taken" is written before it can exit: count it first. */
 	read_taken(b);
 	while ((pid = waitpid(-1, NULL, WNOHANG)) > 0) {
+		/*
+		 * The spare gone: if it took a connection (and served it fast), its
+		 * "taken" was written before it exited, so it is in the pipe now,
+		 * maybe after the read above.
+		 */
+		if (pid == b->spare)
+			read_taken(b);
 		if (pid == b->spare) {
 			b->spare = 0;   /* left unused */
 			dismiss_spare(b);

@@ -185,7 +185,7 @@ burst_many() {
 	local pid out
 	cc -O2 -pthread -o "$TMP/load" "$TOP/bench/load.c" || { fail "build bench/load.c"; return; }
 	printf 'GET /api/version HTTP/1.1\r\nHost: lso\r\nConnection: close\r\n\r\n' >"$TMP/burst-many.req"
-	start_server burst-many burst "${common[@]}" LSO_STATE_DIR="$TMP/burst-many-state"
+	start_server burst-many burst "${common[@]}" LSO_STATE_DIR="$TMP/burst-many-state" LSO_IDLE_EXIT_SEC=5
 	pid=$SERVER_PID
 	out=$("$TMP/load" -t 30 127.0.0.1 "$PORT" "$TMP/burst-many.req" 5000 16 2>&1)
 	check "5000 requests, all answered ($out)" grep -q 'count=5000 failures=0 ' <<<"$out"
@@ -193,7 +193,10 @@ burst_many() {
 	check "no child serving after 5000 requests" wait_for 5 eval "! serving $pid 1"
 	expect "... one child left, the spare waiting for the next connection" "$(burst_children "$pid" | wc -l)" 1
 	expect "one log line per request" "$(grep -c '^GET /api/version 200 ' "$TMP/burst-many.log")" 5000
-	stop_burst "$pid" burst-many
+	# Every child accounted for: it still ends once idle.
+	check "after 5000 requests it still exits once idle" wait_for 30 eval "! kill -0 $pid 2>/dev/null || gone $pid"
+	wait "$pid"
+	expect "... with status 0" "$?" 0
 }
 
 suite_burst() {
