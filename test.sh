@@ -59,6 +59,10 @@ start_server() {
 stop_burst() {
 	local rc
 	kill -TERM "$1"
+	if ! wait_for 30 eval "! kill -0 $1 2>/dev/null || gone $1"; then
+		fail "$2: burst lso exits on SIGTERM" "still running 30 s after it"
+		kill -KILL "$1"
+	fi
 	wait "$1"
 	rc=$?
 	expect "$2: burst lso exits 0 on SIGTERM" "$rc" 0

@@ -76,7 +76,8 @@ burst_idle() {
 	check "LSO_IDLE_EXIT_SEC=1: still serving 2 s into a 3 s request" kill -0 "$pid"
 	wait "$client"
 	expect "... which is answered" "$(cat "$TMP/burst-idle.run.code")" 201
-	check "then it exits, idle" wait_for 10 eval "! kill -0 $pid 2>/dev/null || gone $pid"
+	if wait_for 10 eval "! kill -0 $pid 2>/dev/null || gone $pid"; then pass; else
+		fail "then it exits, idle"; kill -KILL "$pid"; fi
 	wait "$pid"
 	rc=$?
 	expect "idle exit status 0" "$rc" 0
@@ -137,6 +138,7 @@ burst_sigterm() {
 	curl -s -o /dev/null -w '%{http_code}' --max-time 15 "http://127.0.0.1:$PORT/api/version" \
 		>"$TMP/burst-term.late" 2>/dev/null &
 	late=$!
+	wait_for 30 eval "! kill -0 $pid 2>/dev/null || gone $pid" || kill -KILL "$pid"
 	wait "$pid"
 	rc=$?
 	expect "SIGTERM: exit status 0" "$rc" 0
@@ -194,7 +196,8 @@ burst_many() {
 	expect "... one child left, the spare waiting for the next connection" "$(burst_children "$pid" | wc -l)" 1
 	expect "one log line per request" "$(grep -c '^GET /api/version 200 ' "$TMP/burst-many.log")" 5000
 	# Every child accounted for: it still ends once idle.
-	check "after 5000 requests it still exits once idle" wait_for 30 eval "! kill -0 $pid 2>/dev/null || gone $pid"
+	if wait_for 30 eval "! kill -0 $pid 2>/dev/null || gone $pid"; then pass; else
+		fail "after 5000 requests it still exits once idle"; kill -KILL "$pid"; fi
 	wait "$pid"
 	expect "... with status 0" "$?" 0
 }
