@@ -17,39 +17,55 @@ WERROR =
 WITH_SYSTEMD = 1
 CPPFLAGS_PKG != pkg-config --cflags libcjson libcurl 2>/dev/null || true
 LIBS_PKG != pkg-config --libs libcjson 2>/dev/null || echo -lcjson
-LSO_CPPFLAGS = -DLSO_VERSION=\"$(VERSION)\" -DWITH_SYSTEMD=$(WITH_SYSTEMD) $(CPPFLAGS_PKG)
+LSO_CPPFLAGS = -D_GNU_SOURCE -DLSO_VERSION=\"$(VERSION)\" -DWITH_SYSTEMD=$(WITH_SYSTEMD) $(CPPFLAGS_PKG)
 LDLIBS = $(LIBS_PKG)
 
 SAN_FLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 
-SRC = lso.c http.c job.c
-OBJ = lso.o http.o job.o
-HDR = lso.h http.h job.h json.h
+# The parts of lso, one concern each (README.md, Source map). lso.c holds
+# main; the unit tests link the others.
+PARTS = config validate jsonparse http job run record callback playbook detach resolve log file
+COMPONENTS = lso $(PARTS)
+SRC = $(COMPONENTS:=.c)
+OBJ = $(COMPONENTS:=.o)
+PARTS_SRC = $(PARTS:=.c)
+HDR = lso.h config.h validate.h jsonparse.h http.h job.h job-internal.h run.h playbook.h \
+	resolve.h log.h file.h json.h
 
 all: lso
 
 lso: $(OBJ)
 	$(CC) $(LDFLAGS) -o $@ $(OBJ) $(LDLIBS)
 
-lso.o: lso.c $(HDR) openapi.h
-	$(CC) $(CFLAGS) $(WERROR) $(LSO_CPPFLAGS) $(CPPFLAGS) -c lso.c
+# One rule builds every object; each depends on every header (they are few).
+.SUFFIXES: .c .o
+.c.o:
+	$(CC) $(CFLAGS) $(WERROR) $(LSO_CPPFLAGS) $(CPPFLAGS) -c -o $@ $<
+$(OBJ): $(HDR)
+lso.o: openapi.h
 
 # The OpenAPI document, embedded as a C string: no file read per request.
 openapi.h: openapi.json
 	sed -e 's/@VERSION@/$(VERSION)/g' -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' \
 	    openapi.json > openapi.h.tmp
 	mv openapi.h.tmp openapi.h
-http.o: http.c http.h
-	$(CC) $(CFLAGS) $(WERROR) $(LSO_CPPFLAGS) $(CPPFLAGS) -c http.c
-job.o: job.c $(HDR)
-	$(CC) $(CFLAGS) $(WERROR) $(LSO_CPPFLAGS) $(CPPFLAGS) -c job.c
+
+# Each header compiles alone, and twice over (its guard): none leans on what
+# its includer happened to include first.
+check-headers: $(HDR)
+	@for h in $(HDR); do \
+		printf '#include "%s"\n#include "%s"\n' $$h $$h | \
+		$(CC) $(CFLAGS) -Werror $(LSO_CPPFLAGS) $(CPPFLAGS) -I. -x c -fsyntax-only - || \
+		{ echo "check-headers: $$h does not compile alone" >&2; exit 1; }; \
+	done
+	@echo "check-headers: $(HDR)"
 
 # The same sources with AddressSanitizer and UBSan, for the end-to-end suite.
 tests/lso-san: $(SRC) $(HDR) openapi.h
 	$(CC) $(SAN_FLAGS) -Wall -Wextra $(WERROR) $(LSO_CPPFLAGS) $(CPPFLAGS) -o $@ $(SRC) $(LDLIBS)
 
-tests/unit: tests/unit.c http.c job.c $(HDR)
-	$(CC) $(SAN_FLAGS) -Wall -Wextra $(WERROR) $(LSO_CPPFLAGS) $(CPPFLAGS) -o $@ tests/unit.c http.c job.c $(LDLIBS)
+tests/unit: tests/unit.c $(PARTS_SRC) $(HDR)
+	$(CC) $(SAN_FLAGS) -Wall -Wextra $(WERROR) $(LSO_CPPFLAGS) $(CPPFLAGS) -o $@ tests/unit.c $(PARTS_SRC) $(LDLIBS)
 
 # libFuzzer harnesses (clang): the HTTP reader, and whole requests through lso_serve.
 FUZZ_CC = clang
@@ -91,7 +107,7 @@ deps:
 
 # The suite: unit tests, then end to end against the build and the sanitizer build.
 test: deps
-	@$(MAKE) lso tests/unit tests/lso-san
+	@$(MAKE) check-headers lso tests/unit tests/lso-san
 	tests/unit
 	./test.sh ./lso
 	LSO_SAN=1 ./test.sh tests/lso-san
@@ -134,5 +150,5 @@ clean:
 	rm -f lso $(OBJ) openapi.h tests/unit tests/lso-san tests/fuzz-http tests/fuzz-request
 	rm -rf run-state
 
-.PHONY: all deps test test-valgrind test-systemd test-package test-launchers test-openapi fuzz run \
+.PHONY: all check-headers deps test test-valgrind test-systemd test-package test-launchers test-openapi fuzz run \
 	bench install uninstall clean

@@ -1,5 +1,4 @@
 /* http.c: read one HTTP/1.x request under limits and a deadline; write one response. */
-#define _GNU_SOURCE
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -14,12 +13,6 @@
 #include <unistd.h>
 
 #include "http.h"
-
-/* After the response, how long and how much we drain so the client sees it, not a reset. */
-#define DRAIN_MS 500
-#define DRAIN_MAX (256 * 1024)
-/* A chunk-size line ("1a2b;ext=x\r\n") longer than this is not a chunk-size line. */
-#define CHUNK_LINE_MAX 1024
 
 static const char *const reasons[] = {
 	[S_CONTINUE] = "Continue",
@@ -159,9 +152,9 @@ read_head(int fd, struct http_request *req, size_t *have, int64_t deadline_ms)
 
 	*have = 0;
 	for (;;) {
-		if (*have == HTTP_HEADER_MAX)
+		if (*have == HTTP_HEADER_MAX_BYTES)
 			return S_HEADER_FIELDS_TOO_LARGE;
-		n = read_some(fd, req->head + *have, HTTP_HEADER_MAX - *have, deadline_ms);
+		n = read_some(fd, req->head + *have, HTTP_HEADER_MAX_BYTES - *have, deadline_ms);
 		if (n <= 0)
 			return *have == 0 && n == 0 ? S_OK : read_failure(n);
 		*have += (size_t)n;
@@ -393,7 +386,7 @@ stream_read(struct stream *s, char *dst, size_t len)
 	return S_OK;
 }
 
-/* One line of at most CHUNK_LINE_MAX bytes, without its CRLF. */
+/* One line of at most HTTP_CHUNK_LINE_MAX_BYTES bytes, without its CRLF. */
 static enum status
 stream_line(struct stream *s, char *line)
 {
@@ -406,7 +399,7 @@ stream_line(struct stream *s, char *line)
 			return c == -2 ? S_REQUEST_TIMEOUT : S_BAD_REQUEST;
 		if (c == '\n')
 			break;
-		if (len == CHUNK_LINE_MAX)
+		if (len == HTTP_CHUNK_LINE_MAX_BYTES)
 			return S_BAD_REQUEST;
 		line[len++] = (char)c;
 	}
@@ -464,7 +457,7 @@ grow_body(struct http_request *req, size_t need)
 static enum status
 read_chunked(struct stream *s, struct http_request *req, size_t max_body)
 {
-	char line[CHUNK_LINE_MAX + 1];
+	char line[HTTP_CHUNK_LINE_MAX_BYTES + 1];
 	size_t size;
 	enum status status;
 
@@ -488,7 +481,7 @@ read_chunked(struct stream *s, struct http_request *req, size_t max_body)
 	}
 	/* Trailer fields, ignored, up to the blank line; bounded like the head. */
 	for (size_t trailer_bytes = 0;; trailer_bytes += strlen(line)) {
-		if (trailer_bytes > HTTP_HEADER_MAX)
+		if (trailer_bytes > HTTP_HEADER_MAX_BYTES)
 			return S_HEADER_FIELDS_TOO_LARGE;
 		if ((status = stream_line(s, line)) != S_OK)
 			return status;
@@ -607,13 +600,13 @@ void
 http_close(int in_fd, int out_fd)
 {
 	char sink[4096];
-	int64_t deadline_ms = http_now_ms() + DRAIN_MS;
+	int64_t deadline_ms = http_now_ms() + HTTP_DRAIN_MS;
 	size_t drained = 0;
 	ssize_t n;
 
 	/* EOF for the client now; then read what it still sends so close() does not reset. */
 	if (shutdown(out_fd, SHUT_WR) == 0) {
-		while (drained < DRAIN_MAX) {
+		while (drained < HTTP_DRAIN_MAX_BYTES) {
 			n = read_some(in_fd, sink, sizeof(sink), deadline_ms);
 			if (n <= 0)
 				break;

@@ -6,8 +6,32 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/*
+ * Limits of serving one request, each named once (area, what, unit). The
+ * limits of a job are in job-internal.h; the settings' defaults in config.c.
+ */
 /* Request line plus headers; past this a request gets 431. */
-#define HTTP_HEADER_MAX 65536
+#define HTTP_HEADER_MAX_BYTES 65536
+/* A chunk-size line ("1a2b;ext=x\r\n") longer than this is not a chunk-size line. */
+#define HTTP_CHUNK_LINE_MAX_BYTES 1024
+/* After the response, how long and how much we drain so the client sees it, not a reset. */
+#define HTTP_DRAIN_MS 500
+#define HTTP_DRAIN_MAX_BYTES (256 * 1024)
+/* A callback or progress URL: pydantic's HttpUrl limit. */
+#define REQUEST_URL_MAX_CHARS 2083
+/* JSON nesting deeper than this is refused (cJSON's own limit). */
+#define REQUEST_JSON_DEPTH_MAX 1000
+/* Inventory groups nested deeper than this are refused. */
+#define REQUEST_INVENTORY_DEPTH_MAX 64
+/* The API token (a credential file is read up to this). */
+#define TOKEN_MAX_BYTES 4096
+/* Upper bounds of the numeric settings: a year of seconds, 1 GiB, slots, retries. */
+#define SETTING_SECONDS_MAX (366LL * 24 * 3600)
+#define SETTING_BYTES_MAX (1LL << 30)
+#define SETTING_SLOTS_MAX 4096
+#define SETTING_RETRIES_MAX 30
+/* One log line; longer ones are cut. */
+#define LOG_LINE_MAX_BYTES 2048
 
 /* The values are the HTTP status codes. */
 enum status {
@@ -38,7 +62,7 @@ enum status {
  * place) or are NULL when the header was absent; body is malloc'ed.
  */
 struct http_request {
-	char head[HTTP_HEADER_MAX + 1];
+	char head[HTTP_HEADER_MAX_BYTES + 1];
 	size_t head_len;     /* bytes of head[] holding the header block */
 	const char *method;
 	const char *path;    /* target without the query string */

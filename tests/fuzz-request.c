@@ -32,7 +32,6 @@
  *
  * Build: make tests/fuzz-request (with -DLSO_NO_MAIN). Run: tests/fuzz.sh.
  */
-#define _GNU_SOURCE
 #include <dirent.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -46,6 +45,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "../config.h"
 #include "../http.h"
 #include "../json.h"
 #include "../lso.h"
@@ -136,8 +136,8 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	setenv("LSO_STATE_DIR", state_dir, 1);
 	setenv("LSO_READ_TIMEOUT_SEC", "1", 1);
 	setenv("LSO_MAX_BODY_BYTES", max_body, 1);
-	if ((bad = lso_config_load())) {
-		fprintf(stderr, "fuzz-request: lso_config_load: %s\n", bad);
+	if ((bad = config_load())) {
+		fprintf(stderr, "fuzz-request: config_load: %s\n", bad);
 		exit(1);
 	}
 	/*

@@ -1,9 +1,10 @@
 /*
  * tests/unit.c: unit tests for the pure parts of lso: the HTTP request reader
- * (http.c), the JSON string escaper (json.h) and path resolution (job.c).
+ * (http.c), the JSON string escaper (json.h), path resolution (resolve.c),
+ * the strict JSON parse (jsonparse.c), the body validators (validate.c) and
+ * the settings (config.c). Linked with every part but lso.c.
  * Plain C11, no framework: one line per failed check, then "N passed, M failed".
  */
-#define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -23,13 +24,13 @@
 
 #include <cJSON.h>
 
+#include "../config.h"
 #include "../http.h"
-#include "../job.h"
 #include "../json.h"
+#include "../jsonparse.h"
 #include "../lso.h"
-
-/* job.c reads the configuration that lso.c defines; lso.c is not linked here. */
-struct config config;
+#include "../resolve.h"
+#include "../validate.h"
 
 /* ---- checks ---- */
 
@@ -406,25 +407,25 @@ padded_request(size_t total, const char *line_end)
 static void
 test_http_head_at_limit_ok(void)
 {
-	char *r = padded_request(HTTP_HEADER_MAX, "\r\n");
+	char *r = padded_request(HTTP_HEADER_MAX_BYTES, "\r\n");
 
 	CHECK_INT(read_str(r), S_OK);
-	CHECK_INT(req->head_len, HTTP_HEADER_MAX);
+	CHECK_INT(req->head_len, HTTP_HEADER_MAX_BYTES);
 	free(r);
-	r = padded_request(HTTP_HEADER_MAX, "\n");
+	r = padded_request(HTTP_HEADER_MAX_BYTES, "\n");
 	CHECK_INT(read_str(r), S_OK);
-	CHECK_INT(req->head_len, HTTP_HEADER_MAX);
+	CHECK_INT(req->head_len, HTTP_HEADER_MAX_BYTES);
 	free(r);
 }
 
 static void
 test_http_head_over_limit_431(void)
 {
-	char *r = padded_request(HTTP_HEADER_MAX + 1, "\r\n");
+	char *r = padded_request(HTTP_HEADER_MAX_BYTES + 1, "\r\n");
 
 	CHECK_INT(read_str(r), S_HEADER_FIELDS_TOO_LARGE);
 	free(r);
-	r = padded_request(3 * HTTP_HEADER_MAX, "\r\n");
+	r = padded_request(3 * HTTP_HEADER_MAX_BYTES, "\r\n");
 	CHECK_INT(read_str(r), S_HEADER_FIELDS_TOO_LARGE);
 	free(r);
 }
@@ -434,13 +435,13 @@ static void
 test_http_head_at_limit_with_body(void)
 {
 	static const char start[] = "POST / HTTP/1.0\r\nContent-Length: 5\r\nX-Pad: ";
-	char *r = malloc(HTTP_HEADER_MAX + 6);
+	char *r = malloc(HTTP_HEADER_MAX_BYTES + 6);
 
 	memcpy(r, start, sizeof(start) - 1);
-	memset(r + sizeof(start) - 1, 'p', HTTP_HEADER_MAX - (sizeof(start) - 1) - 4);
-	memcpy(r + HTTP_HEADER_MAX - 4, "\r\n\r\nhello", 10);
-	CHECK_INT(read_bytes(r, HTTP_HEADER_MAX + 5, MAX_BODY), S_OK);
-	CHECK_INT(req->head_len, HTTP_HEADER_MAX);
+	memset(r + sizeof(start) - 1, 'p', HTTP_HEADER_MAX_BYTES - (sizeof(start) - 1) - 4);
+	memcpy(r + HTTP_HEADER_MAX_BYTES - 4, "\r\n\r\nhello", 10);
+	CHECK_INT(read_bytes(r, HTTP_HEADER_MAX_BYTES + 5, MAX_BODY), S_OK);
+	CHECK_INT(req->head_len, HTTP_HEADER_MAX_BYTES);
 	CHECK_MEM(req->body, req->body_len, "hello", 5);
 	free(r);
 }
@@ -1365,11 +1366,11 @@ teardown_tree(void)
 	nftw(tmp_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-static enum resolve
+static enum outcome
 resolve(const char *name)
 {
 	memset(&prog, 0, sizeof(prog));
-	return job_resolve(root_link, name, &prog);
+	return resolve_program(root_link, name, &prog);
 }
 
 /* prog.path is the real path of tmp/rel, and dev/ino are that file's. */
@@ -1388,24 +1389,24 @@ resolved_to(const char *rel)
 static void
 test_resolve_ok_names(void)
 {
-	CHECK_INT(resolve("prog"), RESOLVE_OK);
+	CHECK_INT(resolve("prog"), OUTCOME_OK);
 	CHECK(resolved_to("root/prog"));
-	CHECK_INT(resolve("sub/prog"), RESOLVE_OK);
+	CHECK_INT(resolve("sub/prog"), OUTCOME_OK);
 	CHECK(resolved_to("root/sub/prog"));
-	CHECK_INT(resolve("./prog"), RESOLVE_OK);
+	CHECK_INT(resolve("./prog"), OUTCOME_OK);
 	CHECK(resolved_to("root/prog"));
-	CHECK_INT(resolve("sub/../prog"), RESOLVE_OK);
+	CHECK_INT(resolve("sub/../prog"), OUTCOME_OK);
 	CHECK(resolved_to("root/prog"));
-	CHECK_INT(resolve("sub//./prog"), RESOLVE_OK);
+	CHECK_INT(resolve("sub//./prog"), OUTCOME_OK);
 	CHECK(resolved_to("root/sub/prog"));
-	CHECK_INT(resolve("groupx"), RESOLVE_OK);
+	CHECK_INT(resolve("groupx"), OUTCOME_OK);
 }
 
 static void
 test_resolve_real_root(void)
 {
 	memset(&prog, 0, sizeof(prog));
-	CHECK_INT(job_resolve(root_dir, "sub/prog", &prog), RESOLVE_OK);
+	CHECK_INT(resolve_program(root_dir, "sub/prog", &prog), OUTCOME_OK);
 	CHECK(resolved_to("root/sub/prog"));
 }
 
@@ -1427,10 +1428,10 @@ test_resolve_absolute(void)
 	char path[TREE_PATH_MAX];
 
 	snprintf(path, sizeof(path), "%s/root/prog", tmp_dir);
-	CHECK_INT(resolve(path), RESOLVE_OK);
+	CHECK_INT(resolve(path), OUTCOME_OK);
 	CHECK(resolved_to("root/prog"));
 	snprintf(path, sizeof(path), "%s/rootlink/sub/prog", tmp_dir);
-	CHECK_INT(resolve(path), RESOLVE_OK);
+	CHECK_INT(resolve(path), OUTCOME_OK);
 	CHECK(resolved_to("root/sub/prog"));
 	CHECK_INT(resolve("/bin/true"), RESOLVE_OUTSIDE);
 	CHECK_INT(resolve("/nonexistent/prog"), RESOLVE_OUTSIDE);
@@ -1443,7 +1444,7 @@ test_resolve_absolute(void)
 static void
 test_resolve_symlinks(void)
 {
-	CHECK_INT(resolve("link"), RESOLVE_OK);
+	CHECK_INT(resolve("link"), OUTCOME_OK);
 	CHECK(resolved_to("root/prog"));
 	CHECK_INT(resolve("outlink"), RESOLVE_OUTSIDE);
 	CHECK_INT(resolve("outdir/true"), RESOLVE_OUTSIDE);
@@ -1478,9 +1479,9 @@ test_resolve_bad_root(void)
 {
 	char path[TREE_PATH_MAX];
 
-	CHECK_INT(job_resolve(NULL, "prog", &prog), RESOLVE_MISSING);
+	CHECK_INT(resolve_program(NULL, "prog", &prog), RESOLVE_MISSING);
 	snprintf(path, sizeof(path), "%s/no-such-root", tmp_dir);
-	CHECK_INT(job_resolve(path, "prog", &prog), RESOLVE_MISSING);
+	CHECK_INT(resolve_program(path, "prog", &prog), RESOLVE_MISSING);
 }
 
 static void
@@ -1502,7 +1503,7 @@ static void
 test_resolve_root_is_slash(void)
 {
 	memset(&prog, 0, sizeof(prog));
-	CHECK_INT(job_resolve("/", "bin/true", &prog), RESOLVE_OK);
+	CHECK_INT(resolve_program("/", "bin/true", &prog), OUTCOME_OK);
 	CHECK(prog.path[0] == '/' && strstr(prog.path, "true") != NULL);
 }
 

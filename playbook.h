@@ -1,0 +1,26 @@
+/* playbook.h: Ansible: inventory checks, and a playbook job's run (playbook.c). */
+#ifndef LSO_PLAYBOOK_H
+#define LSO_PLAYBOOK_H
+
+#include <stddef.h>
+
+#include <cjson/cJSON.h>
+
+struct job;
+struct run_control;
+
+/*
+ * Check an inventory the way Ansible's plugins would read it, with their
+ * wording: an object (yaml plugin), or hosts text (ini plugin). NULL when
+ * Ansible would take it, else why (in why[why_size]).
+ */
+const char *playbook_inventory_object_problem(const cJSON *inventory, char *why, size_t why_size);
+const char *playbook_inventory_text_problem(const char *text, char *why, size_t why_size);
+
+/* Run the job's playbook in the runner: ansible-playbook with private files, progress. */
+void playbook_run(struct job *j, struct run_control *control);
+
+/* Remove the job's private files (a lost job's too). */
+void playbook_remove_files(const char *id);
+
+#endif

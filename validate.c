@@ -1,0 +1,356 @@
+/* validate.c: the request bodies checked field by field, with pydantic's 422 shapes and wording. */
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <cjson/cJSON.h>
+
+#include "http.h"
+#include "json.h"
+#include "jsonparse.h"
+#include "playbook.h"
+#include "validate.h"
+
+#define STRING(x) STRING_OF(x)
+#define STRING_OF(x) #x
+
+/* One 422 item; loc_tail is the JSON of loc after "body" (our own field names). */
+static void
+problem_at(struct validation *v, const char *type, const char *loc_tail, const char *msg,
+    const cJSON *input)
+{
+	char *input_json = input ? cJSON_PrintUnformatted(input) : NULL;
+
+	jbuf_puts(&v->items, v->count++ ? "," : "[");
+	jbuf_printf(&v->items, "{\"type\":\"%s\",\"loc\":[\"body\"%s],\"msg\":", type, loc_tail);
+	json_string(&v->items, msg);
+	jbuf_puts(&v->items, ",\"input\":");
+	jsonparse_add_repaired(&v->json, &v->items, input_json ? input_json : "null");
+	jbuf_puts(&v->items, "}");
+	free(input_json);
+}
+
+static void
+problem(struct validation *v, const char *type, const char *field, long index,
+    const char *msg, const cJSON *input)
+{
+	char loc_tail[96] = "";
+
+	if (field && index >= 0)
+		snprintf(loc_tail, sizeof(loc_tail), ",\"%s\",%ld", field, index);
+	else if (field)
+		snprintf(loc_tail, sizeof(loc_tail), ",\"%s\"", field);
+	problem_at(v, type, loc_tail, msg, input);
+}
+
+/* The last member named name (Python's json keeps the last of duplicates). */
+static cJSON *
+member(const cJSON *object, const char *name)
+{
+	cJSON *found = NULL, *item;
+
+	cJSON_ArrayForEach(item, object)
+		if (item->string && strcmp(item->string, name) == 0)
+			found = item;
+	return found;
+}
+
+/* A string field: NULL when it is absent or wrong (and a problem was noted). */
+static const char *
+string_field(struct validation *v, const cJSON *item, const char *field, long index)
+{
+	if (!cJSON_IsString(item)) {
+		problem(v, "string_type", field, index, "Input should be a valid string", item);
+		return NULL;
+	}
+	if (jsonparse_has_nul(&v->json, item->valuestring)) {
+		problem(v, "value_error", field, index,
+		    "Value error, string must not hold a NUL character", item);
+		return NULL;
+	}
+	return item->valuestring;
+}
+
+/* pydantic's lax bool: true/false, 0/1 and the usual words. */
+static bool
+lax_bool(struct validation *v, const cJSON *item, const char *field, bool fallback)
+{
+	static const char *const yes[] = { "true", "1", "yes", "on", "t", "y" };
+	static const char *const no[] = { "false", "0", "no", "off", "f", "n" };
+
+	if (!item)
+		return fallback;
+	if (cJSON_IsBool(item))
+		return cJSON_IsTrue(item);
+	if (cJSON_IsNumber(item) && (item->valuedouble == 0 || item->valuedouble == 1))
+		return item->valuedouble == 1;
+	if (cJSON_IsString(item))
+		for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+			if (strcasecmp(item->valuestring, yes[i]) == 0)
+				return true;
+			if (strcasecmp(item->valuestring, no[i]) == 0)
+				return false;
+		}
+	if (cJSON_IsString(item) || cJSON_IsNumber(item))
+		problem(v, "bool_parsing", field, -1,
+		    "Input should be a valid boolean, unable to interpret input", item);
+	else
+		problem(v, "bool_type", field, -1, "Input should be a valid boolean", item);
+	return fallback;
+}
+
+/* Why url is not an absolute http(s) URL with a host, or NULL when it is. */
+static const char *
+url_problem(const char *url, const char **type)
+{
+	size_t scheme_len = strspn(url, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-");
+	const char *host;
+
+	*type = "url_parsing";
+	if (strlen(url) > REQUEST_URL_MAX_CHARS) {
+		*type = "url_too_long";
+		return "URL should have at most " STRING(REQUEST_URL_MAX_CHARS) " characters";
+	}
+	for (const char *c = url; *c; c++)
+		if ((unsigned char)*c <= ' ' || *c == 127)
+			return "Input should be a valid URL, invalid character";
+	if (scheme_len == 0 || url[scheme_len] != ':' ||
+	    !strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ", url[0]))
+		return "Input should be a valid URL, relative URL without a base";
+	if (!((scheme_len == 4 && strncasecmp(url, "http", 4) == 0) ||
+	    (scheme_len == 5 && strncasecmp(url, "https", 5) == 0))) {
+		*type = "url_scheme";
+		return "URL scheme should be 'http' or 'https'";
+	}
+	host = url + scheme_len + 1;
+	host += strspn(host, "/");
+	if (strchr(host, '@'))
+		host = strchr(host, '@') + 1;
+	if (*host == '\0' || strchr("/?#:", *host))
+		return "Input should be a valid URL, empty host";
+	return NULL;
+}
+
+/* An optional http(s) URL field: NULL when absent, null or wrong. */
+static const char *
+url_field(struct validation *v, const cJSON *item, const char *field)
+{
+	const char *why, *type;
+
+	if (!item || cJSON_IsNull(item))
+		return NULL;
+	if (!cJSON_IsString(item)) {
+		problem(v, "url_type", field, -1, "URL input should be a string or URL", item);
+		return NULL;
+	}
+	why = url_problem(item->valuestring, &type);
+	if (!why && jsonparse_has_nul(&v->json, item->valuestring))
+		why = "Input should be a valid URL, invalid character";
+	if (why) {
+		problem(v, type, field, -1, why, item);
+		return NULL;
+	}
+	return item->valuestring;
+}
+
+static void
+parse_args(struct validation *v, const cJSON *item, struct execute_request *x)
+{
+	const cJSON *arg;
+	long i = 0;
+
+	if (!item)
+		return;
+	if (!cJSON_IsArray(item)) {
+		problem(v, "list_type", "args", -1, "Input should be a valid list", item);
+		return;
+	}
+	x->args = calloc((size_t)cJSON_GetArraySize(item) + 1, sizeof(*x->args));
+	if (!x->args) {
+		v->items.failed = true; /* answered 500 */
+		return;
+	}
+	cJSON_ArrayForEach(arg, item) {
+		x->args[x->nargs++] = string_field(v, arg, "args", i);
+		i++;
+	}
+}
+
+static void
+check_execute_fields(struct validation *v, const cJSON *body, struct execute_request *x)
+{
+	const cJSON *name = member(body, "executable_name");
+
+	if (!name)
+		problem(v, "missing", "executable_name", -1, "Field required", body);
+	else
+		x->name = string_field(v, name, "executable_name", -1);
+	parse_args(v, member(body, "args"), x);
+	x->callback = url_field(v, member(body, "callback"), "callback");
+	x->is_async = lax_bool(v, member(body, "is_async"), "is_async", true);
+}
+static void
+json_invalid(struct validation *v, long pos, const char *error)
+{
+	jbuf_puts(&v->items, v->count++ ? "," : "[");
+	jbuf_printf(&v->items, "{\"type\":\"json_invalid\",\"loc\":[\"body\",%ld],"
+	    "\"msg\":\"JSON decode error\",\"input\":{},\"ctx\":{\"error\":\"%s\"}}", pos, error);
+}
+
+/* A body must be declared JSON: application/json, parameters allowed. */
+static bool
+is_json_type(const char *content_type)
+{
+	size_t n = strlen("application/json");
+
+	if (!content_type || strncasecmp(content_type, "application/json", n) != 0)
+		return false;
+	return content_type[n] == '\0' || content_type[n] == ';' ||
+	    content_type[n] == ' ' || content_type[n] == '\t';
+}
+
+static void
+parse_inventory(struct validation *v, const cJSON *body, const cJSON *item,
+    struct playbook_request *r)
+{
+	char why[512];
+
+	if (!item) {
+		problem(v, "missing", "inventory", -1, "Field required", body);
+	} else if (cJSON_IsString(item)) {
+		if (!string_field(v, item, "inventory", -1))
+			return;
+		if (playbook_inventory_text_problem(item->valuestring, why, sizeof(why)))
+			problem(v, "value_error", "inventory", -1, why, item);
+		else
+			r->inventory = strdup(item->valuestring);
+	} else if (cJSON_IsObject(item)) {
+		if (playbook_inventory_object_problem(item, why, sizeof(why)))
+			problem(v, "value_error", "inventory", -1, why, item);
+		else if (v->json.had_nul && (r->inventory = cJSON_PrintUnformatted(item)) &&
+		    jsonparse_has_nul(&v->json, r->inventory))
+			problem(v, "value_error", "inventory", -1,
+			    "Value error, string must not hold a NUL character", item);
+		r->inventory_is_object = true;
+		if (!r->inventory)
+			r->inventory = cJSON_PrintUnformatted(item);
+	} else {
+		/* pydantic reports each member of the union dict | str */
+		problem_at(v, "dict_type", ",\"inventory\",\"dict[str,any]\"",
+		    "Input should be a valid dictionary", item);
+		problem_at(v, "string_type", ",\"inventory\",\"str\"",
+		    "Input should be a valid string", item);
+	}
+}
+
+static void
+check_playbook_fields(struct validation *v, const cJSON *body, struct playbook_request *r)
+{
+	const cJSON *name = member(body, "playbook_name"), *vars = member(body, "extra_vars");
+
+	if (!name)
+		problem(v, "missing", "playbook_name", -1, "Field required", body);
+	else
+		r->name = string_field(v, name, "playbook_name", -1);
+	parse_inventory(v, body, member(body, "inventory"), r);
+	if (vars && !cJSON_IsObject(vars))
+		problem(v, "dict_type", "extra_vars", -1, "Input should be a valid dictionary", vars);
+	else if (vars && v->json.had_nul && (r->extra_vars = cJSON_PrintUnformatted(vars)) &&
+	    jsonparse_has_nul(&v->json, r->extra_vars))
+		problem(v, "value_error", "extra_vars", -1,
+		    "Value error, string must not hold a NUL character", vars);
+	if (vars && !r->extra_vars)
+		r->extra_vars = cJSON_PrintUnformatted(vars);
+	r->callback = url_field(v, member(body, "callback"), "callback");
+	r->progress = url_field(v, member(body, "progress"), "progress");
+	r->incremental = lax_bool(v, member(body, "progress_is_incremental"),
+	    "progress_is_incremental", true);
+}
+
+/* The request body as a JSON object, problems noted the FastAPI way; NULL when it is not one. */
+static const cJSON *
+parse_body(struct validation *v, const struct http_request *req)
+{
+	cJSON *as_string;
+
+	if (!is_json_type(req->content_type)) {
+		as_string = cJSON_CreateString(req->body);
+		problem(v, "model_attributes_type", NULL, -1,
+		    "Input should be a valid dictionary or object to extract fields from", as_string);
+		cJSON_Delete(as_string);
+		return NULL;
+	}
+	if (req->body_len == 0) {
+		problem(v, "missing", NULL, -1, "Field required", NULL);
+		return NULL;
+	}
+	if (!jsonparse_text(&v->json, req->body, req->body_len)) {
+		json_invalid(v, v->json.error_at, v->json.error);
+		return NULL;
+	}
+	if (!cJSON_IsObject(v->json.root)) {
+		problem(v, "model_attributes_type", NULL, -1,
+		    "Input should be a valid dictionary or object to extract fields from", v->json.root);
+		return NULL;
+	}
+	return v->json.root;
+}
+
+/* Problems noted, or memory ran out: the request is not taken. */
+static bool
+is_valid(const struct validation *v)
+{
+	return v->count == 0 && !v->items.failed;
+}
+
+bool
+validate_execute(struct validation *v, const struct http_request *req, struct execute_request *x)
+{
+	const cJSON *body = parse_body(v, req);
+
+	if (body)
+		check_execute_fields(v, body, x);
+	return is_valid(v);
+}
+
+bool
+validate_playbook(struct validation *v, const struct http_request *req, struct playbook_request *r)
+{
+	const cJSON *body = parse_body(v, req);
+
+	if (body)
+		check_playbook_fields(v, body, r);
+	return is_valid(v);
+}
+
+void
+validate_detail(const struct validation *v, struct jbuf *out)
+{
+	jbuf_puts(out, "{\"detail\":");
+	jbuf_add(out, v->items.data, v->items.len);
+	jbuf_puts(out, "]}");
+}
+
+void
+validate_free(struct validation *v)
+{
+	jsonparse_free(&v->json);
+	jbuf_free(&v->items);
+}
+
+void
+validate_execute_free(struct execute_request *x)
+{
+	free(x->args);
+	x->args = NULL;
+}
+
+void
+validate_playbook_free(struct playbook_request *r)
+{
+	free(r->inventory);
+	free(r->extra_vars);
+	r->inventory = r->extra_vars = NULL;
+}
