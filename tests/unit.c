@@ -1507,6 +1507,496 @@ test_resolve_root_is_slash(void)
 	CHECK(prog.path[0] == '/' && strstr(prog.path, "true") != NULL);
 }
 
+/* ---- strict JSON parse (jsonparse.c) ---- */
+
+static long
+error_at(const char *text)
+{
+	return jsonparse_error_at(text, strlen(text));
+}
+
+/* n arrays nested, "[[...]]", malloc'ed. */
+static char *
+nested(size_t n)
+{
+	char *s = malloc(2 * n + 1);
+
+	memset(s, '[', n);
+	memset(s + n, ']', n);
+	s[2 * n] = '\0';
+	return s;
+}
+
+static void
+test_jsonparse_strict_scan(void)
+{
+	char *deep;
+
+	CHECK_INT(error_at("{\"a\":[1,-2.5e+3,true,false,null,\"x\\u00e9\\n\"]}"), -1);
+	CHECK_INT(error_at(" \t\r\n 0 "), -1);
+	CHECK_INT(error_at("01"), 1);              /* leading zero */
+	CHECK_INT(error_at("{\"a\":1,}"), 7);      /* trailing comma */
+	CHECK_INT(error_at("[1] [2]"), 4);         /* trailing data */
+	CHECK_INT(error_at("\"a\tb\""), 2);        /* raw control byte in a string */
+	CHECK_INT(error_at("\"\\x\""), 2);         /* bad escape */
+	CHECK_INT(error_at("\"\\u12g4\""), 2);
+	CHECK_INT(error_at("\"\xc3\x28\""), 1);    /* invalid UTF-8 */
+	CHECK_INT(error_at("1."), 2);
+	CHECK_INT(error_at("tru"), 0);
+	CHECK_INT(error_at(""), 0);
+	CHECK_INT(jsonparse_error_at("[1]\0", 4), 3);  /* NUL is not white space */
+	deep = nested(REQUEST_JSON_DEPTH_MAX);
+	CHECK_INT(error_at(deep), -1);
+	free(deep);
+	deep = nested(REQUEST_JSON_DEPTH_MAX + 1);
+	CHECK(error_at(deep) >= 0);
+	free(deep);
+}
+
+static void
+test_jsonparse_nul_escapes(void)
+{
+	const char *text = "{\"a\":\"x\\u0000y\",\"b\":\"\\\\u0000\"}";
+	struct jsonparse jp;
+	const cJSON *a, *b;
+	char *printed;
+
+	CHECK(jsonparse_text(&jp, text, strlen(text)));
+	CHECK(jp.had_nul);
+	a = cJSON_GetObjectItemCaseSensitive(jp.root, "a");
+	b = cJSON_GetObjectItemCaseSensitive(jp.root, "b");
+	CHECK(cJSON_IsString(a) && strlen(a->valuestring) == 6); /* x, the stand-in, y */
+	CHECK(cJSON_IsString(a) && jsonparse_has_nul(&jp, a->valuestring));
+	/* An escaped backslash before u0000 is no NUL. */
+	CHECK_STR(cJSON_IsString(b) ? b->valuestring : NULL, "\\u0000");
+	CHECK(cJSON_IsString(b) && !jsonparse_has_nul(&jp, b->valuestring));
+	printed = cJSON_PrintUnformatted(jp.root);
+	jbuf_free(&jb);
+	jsonparse_add_repaired(&jp, &jb, printed);
+	CHECK_STR(jb.data, "{\"a\":\"x\\u0000y\",\"b\":\"\\\\u0000\"}");
+	free(printed);
+	jsonparse_free(&jp);
+
+	CHECK(jsonparse_text(&jp, "\"plain\"", 7));
+	CHECK(!jp.had_nul && !jsonparse_has_nul(&jp, "plain"));
+	jsonparse_free(&jp);
+
+	CHECK(!jsonparse_text(&jp, "[1,]", 4));
+	CHECK(jp.root == NULL && jp.error_at == 3);
+	CHECK_STR(jp.error, "Invalid JSON");
+	jbuf_free(&jb);
+}
+
+/* ---- body validation (validate.c) ---- */
+
+static struct http_request vreq;
+static struct validation v;
+
+/* Validate body (declared JSON unless content_type says otherwise) as an execute request. */
+static bool
+execute_body(const char *content_type, const char *body, struct execute_request *x)
+{
+	validate_free(&v);
+	v = (struct validation){ 0 };
+	*x = (struct execute_request){ 0 };
+	vreq.content_type = content_type;
+	vreq.body = (char *)body;
+	vreq.body_len = strlen(body);
+	return validate_execute(&v, &vreq, x);
+}
+
+static bool
+playbook_body(const char *body, struct playbook_request *r)
+{
+	validate_free(&v);
+	v = (struct validation){ 0 };
+	*r = (struct playbook_request){ 0 };
+	vreq.content_type = "application/json";
+	vreq.body = (char *)body;
+	vreq.body_len = strlen(body);
+	return validate_playbook(&v, &vreq, r);
+}
+
+/* The 422 body as the API sends it. */
+static const char *
+detail(void)
+{
+	jbuf_free(&jb);
+	validate_detail(&v, &jb);
+	return jb.data;
+}
+
+/* One execute body that must be refused with exactly want as the 422 body. */
+#define CHECK_EXECUTE_422(body, want) do { \
+	struct execute_request x_; \
+	CHECK(!execute_body("application/json", (body), &x_)); \
+	CHECK_STR(detail(), (want)); \
+	validate_execute_free(&x_); \
+} while (0)
+
+static void
+test_validate_execute_valid(void)
+{
+	struct execute_request x;
+
+	CHECK(execute_body("application/json; charset=utf-8",
+	    "{\"executable_name\":\"prog\",\"args\":[\"a\",\"\"],\"callback\":\"https://h:1/cb?q\","
+	    "\"is_async\":false}", &x));
+	CHECK_INT(v.count, 0);
+	CHECK_STR(x.name, "prog");
+	CHECK_INT(x.nargs, 2);
+	CHECK_STR(x.nargs == 2 ? x.args[0] : NULL, "a");
+	CHECK_STR(x.nargs == 2 ? x.args[1] : NULL, "");
+	CHECK_STR(x.callback, "https://h:1/cb?q");
+	CHECK(!x.is_async);
+	validate_execute_free(&x);
+
+	/* Defaults: no args, no callback, async; the last of duplicate members counts. */
+	CHECK(execute_body("application/json", "{\"executable_name\":\"a\",\"executable_name\":\"b\","
+	    "\"callback\":null}", &x));
+	CHECK_STR(x.name, "b");
+	CHECK_INT(x.nargs, 0);
+	CHECK(x.callback == NULL);
+	CHECK(x.is_async);
+	validate_execute_free(&x);
+
+	/* pydantic's lax booleans. */
+	CHECK(execute_body("application/json", "{\"executable_name\":\"a\",\"is_async\":\"OFF\"}", &x));
+	CHECK(!x.is_async);
+	CHECK(execute_body("application/json", "{\"executable_name\":\"a\",\"is_async\":1}", &x));
+	CHECK(x.is_async);
+	CHECK(execute_body("application/json", "{\"executable_name\":\"a\",\"is_async\":\"n\"}", &x));
+	CHECK(!x.is_async);
+}
+
+static void
+test_validate_body_shape(void)
+{
+	struct execute_request x;
+
+	CHECK(!execute_body(NULL, "{\"executable_name\":\"a\"}", &x));
+	CHECK_STR(detail(), "{\"detail\":[{\"type\":\"model_attributes_type\",\"loc\":[\"body\"],"
+	    "\"msg\":\"Input should be a valid dictionary or object to extract fields from\","
+	    "\"input\":\"{\\\"executable_name\\\":\\\"a\\\"}\"}]}");
+	CHECK(!execute_body("application/jsonx", "{}", &x));
+	CHECK_INT(v.count, 1);
+	CHECK_EXECUTE_422("", "{\"detail\":[{\"type\":\"missing\",\"loc\":[\"body\"],"
+	    "\"msg\":\"Field required\",\"input\":null}]}");
+	CHECK_EXECUTE_422("{\"executable_name\":01}", "{\"detail\":[{\"type\":\"json_invalid\","
+	    "\"loc\":[\"body\",20],\"msg\":\"JSON decode error\",\"input\":{},"
+	    "\"ctx\":{\"error\":\"Invalid JSON\"}}]}");
+	CHECK_EXECUTE_422("[1]", "{\"detail\":[{\"type\":\"model_attributes_type\",\"loc\":[\"body\"],"
+	    "\"msg\":\"Input should be a valid dictionary or object to extract fields from\","
+	    "\"input\":[1]}]}");
+}
+
+static void
+test_validate_execute_fields(void)
+{
+	CHECK_EXECUTE_422("{\"args\":[]}", "{\"detail\":[{\"type\":\"missing\","
+	    "\"loc\":[\"body\",\"executable_name\"],\"msg\":\"Field required\",\"input\":{\"args\":[]}}]}");
+	CHECK_EXECUTE_422("{\"executable_name\":5}", "{\"detail\":[{\"type\":\"string_type\","
+	    "\"loc\":[\"body\",\"executable_name\"],\"msg\":\"Input should be a valid string\",\"input\":5}]}");
+	CHECK_EXECUTE_422("{\"executable_name\":\"a\",\"args\":\"x\"}", "{\"detail\":[{\"type\":\"list_type\","
+	    "\"loc\":[\"body\",\"args\"],\"msg\":\"Input should be a valid list\",\"input\":\"x\"}]}");
+	CHECK_EXECUTE_422("{\"executable_name\":\"a\",\"args\":[\"x\",1,null]}",
+	    "{\"detail\":[{\"type\":\"string_type\",\"loc\":[\"body\",\"args\",1],"
+	    "\"msg\":\"Input should be a valid string\",\"input\":1},{\"type\":\"string_type\","
+	    "\"loc\":[\"body\",\"args\",2],\"msg\":\"Input should be a valid string\",\"input\":null}]}");
+	CHECK_EXECUTE_422("{\"executable_name\":\"a\\u0000b\"}", "{\"detail\":[{\"type\":\"value_error\","
+	    "\"loc\":[\"body\",\"executable_name\"],\"msg\":\"Value error, string must not hold a NUL "
+	    "character\",\"input\":\"a\\u0000b\"}]}");
+	CHECK_EXECUTE_422("{\"executable_name\":\"a\",\"is_async\":\"maybe\"}", "{\"detail\":[{\"type\":"
+	    "\"bool_parsing\",\"loc\":[\"body\",\"is_async\"],\"msg\":\"Input should be a valid boolean, "
+	    "unable to interpret input\",\"input\":\"maybe\"}]}");
+	CHECK_EXECUTE_422("{\"executable_name\":\"a\",\"is_async\":[]}", "{\"detail\":[{\"type\":"
+	    "\"bool_type\",\"loc\":[\"body\",\"is_async\"],\"msg\":\"Input should be a valid boolean\","
+	    "\"input\":[]}]}");
+	/* Every problem is listed, in the model's field order. */
+	CHECK_EXECUTE_422("{\"is_async\":2,\"callback\":3,\"args\":{},\"executable_name\":[]}",
+	    "{\"detail\":[{\"type\":\"string_type\",\"loc\":[\"body\",\"executable_name\"],"
+	    "\"msg\":\"Input should be a valid string\",\"input\":[]},{\"type\":\"list_type\","
+	    "\"loc\":[\"body\",\"args\"],\"msg\":\"Input should be a valid list\",\"input\":{}},"
+	    "{\"type\":\"url_type\",\"loc\":[\"body\",\"callback\"],\"msg\":\"URL input should be a "
+	    "string or URL\",\"input\":3},{\"type\":\"bool_parsing\",\"loc\":[\"body\",\"is_async\"],"
+	    "\"msg\":\"Input should be a valid boolean, unable to interpret input\",\"input\":2}]}");
+}
+
+/* The type and message of the one problem a callback URL has, "" when it has none. */
+static const char *
+url_verdict(const char *url)
+{
+	struct execute_request x;
+	cJSON *body = cJSON_CreateObject(), *item;
+	char *text;
+	static char verdict[256];
+
+	cJSON_AddStringToObject(body, "executable_name", "a");
+	cJSON_AddStringToObject(body, "callback", url);
+	text = cJSON_PrintUnformatted(body);
+	*verdict = '\0';
+	if (!execute_body("application/json", text, &x) && v.count == 1) {
+		cJSON *items = cJSON_Parse(detail());
+
+		item = cJSON_GetArrayItem(cJSON_GetObjectItem(items, "detail"), 0);
+		snprintf(verdict, sizeof(verdict), "%s: %s",
+		    cJSON_GetStringValue(cJSON_GetObjectItem(item, "type")),
+		    cJSON_GetStringValue(cJSON_GetObjectItem(item, "msg")));
+		cJSON_Delete(items);
+	} else if (v.count > 0) {
+		snprintf(verdict, sizeof(verdict), "%zu problems", v.count);
+	}
+	validate_execute_free(&x);
+	free(text);
+	cJSON_Delete(body);
+	return verdict;
+}
+
+static void
+test_validate_urls(void)
+{
+	char *longest = malloc(REQUEST_URL_MAX_CHARS + 2);
+
+	CHECK_STR(url_verdict("http://host"), "");
+	CHECK_STR(url_verdict("HTTPS://user@host:8/p#f"), "");
+	CHECK_STR(url_verdict("ftp://host/"), "url_scheme: URL scheme should be 'http' or 'https'");
+	CHECK_STR(url_verdict("/relative"), "url_parsing: Input should be a valid URL, relative URL without a base");
+	CHECK_STR(url_verdict("1http://host"), "url_parsing: Input should be a valid URL, relative URL without a base");
+	CHECK_STR(url_verdict("http://"), "url_parsing: Input should be a valid URL, empty host");
+	CHECK_STR(url_verdict("http://user@/p"), "url_parsing: Input should be a valid URL, empty host");
+	CHECK_STR(url_verdict("http://:80"), "url_parsing: Input should be a valid URL, empty host");
+	CHECK_STR(url_verdict("http://ho st"), "url_parsing: Input should be a valid URL, invalid character");
+	CHECK_STR(url_verdict("http://h\x7f"), "url_parsing: Input should be a valid URL, invalid character");
+	CHECK_STR(url_verdict("http://h\tx"), "url_parsing: Input should be a valid URL, invalid character");
+	memcpy(longest, "http://h/", 9);
+	memset(longest + 9, 'a', REQUEST_URL_MAX_CHARS - 9);
+	longest[REQUEST_URL_MAX_CHARS] = '\0';
+	CHECK_STR(url_verdict(longest), "");
+	longest[REQUEST_URL_MAX_CHARS] = 'a', longest[REQUEST_URL_MAX_CHARS + 1] = '\0';
+	CHECK_STR(url_verdict(longest), "url_too_long: URL should have at most 2083 characters");
+	free(longest);
+}
+
+/* One playbook body that must be refused with exactly want as the 422 body. */
+#define CHECK_PLAYBOOK_422(body, want) do { \
+	struct playbook_request r_; \
+	CHECK(!playbook_body((body), &r_)); \
+	CHECK_STR(detail(), (want)); \
+	validate_playbook_free(&r_); \
+} while (0)
+
+static void
+test_validate_playbook_valid(void)
+{
+	struct playbook_request r;
+
+	CHECK(playbook_body("{\"playbook_name\":\"p.yml\",\"inventory\":{\"all\":{\"hosts\":"
+	    "{\"h\":null}}},\"extra_vars\":{\"v\":[1]},\"progress\":\"http://h/p\","
+	    "\"progress_is_incremental\":false}", &r));
+	CHECK_STR(r.name, "p.yml");
+	CHECK(r.inventory_is_object);
+	CHECK_STR(r.inventory, "{\"all\":{\"hosts\":{\"h\":null}}}");
+	CHECK_STR(r.extra_vars, "{\"v\":[1]}");
+	CHECK_STR(r.progress, "http://h/p");
+	CHECK(r.callback == NULL);
+	CHECK(!r.incremental);
+	validate_playbook_free(&r);
+
+	CHECK(playbook_body("{\"playbook_name\":\"p.yml\",\"inventory\":\"[web]\\nh1 # x\\n[db:vars] ;c\\n\"}", &r));
+	CHECK(!r.inventory_is_object);
+	CHECK_STR(r.inventory, "[web]\nh1 # x\n[db:vars] ;c\n");
+	CHECK(r.extra_vars == NULL);
+	CHECK(r.incremental);
+	validate_playbook_free(&r);
+}
+
+static void
+test_validate_playbook_fields(void)
+{
+	CHECK_PLAYBOOK_422("{\"playbook_name\":\"p\"}", "{\"detail\":[{\"type\":\"missing\","
+	    "\"loc\":[\"body\",\"inventory\"],\"msg\":\"Field required\",\"input\":{\"playbook_name\":\"p\"}}]}");
+	CHECK_PLAYBOOK_422("{\"playbook_name\":\"p\",\"inventory\":7}", "{\"detail\":[{\"type\":"
+	    "\"dict_type\",\"loc\":[\"body\",\"inventory\",\"dict[str,any]\"],\"msg\":\"Input should be a "
+	    "valid dictionary\",\"input\":7},{\"type\":\"string_type\",\"loc\":[\"body\",\"inventory\","
+	    "\"str\"],\"msg\":\"Input should be a valid string\",\"input\":7}]}");
+	CHECK_PLAYBOOK_422("{\"playbook_name\":\"p\",\"inventory\":{},\"extra_vars\":[]}",
+	    "{\"detail\":[{\"type\":\"value_error\",\"loc\":[\"body\",\"inventory\"],\"msg\":\"Parsed "
+	    "empty YAML file\",\"input\":{}},{\"type\":\"dict_type\",\"loc\":[\"body\",\"extra_vars\"],"
+	    "\"msg\":\"Input should be a valid dictionary\",\"input\":[]}]}");
+	CHECK_PLAYBOOK_422("{\"playbook_name\":\"p\",\"inventory\":{\"plugin\":\"x\"}}",
+	    "{\"detail\":[{\"type\":\"value_error\",\"loc\":[\"body\",\"inventory\"],\"msg\":\"Plugin "
+	    "configuration YAML file, not YAML inventory\",\"input\":{\"plugin\":\"x\"}}]}");
+	CHECK_PLAYBOOK_422("{\"playbook_name\":\"p\",\"inventory\":{\"g\":{\"hosts\":[1]}}}",
+	    "{\"detail\":[{\"type\":\"value_error\",\"loc\":[\"body\",\"inventory\"],\"msg\":\"Invalid "
+	    "\\\"hosts\\\" entry for \\\"g\\\" group, requires a dictionary, found \\\"<class 'list'>\\\" "
+	    "instead.\",\"input\":{\"g\":{\"hosts\":[1]}}}]}");
+	CHECK_PLAYBOOK_422("{\"playbook_name\":\"p\",\"inventory\":{\"g\":{\"children\":{\"c\":"
+	    "{\"hosts\":{\"h\":\"s\"}}}}}}", "{\"detail\":[{\"type\":\"value_error\",\"loc\":[\"body\","
+	    "\"inventory\"],\"msg\":\"Invalid variables for host \\\"h\\\" in group \\\"c\\\", requires a "
+	    "dictionary, found \\\"<class 'str'>\\\" instead.\",\"input\":{\"g\":{\"children\":{\"c\":"
+	    "{\"hosts\":{\"h\":\"s\"}}}}}}]}");
+	CHECK_PLAYBOOK_422("{\"playbook_name\":\"p\",\"inventory\":\"[bad group]\\nh\"}",
+	    "{\"detail\":[{\"type\":\"value_error\",\"loc\":[\"body\",\"inventory\"],\"msg\":\"Invalid "
+	    "section entry: '[bad group]'. Please make sure that there are no spaces or other "
+	    "characters in the group name\",\"input\":\"[bad group]\\nh\"}]}");
+	CHECK_PLAYBOOK_422("{\"playbook_name\":\"p\",\"inventory\":{\"all\":{\"vars\":{\"k\":\"\\u0000\"}}}}",
+	    "{\"detail\":[{\"type\":\"value_error\",\"loc\":[\"body\",\"inventory\"],\"msg\":\"Value "
+	    "error, string must not hold a NUL character\",\"input\":{\"all\":{\"vars\":{\"k\":"
+	    "\"\\u0000\"}}}}]}");
+	CHECK_PLAYBOOK_422("{\"playbook_name\":\"p\",\"inventory\":\"h\",\"extra_vars\":{\"k\":\"\\u0000\"}}",
+	    "{\"detail\":[{\"type\":\"value_error\",\"loc\":[\"body\",\"extra_vars\"],\"msg\":\"Value "
+	    "error, string must not hold a NUL character\",\"input\":{\"k\":\"\\u0000\"}}]}");
+	CHECK_PLAYBOOK_422("{\"playbook_name\":\"p\",\"inventory\":\"h\",\"progress\":\"x\","
+	    "\"progress_is_incremental\":\"x\"}", "{\"detail\":[{\"type\":\"url_parsing\",\"loc\":"
+	    "[\"body\",\"progress\"],\"msg\":\"Input should be a valid URL, relative URL without a base\","
+	    "\"input\":\"x\"},{\"type\":\"bool_parsing\",\"loc\":[\"body\",\"progress_is_incremental\"],"
+	    "\"msg\":\"Input should be a valid boolean, unable to interpret input\",\"input\":\"x\"}]}");
+}
+
+static void
+test_validate_inventory_depth(void)
+{
+	struct jbuf inv = { 0 };
+	struct playbook_request r;
+
+	/* Groups nested as deep as the limit pass, one deeper are refused. */
+	for (int depth = REQUEST_INVENTORY_DEPTH_MAX; depth <= REQUEST_INVENTORY_DEPTH_MAX + 1; depth++) {
+		inv.len = 0;
+		jbuf_puts(&inv, "{\"playbook_name\":\"p\",\"inventory\":{\"g\":");
+		for (int i = 0; i < depth; i++)
+			jbuf_puts(&inv, "{\"children\":{\"g\":");
+		jbuf_puts(&inv, "{}");
+		for (int i = 0; i < depth; i++)
+			jbuf_puts(&inv, "}}");
+		jbuf_puts(&inv, "}}");
+		if (depth == REQUEST_INVENTORY_DEPTH_MAX) {
+			CHECK(playbook_body(inv.data, &r));
+		} else {
+			CHECK(!playbook_body(inv.data, &r));
+			CHECK(detail() && strstr(jb.data, "\"msg\":\"Inventory groups nest too deep.\""));
+		}
+		validate_playbook_free(&r);
+	}
+	jbuf_free(&inv);
+	validate_free(&v);
+	jbuf_free(&jb);
+}
+
+/* ---- settings (config.c) ---- */
+
+static const char *const setting_names[] = {
+	"EXECUTABLE_TIMEOUT_SEC", "REQUEST_TIMEOUT_SEC", "MAX_THREAD_POOL_WORKERS",
+	"LSO_MAX_BODY_BYTES", "LSO_MAX_OUTPUT_BYTES", "LSO_READ_TIMEOUT_SEC", "LSO_CALLBACK_RETRIES",
+	"ANSIBLE_PLAYBOOK_TIMEOUT_SEC", "LSO_PLAYBOOK_MAX_SEC", "ANSIBLE_PLAYBOOKS_ROOT_DIR",
+	"ANSIBLE_PLAYBOOK", "EXECUTABLES_ROOT_DIR", "LSO_STATE_DIR", "STATE_DIRECTORY",
+	"LSO_API_TOKEN", "CREDENTIALS_DIRECTORY",
+};
+
+static void
+clear_settings(void)
+{
+	for (size_t i = 0; i < sizeof(setting_names) / sizeof(setting_names[0]); i++)
+		unsetenv(setting_names[i]);
+}
+
+static void
+test_config_defaults(void)
+{
+	clear_settings();
+	CHECK(config_load() == NULL);
+	CHECK_INT(config.executable_timeout_sec, 300);
+	CHECK_INT(config.callback_timeout_sec, 10);
+	CHECK_INT(config.slot_count, 0);
+	CHECK_INT(config.max_body_bytes, 1048576);
+	CHECK_INT(config.max_output_bytes, 16777216);
+	CHECK_INT(config.read_timeout_sec, 10);
+	CHECK_INT(config.callback_retries, 5);
+	CHECK_INT(config.playbook_idle_sec, 300);
+	CHECK_INT(config.playbook_max_sec, 86400);
+	CHECK(config.playbooks_root == NULL && config.ansible_playbook == NULL &&
+	    config.executables_root == NULL);
+	CHECK_STR(config.state_dir, "/var/lib/lso");
+	CHECK(config_api_token() == NULL);
+}
+
+static void
+test_config_each_variable_its_field(void)
+{
+	clear_settings();
+	setenv("EXECUTABLE_TIMEOUT_SEC", "1", 1);
+	setenv("REQUEST_TIMEOUT_SEC", "2", 1);
+	setenv("MAX_THREAD_POOL_WORKERS", "3", 1);
+	setenv("LSO_MAX_BODY_BYTES", "4", 1);
+	setenv("LSO_MAX_OUTPUT_BYTES", "5", 1);
+	setenv("LSO_READ_TIMEOUT_SEC", "6", 1);
+	setenv("LSO_CALLBACK_RETRIES", "7", 1);
+	setenv("ANSIBLE_PLAYBOOK_TIMEOUT_SEC", "8", 1);
+	setenv("LSO_PLAYBOOK_MAX_SEC", "9", 1);
+	setenv("ANSIBLE_PLAYBOOKS_ROOT_DIR", "/pb", 1);
+	setenv("ANSIBLE_PLAYBOOK", "/ap", 1);
+	setenv("EXECUTABLES_ROOT_DIR", "/ex", 1);
+	setenv("STATE_DIRECTORY", "/sd", 1);
+	setenv("LSO_API_TOKEN", "tok", 1);
+	CHECK(config_load() == NULL);
+	CHECK_INT(config.executable_timeout_sec, 1);
+	CHECK_INT(config.callback_timeout_sec, 2);
+	CHECK_INT(config.slot_count, 3);
+	CHECK_INT(config.max_body_bytes, 4);
+	CHECK_INT(config.max_output_bytes, 5);
+	CHECK_INT(config.read_timeout_sec, 6);
+	CHECK_INT(config.callback_retries, 7);
+	CHECK_INT(config.playbook_idle_sec, 8);
+	CHECK_INT(config.playbook_max_sec, 9);
+	CHECK_STR(config.playbooks_root, "/pb");
+	CHECK_STR(config.ansible_playbook, "/ap");
+	CHECK_STR(config.executables_root, "/ex");
+	CHECK_STR(config.state_dir, "/sd");  /* $STATE_DIRECTORY when LSO_STATE_DIR is unset */
+	setenv("LSO_STATE_DIR", "/lsd", 1);
+	CHECK(config_load() == NULL);
+	CHECK_STR(config.state_dir, "/lsd");
+	CHECK_STR(config_api_token(), "tok");
+	clear_settings();
+}
+
+static void
+test_config_bounds(void)
+{
+	static const struct { const char *name, *value; bool ok; } cases[] = {
+		{ "EXECUTABLE_TIMEOUT_SEC", "0", false },
+		{ "EXECUTABLE_TIMEOUT_SEC", "31622400", true },   /* a leap year of seconds */
+		{ "EXECUTABLE_TIMEOUT_SEC", "31622401", false },
+		{ "EXECUTABLE_TIMEOUT_SEC", "-1", false },
+		{ "EXECUTABLE_TIMEOUT_SEC", "5s", false },
+		{ "EXECUTABLE_TIMEOUT_SEC", "", true },           /* empty: the default */
+		{ "MAX_THREAD_POOL_WORKERS", "0", true },
+		{ "MAX_THREAD_POOL_WORKERS", "4096", true },
+		{ "MAX_THREAD_POOL_WORKERS", "4097", false },
+		{ "LSO_MAX_BODY_BYTES", "1073741824", true },
+		{ "LSO_MAX_BODY_BYTES", "1073741825", false },
+		{ "LSO_CALLBACK_RETRIES", "0", true },
+		{ "LSO_CALLBACK_RETRIES", "31", false },
+		{ "LSO_PLAYBOOK_MAX_SEC", "99999999999999999999", false },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *bad;
+
+		clear_settings();
+		setenv(cases[i].name, cases[i].value, 1);
+		bad = config_load();
+		check(cases[i].ok ? bad == NULL : bad && strcmp(bad, cases[i].name) == 0,
+		    __FILE__, __LINE__, "%s=%s: got %s", cases[i].name, cases[i].value,
+		    bad ? bad : "accepted");
+	}
+	/* A bad number changes nothing, not even the settings before it in the table. */
+	clear_settings();
+	setenv("LSO_READ_TIMEOUT_SEC", "3", 1);
+	setenv("LSO_CALLBACK_RETRIES", "x", 1);
+	CHECK_STR(config_load(), "LSO_CALLBACK_RETRIES");
+	CHECK_INT(config.read_timeout_sec, 10);
+	clear_settings();
+}
+
 int
 main(void)
 {
@@ -1598,6 +2088,19 @@ main(void)
 	test_resolve_long_name();
 	test_resolve_root_is_slash();
 	teardown_tree();
+
+	test_jsonparse_strict_scan();
+	test_jsonparse_nul_escapes();
+	test_validate_execute_valid();
+	test_validate_body_shape();
+	test_validate_execute_fields();
+	test_validate_urls();
+	test_validate_playbook_valid();
+	test_validate_playbook_fields();
+	test_validate_inventory_depth();
+	test_config_defaults();
+	test_config_each_variable_its_field();
+	test_config_bounds();
 
 	reset_req();
 	free(req);
