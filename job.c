@@ -1,7 +1,8 @@
 /* job.c: the async job's lifecycle: submit, start, the runner, show, cancel, settle, recover; slots. */
 
 /*
- * The processes of one async job, and their entry points:
+ * The processes of one async job, and their entry points (the words as
+ * README.md's Vocabulary defines them):
  *
  *   instance    lso serving POST /api/execute/ or /api/playbook (lso.c's
  *               main). job_submit takes the job's lock, writes the first

@@ -117,10 +117,10 @@ no_job_processes() {
 	bx sh -c '! grep -lsxz "LSO_JOB_ID=$1" /proc/[0-9]*/environ' sh "$1" </dev/null
 }
 
-# Does lso send the journal field LSO_JOB_ID= (in lso.c, or job.c's native
+# Does lso send the journal field LSO_JOB_ID= (in lso.c, or log.c's native
 # journal message)? Until then its check is skipped.
 sends_job_field() {
-	grep -q 'LSO_JOB_ID=' "$TOP/lso.c" || grep -q '\\nLSO_JOB_ID=' "$TOP/job.c"
+	grep -q 'LSO_JOB_ID=' "$TOP/lso.c" || grep -q '\\nLSO_JOB_ID=' "$TOP/log.c"
 }
 
 # journal ARGS...: the messages of the box's journal, one a line.
