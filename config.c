@@ -12,6 +12,8 @@ struct config config;
 
 /* Where the API token may be when LSO_API_TOKEN is not set: a systemd credential. */
 #define TOKEN_CREDENTIAL "lso-token"
+/* LSO_READ_TIMEOUT_SEC's default, also in force while the settings are read. */
+#define READ_TIMEOUT_SEC_DEFAULT 10
 
 /* A numeric setting: a count or seconds (number), or a size in bytes (bytes). */
 struct number_setting {
@@ -28,7 +30,8 @@ static const struct number_setting number_settings[] = {
 	{ "MAX_THREAD_POOL_WORKERS", &config.slot_count, NULL, 0, 0, SETTING_SLOTS_MAX },
 	{ "LSO_MAX_BODY_BYTES", NULL, &config.max_body_bytes, 1048576, 1, SETTING_BYTES_MAX },
 	{ "LSO_MAX_OUTPUT_BYTES", NULL, &config.max_output_bytes, 16777216, 1, SETTING_BYTES_MAX },
-	{ "LSO_READ_TIMEOUT_SEC", &config.read_timeout_sec, NULL, 10, 1, SETTING_SECONDS_MAX },
+	{ "LSO_READ_TIMEOUT_SEC", &config.read_timeout_sec, NULL, READ_TIMEOUT_SEC_DEFAULT, 1,
+	    SETTING_SECONDS_MAX },
 	{ "LSO_CALLBACK_RETRIES", &config.callback_retries, NULL, 5, 0, SETTING_RETRIES_MAX },
 	{ "ANSIBLE_PLAYBOOK_TIMEOUT_SEC", &config.playbook_idle_sec, NULL, 300, 1, SETTING_SECONDS_MAX },
 	{ "LSO_PLAYBOOK_MAX_SEC", &config.playbook_max_sec, NULL, 86400, 1, SETTING_SECONDS_MAX },
@@ -117,7 +120,7 @@ config_load(void)
 	const struct number_setting *n;
 	const struct text_setting *t;
 
-	config.read_timeout_sec = 10; /* lets even a configuration error be answered */
+	config.read_timeout_sec = READ_TIMEOUT_SEC_DEFAULT; /* lets even a configuration error be answered */
 	/* Every number is checked before any is set: a bad one leaves the defaults above. */
 	for (size_t i = 0; i < COUNT(number_settings); i++) {
 		n = &number_settings[i];

@@ -28,6 +28,8 @@
 #include "resolve.h"
 #include "run.h"
 
+/* --- the run: private files, ansible-playbook, progress --- */
+
 /* Remove a directory tree (the job's private files), whatever is in it. */
 static int
 remove_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
@@ -361,6 +363,9 @@ playbook_run(struct job *j, struct run_control *control)
 	jbuf_free(&out.pending);
 	playbook_remove_files(j->id);
 }
+
+/* --- inventory checks: what Ansible's plugins would refuse, refused at once --- */
+
 /* Python's name of a JSON value's type, as Ansible's messages print it. */
 static const char *
 python_type(const cJSON *item)
@@ -444,8 +449,11 @@ playbook_inventory_text_problem(const char *text, char *why, size_t why_size)
 		close = memchr(line, ']', len);
 		if (!close || close == line + 1 || memchr(line, ' ', (size_t)(close - line)) ||
 		    (close + 1 < end && !strchr(" \t\r#;", close[1]))) {
+			int quoted = (int)(len > REQUEST_INVENTORY_QUOTE_MAX_CHARS ?
+			    REQUEST_INVENTORY_QUOTE_MAX_CHARS : len);
+
 			snprintf(why, why_size, "Invalid section entry: '%.*s'. Please make sure that "
-			    "there are no spaces or other characters in the group name", (int)(len > 200 ? 200 : len), line);
+			    "there are no spaces or other characters in the group name", quoted, line);
 			return why;
 		}
 	}

@@ -242,6 +242,7 @@ record_done(const struct job *j)
 		close(fd);
 	}
 }
+
 static char *
 dup_string(const cJSON *item)
 {
@@ -280,6 +281,7 @@ callback_from_json(struct job *j, const cJSON *callback)
 	j->delivered = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(callback, "delivered"));
 	j->last_error = dup_string(cJSON_GetObjectItemCaseSensitive(callback, "last_error"));
 }
+
 /* A status as recorded; what no record of ours holds reads as lost. */
 static enum job_status
 known_status(const char *status)

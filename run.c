@@ -472,6 +472,7 @@ run_result_free(struct run_result *result)
 {
 	jbuf_free(&result->output);
 }
+
 /* Does process pid belong to job id? Its environment says so (LSO_JOB_ID). */
 static bool
 is_jobs_process(pid_t pid, const char *id)

@@ -191,6 +191,8 @@ check_execute_fields(struct validation *v, const cJSON *body, struct execute_req
 	x->callback = url_field(v, member(body, "callback"), "callback");
 	x->is_async = lax_bool(v, member(body, "is_async"), "is_async", true);
 }
+
+/* The body is not JSON: where it goes wrong, and pydantic's words for it. */
 static void
 json_invalid(struct validation *v, long pos, const char *error)
 {

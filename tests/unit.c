@@ -1592,28 +1592,30 @@ test_jsonparse_nul_escapes(void)
 static struct http_request vreq;
 static struct validation v;
 
-/* Validate body (declared JSON unless content_type says otherwise) as an execute request. */
-static bool
-execute_body(const char *content_type, const char *body, struct execute_request *x)
+/* A fresh validation of a request with this Content-Type and body. */
+static void
+new_request(const char *content_type, const char *body)
 {
 	validate_free(&v);
 	v = (struct validation){ 0 };
-	*x = (struct execute_request){ 0 };
 	vreq.content_type = content_type;
 	vreq.body = (char *)body;
 	vreq.body_len = strlen(body);
+}
+
+static bool
+execute_body(const char *content_type, const char *body, struct execute_request *x)
+{
+	new_request(content_type, body);
+	*x = (struct execute_request){ 0 };
 	return validate_execute(&v, &vreq, x);
 }
 
 static bool
 playbook_body(const char *body, struct playbook_request *r)
 {
-	validate_free(&v);
-	v = (struct validation){ 0 };
+	new_request("application/json", body);
 	*r = (struct playbook_request){ 0 };
-	vreq.content_type = "application/json";
-	vreq.body = (char *)body;
-	vreq.body_len = strlen(body);
 	return validate_playbook(&v, &vreq, r);
 }
 
@@ -1899,20 +1901,28 @@ clear_settings(void)
 		unsetenv(setting_names[i]);
 }
 
+/* The numeric settings, in the order of setting_names, against want. */
+static void
+check_numbers(const long long want[9])
+{
+	long long got[9] = { config.executable_timeout_sec, config.callback_timeout_sec,
+		config.slot_count, (long long)config.max_body_bytes, (long long)config.max_output_bytes,
+		config.read_timeout_sec, config.callback_retries, config.playbook_idle_sec,
+		config.playbook_max_sec };
+
+	for (int i = 0; i < 9; i++)
+		check(got[i] == want[i], __FILE__, __LINE__, "%s: expected %lld, got %lld",
+		    setting_names[i], want[i], got[i]);
+}
+
 static void
 test_config_defaults(void)
 {
+	static const long long defaults[9] = { 300, 10, 0, 1048576, 16777216, 10, 5, 300, 86400 };
+
 	clear_settings();
 	CHECK(config_load() == NULL);
-	CHECK_INT(config.executable_timeout_sec, 300);
-	CHECK_INT(config.callback_timeout_sec, 10);
-	CHECK_INT(config.slot_count, 0);
-	CHECK_INT(config.max_body_bytes, 1048576);
-	CHECK_INT(config.max_output_bytes, 16777216);
-	CHECK_INT(config.read_timeout_sec, 10);
-	CHECK_INT(config.callback_retries, 5);
-	CHECK_INT(config.playbook_idle_sec, 300);
-	CHECK_INT(config.playbook_max_sec, 86400);
+	check_numbers(defaults);
 	CHECK(config.playbooks_root == NULL && config.ansible_playbook == NULL &&
 	    config.executables_root == NULL);
 	CHECK_STR(config.state_dir, "/var/lib/lso");
@@ -1922,31 +1932,21 @@ test_config_defaults(void)
 static void
 test_config_each_variable_its_field(void)
 {
+	static const long long one_to_nine[9] = { 1, 2, 3, 4, 5, 6, 7, 8, 9 };
+	char value[4];
+
 	clear_settings();
-	setenv("EXECUTABLE_TIMEOUT_SEC", "1", 1);
-	setenv("REQUEST_TIMEOUT_SEC", "2", 1);
-	setenv("MAX_THREAD_POOL_WORKERS", "3", 1);
-	setenv("LSO_MAX_BODY_BYTES", "4", 1);
-	setenv("LSO_MAX_OUTPUT_BYTES", "5", 1);
-	setenv("LSO_READ_TIMEOUT_SEC", "6", 1);
-	setenv("LSO_CALLBACK_RETRIES", "7", 1);
-	setenv("ANSIBLE_PLAYBOOK_TIMEOUT_SEC", "8", 1);
-	setenv("LSO_PLAYBOOK_MAX_SEC", "9", 1);
+	for (int i = 0; i < 9; i++) {
+		snprintf(value, sizeof(value), "%lld", one_to_nine[i]);
+		setenv(setting_names[i], value, 1);
+	}
 	setenv("ANSIBLE_PLAYBOOKS_ROOT_DIR", "/pb", 1);
 	setenv("ANSIBLE_PLAYBOOK", "/ap", 1);
 	setenv("EXECUTABLES_ROOT_DIR", "/ex", 1);
 	setenv("STATE_DIRECTORY", "/sd", 1);
 	setenv("LSO_API_TOKEN", "tok", 1);
 	CHECK(config_load() == NULL);
-	CHECK_INT(config.executable_timeout_sec, 1);
-	CHECK_INT(config.callback_timeout_sec, 2);
-	CHECK_INT(config.slot_count, 3);
-	CHECK_INT(config.max_body_bytes, 4);
-	CHECK_INT(config.max_output_bytes, 5);
-	CHECK_INT(config.read_timeout_sec, 6);
-	CHECK_INT(config.callback_retries, 7);
-	CHECK_INT(config.playbook_idle_sec, 8);
-	CHECK_INT(config.playbook_max_sec, 9);
+	check_numbers(one_to_nine);
 	CHECK_STR(config.playbooks_root, "/pb");
 	CHECK_STR(config.ansible_playbook, "/ap");
 	CHECK_STR(config.executables_root, "/ex");
