@@ -24,13 +24,14 @@ SAN_FLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-san
 
 # The parts of lso, one concern each (README.md, Source map). lso.c holds
 # main; the unit tests link the others.
-PARTS = config validate jsonparse http job run record callback playbook detach resolve log file
+PARTS = config validate jsonparse http job run record callback playbook detach resolve log file \
+	files docs
 COMPONENTS = lso $(PARTS)
 SRC = $(COMPONENTS:=.c)
 OBJ = $(COMPONENTS:=.o)
 PARTS_SRC = $(PARTS:=.c)
 HDR = lso.h config.h validate.h jsonparse.h http.h job.h job-internal.h run.h playbook.h \
-	resolve.h log.h file.h json.h
+	resolve.h log.h file.h json.h files.h docs.h
 
 all: lso
 

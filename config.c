@@ -1,17 +1,22 @@
-/* config.c: the settings table (variable, field, default, bounds) and the token's credential. */
+/* config.c: the settings table (variable, field, default, bounds) and the API key's credential. */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "config.h"
+#include "docs.h"
 #include "http.h"
 
 struct config config;
 
-/* Where the API token may be when LSO_API_TOKEN is not set: a systemd credential. */
-#define TOKEN_CREDENTIAL "lso-token"
+/* Where the API key may be when LSO_API_KEY is not set: a systemd credential. */
+#define API_KEY_CREDENTIAL "lso-api-key"
 /* LSO_READ_TIMEOUT_SEC's default, also in force while the settings are read. */
 #define READ_TIMEOUT_SEC_DEFAULT 10
 
@@ -50,8 +55,23 @@ static const struct text_setting text_settings[] = {
 	{ "ANSIBLE_PLAYBOOK", &config.ansible_playbook, NULL, NULL },
 	{ "EXECUTABLES_ROOT_DIR", &config.executables_root, NULL, NULL },
 	{ "LSO_STATE_DIR", &config.state_dir, "STATE_DIRECTORY", "/var/lib/lso" },
+	{ "JOB_FILES_ROOT_DIR", &config.job_files_root, NULL, NULL },
+	{ "LSO_DOCS_ASSETS_URL", &config.docs_assets_url, NULL, DOCS_ASSETS_URL_DEFAULT },
 };
 
+/* A yes/no setting, read as pydantic reads a bool; "" counts as unset. */
+struct flag_setting {
+	const char *variable;
+	bool *flag;
+	bool fallback;
+};
+
+static const struct flag_setting flag_settings[] = {
+	{ "LSO_OAUTH2_ACTIVE", &config.oauth2_active, false },
+};
+
+#define STRING(x) STRING_OF(x)
+#define STRING_OF(x) #x
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
 static const char *
@@ -79,38 +99,88 @@ env_number(const char *name, long long fallback)
 	return n;
 }
 
-/* The token from LSO_API_TOKEN, else from the systemd credential lso-token. */
-static const char *
-load_token(void)
+/* pydantic's bool from a string: 1, else 0, or -1 when it is none of its words. */
+static int
+parse_flag(const char *value)
 {
-	static char token[TOKEN_MAX_BYTES + 1];
-	const char *dir = getenv("CREDENTIALS_DIRECTORY");
-	char path[PATH_MAX];
-	size_t len;
-	FILE *f;
+	static const char *const yes[] = { "true", "1", "yes", "on", "t", "y" };
+	static const char *const no[] = { "false", "0", "no", "off", "f", "n" };
 
-	if (getenv("LSO_API_TOKEN") && *getenv("LSO_API_TOKEN"))
-		return getenv("LSO_API_TOKEN");
-	if (!dir || snprintf(path, sizeof(path), "%s/%s", dir, TOKEN_CREDENTIAL) >= (int)sizeof(path))
-		return NULL;
-	f = fopen(path, "re");
-	if (!f)
-		return NULL;
-	len = fread(token, 1, TOKEN_MAX_BYTES, f);
-	fclose(f);
-	token[len] = '\0';
-	token[strcspn(token, "\r\n")] = '\0';
-	return *token ? token : NULL;
+	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+		if (strcasecmp(value, yes[i]) == 0)
+			return 1;
+		if (strcasecmp(value, no[i]) == 0)
+			return 0;
+	}
+	return -1;
 }
 
-const char *
-config_api_token(void)
+/*
+ * The key in the credential file: its first line, which must not be empty.
+ * Anything else (missing, a directory, empty, a blank first line, too long)
+ * is a reason, and no key: auth then stays on and lets nobody in.
+ */
+static const char *
+read_key_credential(const char *dir, char *key, const char **why)
 {
-	if (!config.api_token_loaded) {
-		config.api_token = load_token();
-		config.api_token_loaded = true;
+	char path[PATH_MAX];
+	struct stat st;
+	ssize_t len;
+	int fd;
+
+	*why = "LSO_API_KEY is unset and there is no credential " API_KEY_CREDENTIAL;
+	if (!dir || !*dir ||
+	    snprintf(path, sizeof(path), "%s/%s", dir, API_KEY_CREDENTIAL) >= (int)sizeof(path))
+		return NULL;
+	/* O_NONBLOCK: a FIFO put there by mistake must not hang the request. */
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)) < 0)
+		return NULL;
+	len = -1;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+		*why = "the credential " API_KEY_CREDENTIAL " is not a regular file";
+	else if ((len = read(fd, key, API_KEY_MAX_BYTES + 1)) < 0)
+		*why = "the credential " API_KEY_CREDENTIAL " cannot be read";
+	close(fd);
+	if (len < 0)
+		return NULL;
+	if (len > API_KEY_MAX_BYTES) {
+		*why = "the credential " API_KEY_CREDENTIAL " is longer than " STRING(API_KEY_MAX_BYTES) " bytes";
+		return NULL;
 	}
-	return config.api_token;
+	key[len] = '\0';
+	key[strcspn(key, "\r\n")] = '\0';
+	if (!*key) {
+		*why = len ? "the credential " API_KEY_CREDENTIAL " begins with a blank line" :
+		    "the credential " API_KEY_CREDENTIAL " is empty";
+		return NULL;
+	}
+	return key;
+}
+
+/* The key from LSO_API_KEY, else from the systemd credential lso-api-key. */
+static const char *
+load_key(const char **why)
+{
+	static char key[API_KEY_MAX_BYTES + 2];
+	const char *from_env = getenv("LSO_API_KEY");
+
+	if (from_env && *from_env)
+		return from_env;
+	return read_key_credential(getenv("CREDENTIALS_DIRECTORY"), key, why);
+}
+
+enum config_auth
+config_auth(const char **key, const char **why)
+{
+	if (!config.oauth2_active)
+		return CONFIG_AUTH_OFF;
+	if (!config.api_key_loaded) {
+		config.api_key = load_key(&config.api_key_problem);
+		config.api_key_loaded = true;
+	}
+	*key = config.api_key;
+	*why = config.api_key_problem;
+	return config.api_key ? CONFIG_AUTH_ON : CONFIG_AUTH_BROKEN;
 }
 
 const char *
@@ -119,6 +189,7 @@ config_load(void)
 	long long value[COUNT(number_settings)];
 	const struct number_setting *n;
 	const struct text_setting *t;
+	const struct flag_setting *f;
 
 	config.read_timeout_sec = READ_TIMEOUT_SEC_DEFAULT; /* lets even a configuration error be answered */
 	/* Every number is checked before any is set: a bad one leaves the defaults above. */
@@ -135,9 +206,18 @@ config_load(void)
 		else
 			*n->bytes = (size_t)value[i];
 	}
+	for (f = flag_settings; f < flag_settings + COUNT(flag_settings); f++) {
+		const char *value = env_or(f->variable, NULL);
+		int flag = value ? parse_flag(value) : f->fallback;
+
+		if (flag < 0)
+			return f->variable;
+		*f->flag = flag;
+	}
 	for (t = text_settings; t < text_settings + COUNT(text_settings); t++)
 		*t->text = env_or(t->variable, env_or(t->fallback_variable, t->fallback));
-	config.api_token = NULL;
-	config.api_token_loaded = false;
+	config.api_key = NULL;
+	config.api_key_problem = NULL;
+	config.api_key_loaded = false;
 	return NULL;
 }

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /*
  * Limits of serving one request, each named once (area, what, unit). The
@@ -24,8 +25,11 @@
 /* Inventory groups nested deeper than this are refused; a bad line is quoted up to this. */
 #define REQUEST_INVENTORY_DEPTH_MAX 64
 #define REQUEST_INVENTORY_QUOTE_MAX_CHARS 200
-/* The API token (a credential file is read up to this). */
-#define TOKEN_MAX_BYTES 4096
+/* A file is sent in sendfile calls of at most this; a copy without sendfile reads this much at once. */
+#define HTTP_FILE_CHUNK_BYTES (1 << 20)
+#define HTTP_FILE_COPY_BYTES 65536
+/* The API key (a longer credential file is refused, not cut). */
+#define API_KEY_MAX_BYTES 4096
 /* Upper bounds of the numeric settings: a year of seconds, 1 GiB, slots, retries. */
 #define SETTING_SECONDS_MAX (366LL * 24 * 3600)
 #define SETTING_BYTES_MAX (1LL << 30)
@@ -40,6 +44,7 @@ enum status {
 	S_OK = 200,
 	S_CREATED = 201,
 	S_ACCEPTED = 202,
+	S_NO_CONTENT = 204,
 	S_BAD_REQUEST = 400,
 	S_UNAUTHORIZED = 401,
 	S_FORBIDDEN = 403,
@@ -94,6 +99,18 @@ const char *http_reason(enum status status);
  */
 int http_respond(int out_fd, enum status status, const char *extra_headers,
     const char *body, size_t body_len, int64_t deadline_ms);
+
+/* The same with another Content-Type (NULL: application/json). A 204 gets no type, length or body. */
+int http_respond_typed(int out_fd, enum status status, const char *content_type,
+    const char *extra_headers, const char *body, size_t body_len, int64_t deadline_ms);
+
+/*
+ * A response whose body is the open regular file fd, size bytes from its
+ * start, sent with sendfile; gives up when the client takes nothing for
+ * idle_ms. 0, or -1 when the client is gone, too slow, or the file shrank.
+ */
+int http_respond_file(int out_fd, enum status status, const char *content_type,
+    const char *extra_headers, int fd, off_t size, int idle_ms);
 
 /* Tell the client we are done (EOF), drain what it still sends, briefly. */
 void http_close(int in_fd, int out_fd);

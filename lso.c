@@ -16,6 +16,8 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "docs.h"
+#include "files.h"
 #include "http.h"
 #include "job.h"
 #include "json.h"
@@ -33,6 +35,7 @@ struct exchange {
 	enum status status;
 	struct jbuf body;
 	const char *extra_headers;
+	const char *content_type;  /* NULL: application/json */
 	job_id id;               /* empty when no job */
 	char *program;           /* requested name, for the log (owned) */
 	int return_code;         /* of a sync run */
@@ -44,14 +47,6 @@ struct exchange {
 /* A route's handler; it sets status and body, or answers itself. */
 typedef void handler(struct exchange *ex, const char *arg);
 
-struct route {
-	const char *prefix;      /* path, or prefix when has_arg */
-	bool has_arg;
-	const char *method;
-	handler *handle;
-	const char *allow;       /* the route's methods, for 405 */
-};
-
 /*
  * Every outcome's HTTP status, and the detail of its {"detail": ...} body
  * (a format: a file's kind, name and root variable; a job's errno text).
@@ -62,7 +57,7 @@ static const struct answer {
 	const char *detail;
 } answers[] = {
 	[OUTCOME_OK] = { S_OK, NULL },
-	[RESOLVE_OUTSIDE] = { S_FORBIDDEN, "%s '%s' is outside %s." },
+	[RESOLVE_OUTSIDE] = { S_BAD_REQUEST, "Path '%s' is outside the configured root directory." },
 	[RESOLVE_MISSING] = { S_GONE, "%s '%s' does not exist." },
 	[RESOLVE_NOT_FILE] = { S_SERVICE_UNAVAILABLE, "%s '%s' is not a valid file." },
 	[RESOLVE_NOT_EXECUTABLE] = { S_FORBIDDEN, "%s '%s' is not marked as executable." },
@@ -73,6 +68,12 @@ static const struct answer {
 	[JOB_UNRECORDED] = { S_INTERNAL_SERVER_ERROR, "Cannot record the job: %s." },
 	[JOB_NO_ID] = { S_INTERNAL_SERVER_ERROR, "No randomness for a job id." },
 	[VALIDATE_PROBLEMS] = { S_UNPROCESSABLE_CONTENT, NULL },
+	[FILES_LISTED] = { S_OK, NULL },
+	[FILES_FOUND] = { S_OK, NULL },
+	[FILES_DELETED] = { S_NO_CONTENT, NULL },
+	[FILES_OUTSIDE] = { S_BAD_REQUEST, "Path '%s' is outside the configured root directory." },
+	[FILES_MISSING] = { S_NOT_FOUND, "File '%s' does not exist for job '%s'" },
+	[FILES_FAILED] = { S_INTERNAL_SERVER_ERROR, "Cannot read the job's files: %s." },
 	[LSO_NO_ROUTE] = { S_NOT_FOUND, "Not Found" },
 	[LSO_WRONG_METHOD] = { S_METHOD_NOT_ALLOWED, "Method Not Allowed" },
 	[LSO_UNAUTHENTICATED] = { S_UNAUTHORIZED, "Not authenticated" },
@@ -155,8 +156,8 @@ answer(struct exchange *ex)
 	ex->answered = true;
 	if (ex->body.failed)
 		set_outcome(ex, LSO_OUT_OF_MEMORY);
-	http_respond(ex->out_fd, ex->status, ex->extra_headers, ex->body.data,
-	    ex->body.len, http_now_ms() + config.read_timeout_sec * 1000);
+	http_respond_typed(ex->out_fd, ex->status, ex->content_type, ex->extra_headers,
+	    ex->body.data, ex->body.len, http_now_ms() + config.read_timeout_sec * 1000);
 	http_close(ex->in_fd, ex->out_fd);
 }
 
@@ -182,15 +183,14 @@ log_exchange(const struct exchange *ex)
 
 /* The 403/410/503 wording of a kind of file: executables and playbooks. */
 struct file_kind {
-	const char *root_variable;
 	const char *what;        /* "Executable", "Filename" */
 	bool need_exec;
 };
 
-static const struct file_kind executable_kind = { "EXECUTABLES_ROOT_DIR", "Executable", true };
-static const struct file_kind playbook_kind = { "ANSIBLE_PLAYBOOKS_ROOT_DIR", "Filename", false };
+static const struct file_kind executable_kind = { "Executable", true };
+static const struct file_kind playbook_kind = { "Filename", false };
 
-/* The 403/410/503 checks on a requested file, with upstream's wording. */
+/* The 400/403/410/503 checks on a requested file, with upstream's wording. */
 static bool
 check_file_in_root(struct exchange *ex, const struct file_kind *kind, const char *root,
     const char *name, struct program *prog)
@@ -199,7 +199,10 @@ check_file_in_root(struct exchange *ex, const struct file_kind *kind, const char
 
 	if (found == OUTCOME_OK)
 		return true;
-	set_outcome(ex, found, kind->what, name, kind->root_variable);
+	if (found == RESOLVE_OUTSIDE)
+		set_outcome(ex, found, name);  /* upstream 5.x's words: no kind, no root */
+	else
+		set_outcome(ex, found, kind->what, name);
 	return false;
 }
 
@@ -381,42 +384,191 @@ handle_job_cancel(struct exchange *ex, const char *id)
 	set_outcome(ex, job_cancel(id, &ex->body));
 }
 
-/* --- routing and the token --- */
+/* --- documentation pages and files --- */
 
-static const struct route routes[] = {
-	{ "/api/execute/", false, "POST", handle_execute, "POST" },
-	{ "/api/execute", false, "POST", handle_execute, "POST" },
-	{ "/api/playbook/", false, "POST", handle_playbook, "POST" },
-	{ "/api/playbook", false, "POST", handle_playbook, "POST" },
-	{ "/api/version", false, "GET", handle_version, "GET" },
-	{ "/api/openapi.json", false, "GET", handle_openapi, "GET" },
-	{ "/api/jobs/", true, "GET", handle_job_show, "GET, DELETE" },
-	{ "/api/jobs/", true, "DELETE", handle_job_cancel, "GET, DELETE" },
+static void
+handle_swagger(struct exchange *ex, const char *arg)
+{
+	(void)arg;
+	ex->status = S_OK;
+	ex->content_type = "text/html; charset=utf-8";
+	docs_swagger_page(&ex->body);
+}
+
+static void
+handle_redoc(struct exchange *ex, const char *arg)
+{
+	(void)arg;
+	ex->status = S_OK;
+	ex->content_type = "text/html; charset=utf-8";
+	docs_redoc_page(&ex->body);
+}
+
+/*
+ * The job id of a file route, as FastAPI reads a UUID path parameter
+ * (percent-decoded, any case, with or without hyphens): false, with the 422
+ * (or 500) set, when it is not one.
+ */
+static bool
+files_job(struct exchange *ex, const char *arg, job_id id)
+{
+	char *raw = files_decode(arg, strcspn(arg, "/"));
+
+	if (!raw) {
+		set_outcome(ex, LSO_OUT_OF_MEMORY);
+		return false;
+	}
+	if (files_parse_job_id(raw, id)) {
+		note_job_id(ex, id);
+		free(raw);
+		return true;
+	}
+	set_outcome(ex, VALIDATE_PROBLEMS);
+	ex->body.len = 0;
+	validate_uuid_detail(&ex->body, "job_id", raw);
+	free(raw);
+	return false;
+}
+
+static void
+handle_files_list(struct exchange *ex, const char *arg)
+{
+	enum outcome listed;
+	job_id id;
+
+	if (!files_job(ex, arg, id))
+		return;
+	listed = files_list(id, &ex->body);
+	set_outcome(ex, listed, strerror(errno));
+}
+
+static void
+handle_files_delete(struct exchange *ex, const char *arg)
+{
+	enum outcome deleted;
+	job_id id;
+
+	if (!files_job(ex, arg, id))
+		return;
+	deleted = files_delete(id);
+	set_outcome(ex, deleted, strerror(errno));
+}
+
+/* The file's bytes straight from the file to the socket (sendfile): any size, no memory. */
+static void
+send_file(struct exchange *ex, int fd, off_t size, const char *name)
+{
+	const char *base = strrchr(name, '/') ? strrchr(name, '/') + 1 : name;
+	char *headers = NULL;
+
+	/* A safe name needs no quoting: [A-Za-z0-9._/-] only. */
+	if (asprintf(&headers, "Content-Disposition: attachment; filename=\"%s\"\r\n", base) < 0) {
+		set_outcome(ex, LSO_OUT_OF_MEMORY);
+		return;
+	}
+	ex->status = S_OK;
+	ex->answered = true;
+	http_respond_file(ex->out_fd, S_OK, "application/octet-stream", headers, fd, size,
+	    config.read_timeout_sec * 1000);
+	http_close(ex->in_fd, ex->out_fd);
+	free(headers);
+}
+
+static void
+handle_files_get(struct exchange *ex, const char *arg)
+{
+	struct validation v = { 0 };
+	const char *encoded = strchr(arg, '/') + 1;
+	enum outcome found;
+	job_id id;
+	off_t size;
+	int fd;
+
+	if (!files_job(ex, arg, id))
+		return;
+	if (!(ex->program = files_decode(encoded, strlen(encoded)))) {
+		set_outcome(ex, LSO_OUT_OF_MEMORY);
+		return;
+	}
+	if (!validate_safe_name(&v, "path", "filename", ex->program)) {
+		set_problems(ex, &v);
+		validate_free(&v);
+		return;
+	}
+	found = files_open(id, ex->program, &fd, &size);
+	if (found == FILES_FOUND) {
+		send_file(ex, fd, size, ex->program);
+		close(fd);
+	} else if (found == FILES_MISSING) {
+		set_outcome(ex, found, ex->program, id);
+	} else {
+		set_outcome(ex, found, found == FILES_OUTSIDE ? ex->program : strerror(errno));
+	}
+}
+
+/* --- routing and the key --- */
+
+/* What follows a route's prefix: nothing, one path segment, or a segment and more. */
+enum route_arg { ARG_NONE, ARG_SEGMENT, ARG_REST };
+
+struct route {
+	const char *prefix;      /* the path, or what precedes the argument */
+	enum route_arg arg;
+	const char *suffix;      /* after an ARG_SEGMENT, "" for none */
+	const char *method;
+	handler *handle;
+	const char *allow;       /* the path's methods, for 405 */
+	bool public;             /* served without the key even when auth is on */
 };
 
-/* Constant-time comparison, so the time taken tells nothing of the token. */
-static bool
-token_matches(const char *given, const char *token)
-{
-	size_t given_len = strlen(given), token_len = strlen(token);
-	unsigned char diff = given_len != token_len;
+/* In order: a path matching two routes goes to the first with its method, as in FastAPI. */
+static const struct route routes[] = {
+	{ "/api/execute/", ARG_NONE, "", "POST", handle_execute, "POST", false },
+	{ "/api/execute", ARG_NONE, "", "POST", handle_execute, "POST", false },
+	{ "/api/playbook/", ARG_NONE, "", "POST", handle_playbook, "POST", false },
+	{ "/api/playbook", ARG_NONE, "", "POST", handle_playbook, "POST", false },
+	{ "/api/version", ARG_NONE, "", "GET", handle_version, "GET", false },
+	{ "/api/version/", ARG_NONE, "", "GET", handle_version, "GET", false },
+	{ "/api/openapi.json", ARG_NONE, "", "GET", handle_openapi, "GET", true },
+	{ "/api/doc", ARG_NONE, "", "GET", handle_swagger, "GET", true },
+	{ "/api/redoc", ARG_NONE, "", "GET", handle_redoc, "GET", true },
+	{ "/api/jobs/", ARG_SEGMENT, "", "GET", handle_job_show, "GET, DELETE", false },
+	{ "/api/jobs/", ARG_SEGMENT, "", "DELETE", handle_job_cancel, "GET, DELETE", false },
+	{ "/api/files/", ARG_SEGMENT, "/delete", "DELETE", handle_files_delete, "GET, DELETE", false },
+	{ "/api/files/", ARG_REST, "", "GET", handle_files_get, "GET", false },
+	{ "/api/files/", ARG_SEGMENT, "", "GET", handle_files_list, "GET", false },
+};
 
-	for (size_t i = 0; i < token_len; i++)
-		diff |= (unsigned char)(token[i] ^ given[i < given_len ? i : 0]);
+/* Constant-time comparison, so the time taken tells nothing of the key. */
+static bool
+key_matches(const char *given, const char *key)
+{
+	size_t given_len = strlen(given), key_len = strlen(key);
+	unsigned char diff = given_len != key_len;
+
+	for (size_t i = 0; i < key_len; i++)
+		diff |= (unsigned char)(key[i] ^ given[i < given_len ? i : 0]);
 	return diff == 0;
 }
 
+/* Auth as upstream 5.x: with LSO_OAUTH2_ACTIVE, "Authorization: Bearer <key>" or 401. */
 static bool
 authorized(struct exchange *ex)
 {
-	const char *auth = ex->req->authorization, *token;
+	const char *auth = ex->req->authorization, *key, *why;
 
-	if (strcmp(ex->req->path, "/api/version") == 0)
+	switch (config_auth(&key, &why)) {
+	case CONFIG_AUTH_OFF:
 		return true;
-	/* Read here, not at start-up: /api/version never needs the credential's file. */
-	if (!(token = config_api_token()))
-		return true;
-	if (auth && strncasecmp(auth, "Bearer ", 7) == 0 && token_matches(auth + 7, token))
+	case CONFIG_AUTH_BROKEN:
+		/* Fail closed: on without a key lets nobody in, and says so. */
+		fprintf(stderr, "lso: LSO_OAUTH2_ACTIVE is on but there is no API key: %s\n", why);
+		set_outcome(ex, LSO_CONFIG_ERROR);
+		return false;
+	case CONFIG_AUTH_ON:
+		break;
+	}
+	if (auth && strncasecmp(auth, "Bearer ", 7) == 0 && key_matches(auth + 7, key))
 		return true;
 	set_outcome(ex, LSO_UNAUTHENTICATED);
 	ex->extra_headers = "WWW-Authenticate: Bearer\r\n";
@@ -426,17 +578,23 @@ authorized(struct exchange *ex)
 static bool
 path_matches(const struct route *r, const char *path, const char **arg)
 {
-	size_t n = strlen(r->prefix);
+	size_t n = strlen(r->prefix), segment;
+	const char *after;
 
-	if (!r->has_arg)
+	if (r->arg == ARG_NONE)
 		return strcmp(path, r->prefix) == 0;
-	if (strncmp(path, r->prefix, n) != 0 || !path[n] || strchr(path + n, '/'))
+	if (strncmp(path, r->prefix, n) != 0 || !(segment = strcspn(path + n, "/")))
+		return false;
+	after = path + n + segment;
+	if (r->arg == ARG_REST && !(after[0] == '/' && after[1]))
+		return false;
+	if (r->arg == ARG_SEGMENT && strcmp(after, r->suffix) != 0)
 		return false;
 	*arg = path + n;
 	return true;
 }
 
-/* Unknown paths get 404 and wrong methods 405 before the token is asked for, as FastAPI does. */
+/* Unknown paths get 404 and wrong methods 405 before the key is asked for, as FastAPI does. */
 static void
 route(struct exchange *ex)
 {
@@ -447,10 +605,11 @@ route(struct exchange *ex)
 	for (r = routes; r < routes + sizeof(routes) / sizeof(routes[0]); r++) {
 		if (!path_matches(r, ex->req->path, &arg))
 			continue;
-		path_found = r;
+		if (!path_found)
+			path_found = r;
 		if (strcmp(r->method, ex->req->method) != 0)
 			continue;
-		if (authorized(ex))
+		if (r->public || authorized(ex))
 			r->handle(ex, arg);
 		return;
 	}
@@ -472,7 +631,7 @@ recover(void)
 	const char *bad_variable = config_load();
 
 	if (bad_variable) {
-		fprintf(stderr, "lso: %s is not a valid number in range\n", bad_variable);
+		fprintf(stderr, "lso: %s is malformed or out of range\n", bad_variable);
 		return EXIT_CONFIG;
 	}
 	if (job_recover() < 0) {
@@ -535,7 +694,7 @@ main(int argc, char *argv[])
 	if ((bad_variable = config_load())) {
 		struct exchange ex = { .in_fd = in_fd, .out_fd = out_fd };
 
-		fprintf(stderr, "lso: %s is not a valid number in range\n", bad_variable);
+		fprintf(stderr, "lso: %s is malformed or out of range\n", bad_variable);
 		set_outcome(&ex, LSO_CONFIG_ERROR);
 		answer(&ex);
 		jbuf_free(&ex.body);

@@ -30,6 +30,13 @@ enum outcome {
 	JOB_FINISHED,            /* too late to cancel */
 	JOB_UNRECORDED,          /* the state directory cannot hold it */
 	JOB_NO_ID,               /* no randomness for an id */
+	/* files.c: a job's files */
+	FILES_LISTED,            /* the list is in the body */
+	FILES_FOUND,             /* opened, to be sent */
+	FILES_DELETED,
+	FILES_OUTSIDE,           /* escapes the job's folder */
+	FILES_MISSING,
+	FILES_FAILED,            /* the file system refused (errno) */
 	/* validate.c */
 	VALIDATE_PROBLEMS,       /* the body is not what the route takes: 422 items */
 	/* lso.c itself */

@@ -7,8 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "resolve.h"
+
+/* Symlinks followed in one name before it counts as a loop (the kernel's limit). */
+#define RESOLVE_LINKS_MAX 40
 
 /* Does path lie in root (both resolved, no trailing slash but for "/")? */
 static bool
@@ -21,9 +25,8 @@ is_inside(const char *root, const char *path)
 	return strncmp(path, root, n) == 0 && (path[n] == '/' || path[n] == '\0');
 }
 
-/* Does a relative name climb above its start with ".." (before any symlink is looked at)? */
-static bool
-climbs_out(const char *name)
+bool
+resolve_climbs_out(const char *name)
 {
 	long depth = 0;
 	const char *c = name;
@@ -41,6 +44,71 @@ climbs_out(const char *name)
 		c += strspn(c, "/");
 	}
 	return false;
+}
+
+/* Follow the symlink at resolved (the path so far): its target goes before the rest. */
+static bool
+follow_link(char *resolved, char *todo, const char *rest)
+{
+	char target[PATH_MAX], joined[PATH_MAX];
+	ssize_t n = readlink(resolved, target, sizeof(target) - 1);
+
+	if (n < 0)
+		return false;
+	target[n] = '\0';
+	if (snprintf(joined, sizeof(joined), "%s/%s", target, rest) >= (int)sizeof(joined))
+		return false;
+	strcpy(todo, joined);
+	if (target[0] == '/')
+		resolved[0] = '\0';
+	else
+		*strrchr(resolved, '/') = '\0';
+	return true;
+}
+
+/*
+ * Where an absolute path leads, as realpath would say if all of it existed:
+ * symlinks followed as far as they exist, the rest taken as written (Python's
+ * Path.resolve). So a dangling link pointing outside is seen to point
+ * outside. False on a loop or a path too long.
+ */
+static bool
+leads_to(const char *path, char resolved[PATH_MAX])
+{
+	char todo[PATH_MAX];
+	const char *at;
+	struct stat st;
+	size_t len, have;
+	int links = 0;
+
+	if (snprintf(todo, sizeof(todo), "%s", path) >= (int)sizeof(todo))
+		return false;
+	resolved[0] = '\0';  /* "" is "/" */
+	at = todo;
+	while (*(at += strspn(at, "/"))) {
+		len = strcspn(at, "/");
+		have = strlen(resolved);
+		if (len == 2 && at[0] == '.' && at[1] == '.') {
+			if (have)
+				*strrchr(resolved, '/') = '\0';
+		} else if (!(len == 1 && at[0] == '.')) {
+			if (have + 1 + len >= PATH_MAX)
+				return false;
+			resolved[have] = '/';
+			memcpy(resolved + have + 1, at, len);
+			resolved[have + 1 + len] = '\0';
+			if (lstat(resolved, &st) == 0 && S_ISLNK(st.st_mode)) {
+				if (++links > RESOLVE_LINKS_MAX || !follow_link(resolved, todo, at + len))
+					return false;
+				at = todo;
+				continue;
+			}
+		}
+		at += len;
+	}
+	if (!resolved[0])
+		strcpy(resolved, "/");
+	return true;
 }
 
 enum outcome
@@ -68,7 +136,7 @@ resolve_program(const char *root, const char *name, struct program *prog)
 enum outcome
 resolve_file(const char *root, const char *name, bool need_exec, struct program *prog)
 {
-	char real_root[PATH_MAX], candidate[PATH_MAX];
+	char real_root[PATH_MAX], candidate[PATH_MAX], destination[PATH_MAX];
 	int n;
 
 	if (!root || !realpath(root, real_root))
@@ -80,13 +148,15 @@ resolve_file(const char *root, const char *name, bool need_exec, struct program 
 	if (n < 0 || (size_t)n >= sizeof(candidate))
 		return RESOLVE_MISSING;
 	/* Refuse a climb out even when its target does not exist. */
-	if (name[0] != '/' && climbs_out(name))
+	if (name[0] != '/' && resolve_climbs_out(name))
 		return RESOLVE_OUTSIDE;
-	if (!realpath(candidate, prog->path)) {
-		if (name[0] == '/' && !is_inside(real_root, candidate))
-			return RESOLVE_OUTSIDE;
+	/* Outside is decided before existence: a dangling link out is outside too. */
+	if (!leads_to(candidate, destination))
 		return RESOLVE_MISSING;
-	}
+	if (!is_inside(real_root, destination))
+		return RESOLVE_OUTSIDE;
+	if (!realpath(candidate, prog->path))
+		return RESOLVE_MISSING;
 	if (!is_inside(real_root, prog->path))
 		return RESOLVE_OUTSIDE;
 	return resolve_check(prog->path, need_exec, prog);

@@ -24,6 +24,9 @@ enum outcome resolve_program(const char *root, const char *name, struct program 
 enum outcome resolve_file(const char *root, const char *name, bool need_exec,
     struct program *prog);
 
+/* Does a relative name climb above its start with ".." (before any symlink is looked at)? */
+bool resolve_climbs_out(const char *name);
+
 /* Check the file at path (already resolved) and note its inode in prog. */
 enum outcome resolve_check(const char *path, bool need_exec, struct program *prog);
 

@@ -29,7 +29,18 @@ extern char **environ;
 /* Exec-status pipe code: the file is no longer the one that was checked. */
 #define EXEC_CHANGED (-1)
 
-/* lso's environment without the socket-activation variables, plus LSO_JOB_ID. */
+/*
+ * lso's environment without the socket-activation variables and without
+ * what leads to the API key (a program must not learn it), plus LSO_JOB_ID.
+ */
+static bool
+kept_for_program(const char *variable)
+{
+	return strncmp(variable, "LISTEN_", 7) != 0 && strncmp(variable, "LSO_JOB_ID=", 11) != 0 &&
+	    strncmp(variable, "LSO_API_KEY=", 12) != 0 &&
+	    strncmp(variable, "CREDENTIALS_DIRECTORY=", 22) != 0;
+}
+
 static char **
 program_environment(const char *id, char *id_var, size_t id_var_size,
     const char *const *extra)
@@ -45,8 +56,7 @@ program_environment(const char *id, char *id_var, size_t id_var_size,
 	if (!env)
 		return NULL;
 	for (size_t i = 0; i < n; i++)
-		if (strncmp(environ[i], "LISTEN_", 7) != 0 &&
-		    strncmp(environ[i], "LSO_JOB_ID=", 11) != 0)
+		if (kept_for_program(environ[i]))
 			env[kept++] = environ[i];
 	for (size_t i = 0; i < n_extra; i++)
 		env[kept++] = (char *)extra[i];

@@ -16,20 +16,33 @@
 #define STRING(x) STRING_OF(x)
 #define STRING_OF(x) #x
 
-/* One 422 item; loc_tail is the JSON of loc after "body" (our own field names). */
+/*
+ * One 422 item at where ("body", "path"); loc_tail is the JSON of loc after
+ * it (our own field names); ctx, when not NULL, the JSON of pydantic's ctx.
+ */
 static void
-problem_at(struct validation *v, const char *type, const char *loc_tail, const char *msg,
-    const cJSON *input)
+problem_in(struct validation *v, const char *where, const char *type, const char *loc_tail,
+    const char *msg, const cJSON *input, const char *ctx)
 {
 	char *input_json = input ? cJSON_PrintUnformatted(input) : NULL;
 
 	jbuf_puts(&v->items, v->count++ ? "," : "[");
-	jbuf_printf(&v->items, "{\"type\":\"%s\",\"loc\":[\"body\"%s],\"msg\":", type, loc_tail);
+	jbuf_printf(&v->items, "{\"type\":\"%s\",\"loc\":[\"%s\"%s],\"msg\":", type, where,
+	    loc_tail);
 	json_string(&v->items, msg);
 	jbuf_puts(&v->items, ",\"input\":");
 	jsonparse_add_repaired(&v->json, &v->items, input_json ? input_json : "null");
+	if (ctx)
+		jbuf_printf(&v->items, ",\"ctx\":%s", ctx);
 	jbuf_puts(&v->items, "}");
 	free(input_json);
+}
+
+static void
+problem_at(struct validation *v, const char *type, const char *loc_tail, const char *msg,
+    const cJSON *input)
+{
+	problem_in(v, "body", type, loc_tail, msg, input, NULL);
 }
 
 static void
@@ -178,15 +191,65 @@ parse_args(struct validation *v, const cJSON *item, struct execute_request *x)
 	}
 }
 
+/* Upstream 5.x's SAFE_NAME_PATTERN, ^[A-Za-z0-9._/-]+$, matched in full. */
+static bool
+is_safe_name(const char *name)
+{
+	return *name && strspn(name, SAFE_NAME_CHARS) == strlen(name);
+}
+
+bool
+validate_safe_name(struct validation *v, const char *where, const char *field, const char *name)
+{
+	struct jbuf msg = { 0 }, loc_tail = { 0 };
+	cJSON *input;
+
+	if (is_safe_name(name))
+		return true;
+	jbuf_printf(&msg, "Value error, Name '%s' contains characters that are not allowed.", name);
+	jbuf_printf(&loc_tail, ",\"%s\"", field);
+	input = cJSON_CreateString(name);
+	/* pydantic's ctx of a ValueError, as FastAPI encodes it. */
+	problem_in(v, where, "value_error", loc_tail.data ? loc_tail.data : "",
+	    msg.data ? msg.data : "", input, "{\"error\":{}}");
+	if (!input || msg.failed || loc_tail.failed)
+		v->items.failed = true;
+	cJSON_Delete(input);
+	jbuf_free(&msg);
+	jbuf_free(&loc_tail);
+	return false;
+}
+
+/* A name field (executable_name, playbook_name): a string, and a safe name. */
+static const char *
+name_field(struct validation *v, const cJSON *body, const char *field)
+{
+	const cJSON *item = member(body, field);
+	const char *name;
+
+	if (!item) {
+		problem(v, "missing", field, -1, "Field required", body);
+		return NULL;
+	}
+	name = string_field(v, item, field, -1);
+	if (name && !validate_safe_name(v, "body", field, name))
+		return NULL;
+	return name;
+}
+
+void
+validate_uuid_detail(struct jbuf *out, const char *field, const char *input)
+{
+	jbuf_printf(out, "{\"detail\":[{\"type\":\"uuid_parsing\",\"loc\":[\"path\",\"%s\"],"
+	    "\"msg\":\"Input should be a valid UUID, unable to parse string as a UUID\",\"input\":", field);
+	json_string(out, input);
+	jbuf_puts(out, "}]}");
+}
+
 static void
 check_execute_fields(struct validation *v, const cJSON *body, struct execute_request *x)
 {
-	const cJSON *name = member(body, "executable_name");
-
-	if (!name)
-		problem(v, "missing", "executable_name", -1, "Field required", body);
-	else
-		x->name = string_field(v, name, "executable_name", -1);
+	x->name = name_field(v, body, "executable_name");
 	parse_args(v, member(body, "args"), x);
 	x->callback = url_field(v, member(body, "callback"), "callback");
 	x->is_async = lax_bool(v, member(body, "is_async"), "is_async", true);
@@ -250,12 +313,9 @@ parse_inventory(struct validation *v, const cJSON *body, const cJSON *item,
 static void
 check_playbook_fields(struct validation *v, const cJSON *body, struct playbook_request *r)
 {
-	const cJSON *name = member(body, "playbook_name"), *vars = member(body, "extra_vars");
+	const cJSON *vars = member(body, "extra_vars");
 
-	if (!name)
-		problem(v, "missing", "playbook_name", -1, "Field required", body);
-	else
-		r->name = string_field(v, name, "playbook_name", -1);
+	r->name = name_field(v, body, "playbook_name");
 	parse_inventory(v, body, member(body, "inventory"), r);
 	if (vars && !cJSON_IsObject(vars))
 		problem(v, "dict_type", "extra_vars", -1, "Input should be a valid dictionary", vars);

@@ -48,6 +48,19 @@ bool validate_execute(struct validation *v, const struct http_request *req,
 bool validate_playbook(struct validation *v, const struct http_request *req,
     struct playbook_request *r);
 
+/* The characters of a safe name (upstream 5.x: ^[A-Za-z0-9._/-]+$). */
+#define SAFE_NAME_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._/-"
+
+/*
+ * Is name a safe name? If not, a value_error item at [where, field] is noted
+ * with upstream's wording. where: "body" or "path".
+ */
+bool validate_safe_name(struct validation *v, const char *where, const char *field,
+    const char *name);
+
+/* The 422 body of a path parameter that is not a UUID (pydantic's uuid_parsing). */
+void validate_uuid_detail(struct jbuf *out, const char *field, const char *input);
+
 /* The 422 body: {"detail": [the items]}. */
 void validate_detail(const struct validation *v, struct jbuf *out);
 

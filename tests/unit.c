@@ -25,6 +25,7 @@
 #include <cJSON.h>
 
 #include "../config.h"
+#include "../files.h"
 #include "../http.h"
 #include "../json.h"
 #include "../jsonparse.h"
@@ -1279,6 +1280,7 @@ test_json_random_translated_parse_with_cjson(void)
 #define TREE_PATH_MAX (2 * PATH_MAX)
 
 static char tmp_dir[PATH_MAX], root_dir[TREE_PATH_MAX], root_link[TREE_PATH_MAX];
+static char jobfiles_dir[TREE_PATH_MAX];
 static struct program prog;
 
 static void
@@ -1351,6 +1353,9 @@ setup_tree(void)
 	make_link("nowhere", "root/dangling");
 	make_link("../rootevil/prog", "root/evillink");
 	make_link("root", "rootlink");
+	make_link("../nowhere-at-all", "root/danglingout");
+	snprintf(jobfiles_dir, sizeof(jobfiles_dir), "%s/jobfiles", tmp_dir);
+	make_link("/nonexistent/prog", "root/danglingabs");
 }
 
 static int
@@ -1450,6 +1455,10 @@ test_resolve_symlinks(void)
 	CHECK_INT(resolve("outdir/true"), RESOLVE_OUTSIDE);
 	CHECK_INT(resolve("evillink"), RESOLVE_OUTSIDE);
 	CHECK_INT(resolve("dangling"), RESOLVE_MISSING);
+	/* Outside is decided before existence: a dangling link out is outside. */
+	CHECK_INT(resolve("danglingout"), RESOLVE_OUTSIDE);
+	CHECK_INT(resolve("danglingabs"), RESOLVE_OUTSIDE);
+	CHECK_INT(resolve("sub/../danglingout"), RESOLVE_OUTSIDE);
 }
 
 static void
@@ -1724,6 +1733,45 @@ test_validate_execute_fields(void)
 	    "\"msg\":\"Input should be a valid boolean, unable to interpret input\",\"input\":2}]}");
 }
 
+static void
+test_validate_safe_names(void)
+{
+	static const char *const unsafe[] = { "a b", "a;b", "$(id)", "a\\b", "%2e%2e", "\u00e9",
+		"a\\nb", "*", "~root", "a:b", "" };
+	struct execute_request x;
+	struct playbook_request r;
+	char body[128], want[512];
+
+	CHECK(execute_body("application/json", "{\"executable_name\":\"Az09._/-\"}", &x));
+	validate_execute_free(&x);
+	CHECK_EXECUTE_422("{\"executable_name\":\"a b\"}", "{\"detail\":[{\"type\":\"value_error\","
+	    "\"loc\":[\"body\",\"executable_name\"],\"msg\":\"Value error, Name 'a b' contains "
+	    "characters that are not allowed.\",\"input\":\"a b\",\"ctx\":{\"error\":{}}}]}");
+	for (size_t i = 0; i < sizeof(unsafe) / sizeof(unsafe[0]); i++) {
+		snprintf(body, sizeof(body), "{\"executable_name\":\"%s\"}", unsafe[i]);
+		CHECK(!execute_body("application/json", body, &x));
+		CHECK_INT(v.count, 1);
+		validate_execute_free(&x);
+		snprintf(body, sizeof(body), "{\"playbook_name\":\"%s\",\"inventory\":\"h\\n\"}", unsafe[i]);
+		CHECK(!playbook_body(body, &r));
+		CHECK(v.count == 1 && strstr(detail(), "\"loc\":[\"body\",\"playbook_name\"]") &&
+		    strstr(detail(), "contains characters that are not allowed."));
+		validate_playbook_free(&r);
+	}
+	/* A bad name is one problem among the others, in field order. */
+	CHECK(!execute_body("application/json", "{\"executable_name\":\"a b\",\"args\":5}", &x));
+	CHECK_INT(v.count, 2);
+	validate_execute_free(&x);
+	snprintf(want, sizeof(want), "{\"detail\":[{\"type\":\"value_error\",\"loc\":[\"path\","
+	    "\"filename\"],\"msg\":\"Value error, Name '../a b' contains characters that are not "
+	    "allowed.\",\"input\":\"../a b\",\"ctx\":{\"error\":{}}}]}");
+	validate_free(&v);
+	v = (struct validation){ 0 };
+	CHECK(validate_safe_name(&v, "path", "filename", "../ok/name"));
+	CHECK(!validate_safe_name(&v, "path", "filename", "../a b"));
+	CHECK_STR(detail(), want);
+}
+
 /* The type and message of the one problem a callback URL has, "" when it has none. */
 static const char *
 url_verdict(const char *url)
@@ -1884,6 +1932,201 @@ test_validate_inventory_depth(void)
 	jbuf_free(&jb);
 }
 
+/* ---- a job's files (files.c) ---- */
+
+#define FILES_JOB "0c8e0000-0000-4000-8000-0000000000f1"
+
+static void
+test_files_job_id(void)
+{
+	job_id id;
+
+	CHECK(files_parse_job_id(FILES_JOB, id));
+	CHECK_STR(id, FILES_JOB);
+	CHECK(files_parse_job_id("0C8E0000-0000-4000-8000-0000000000F1", id));
+	CHECK_STR(id, FILES_JOB);
+	CHECK(files_parse_job_id("0c8e0000000040008000" "0000000000f1", id));
+	CHECK_STR(id, FILES_JOB);
+	CHECK(files_parse_job_id("{" FILES_JOB "}", id));
+	CHECK(files_parse_job_id("urn:uuid:" FILES_JOB, id));
+	CHECK_STR(id, FILES_JOB);
+	CHECK(!files_parse_job_id("", id));
+	CHECK(!files_parse_job_id("..", id));
+	CHECK(!files_parse_job_id("0c8e0000-0000-4000-8000-0000000000f", id));
+	CHECK(!files_parse_job_id("0c8e0000-0000-4000-8000-0000000000f1x", id));
+	CHECK(!files_parse_job_id("0c8e0000-0000-4000-8000_0000000000f1", id));
+	CHECK(!files_parse_job_id("0c8e0000-0000-4000-8000-0000000000g1", id));
+	CHECK(!files_parse_job_id("../../../../../../../../etc/passwd00", id));
+}
+
+static void
+test_files_decode(void)
+{
+	static const struct { const char *in, *out; } cases[] = {
+		{ "a.txt", "a.txt" }, { "sub%2Fb", "sub/b" }, { "sub%2fb", "sub/b" },
+		{ "..%2F..%2Fx", "../../x" }, { "%2e%2e/x", "../x" }, { "a%20b", "a b" },
+		{ "%zz", "%zz" }, { "%", "%" }, { "%2", "%2" }, { "a%00b", "a%00b" },
+		{ "%252F", "%2F" }, { "%C3%A9", "\xc3\xa9" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *got = files_decode(cases[i].in, strlen(cases[i].in));
+
+		CHECK_STR(got, cases[i].out);
+		free(got);
+	}
+}
+
+/*
+ * tmp/jobfiles/<FILES_JOB>/{a.txt, sub/b.bin, sub/deep/c, in -> a.txt, out -> ../../secret,
+ * abs -> <tmp>/secret, updir -> .., outdir -> <tmp>, gone -> ../../nowhere, fifo, emptydir/},
+ * tmp/secret, tmp/jobfiles/<other job> -> tmp/outfolder (a job folder that is a link).
+ */
+static void
+setup_job_files(void)
+{
+	char target[TREE_PATH_MAX];
+
+	make_dir("jobfiles");
+	make_dir("jobfiles/" FILES_JOB);
+	make_dir("jobfiles/" FILES_JOB "/sub");
+	make_dir("jobfiles/" FILES_JOB "/sub/deep");
+	make_dir("jobfiles/" FILES_JOB "/emptydir");
+	make_dir("outfolder");
+	make_file("jobfiles/" FILES_JOB "/a.txt", 0644);
+	make_file("jobfiles/" FILES_JOB "/sub/b.bin", 0644);
+	make_file("jobfiles/" FILES_JOB "/sub/deep/c", 0644);
+	make_file("secret", 0644);
+	make_file("outfolder/kept", 0644);
+	make_link("a.txt", "jobfiles/" FILES_JOB "/in");
+	make_link("../../secret", "jobfiles/" FILES_JOB "/out");
+	snprintf(target, sizeof(target), "%s/secret", tmp_dir);
+	make_link(target, "jobfiles/" FILES_JOB "/abs");
+	make_link("..", "jobfiles/" FILES_JOB "/updir");
+	make_link(tmp_dir, "jobfiles/" FILES_JOB "/outdir");
+	make_link("../../nowhere", "jobfiles/" FILES_JOB "/gone");
+	make_link(tmp_dir, "jobfiles/0c8e0000-0000-4000-8000-0000000000f2");
+	snprintf(target, sizeof(target), "%s/jobfiles/" FILES_JOB "/fifo", tmp_dir);
+	mkfifo(target, 0600);
+}
+
+static enum outcome
+open_job_file(const char *name)
+{
+	enum outcome found;
+	off_t size;
+	int fd = -1;
+
+	found = files_open(FILES_JOB, name, &fd, &size);
+	if (found == FILES_FOUND)
+		close(fd);
+	return found;
+}
+
+static void
+check_job_file_names(void)
+{
+	CHECK_INT(open_job_file("a.txt"), FILES_FOUND);
+	CHECK_INT(open_job_file("sub/b.bin"), FILES_FOUND);
+	CHECK_INT(open_job_file("./sub//deep/c"), FILES_FOUND);
+	CHECK_INT(open_job_file("sub/../a.txt"), FILES_FOUND);
+	CHECK_INT(open_job_file("missing"), FILES_MISSING);
+	CHECK_INT(open_job_file("sub"), FILES_MISSING);        /* a folder is not a file */
+	CHECK_INT(open_job_file("fifo"), FILES_MISSING);       /* nor a FIFO (and no hang) */
+	CHECK_INT(open_job_file("a.txt/x"), FILES_MISSING);
+	/* Out, whether or not it exists, however it is spelled. */
+	CHECK_INT(open_job_file("../x"), FILES_OUTSIDE);
+	CHECK_INT(open_job_file(".."), FILES_OUTSIDE);
+	CHECK_INT(open_job_file("sub/../../" FILES_JOB "/a.txt"), FILES_OUTSIDE);
+	CHECK_INT(open_job_file("/etc/passwd"), FILES_OUTSIDE);
+	CHECK_INT(open_job_file("/nonexistent"), FILES_OUTSIDE);
+	CHECK_INT(open_job_file("out"), FILES_OUTSIDE);
+	CHECK_INT(open_job_file("abs"), FILES_OUTSIDE);
+	CHECK_INT(open_job_file("updir/secret"), FILES_OUTSIDE);
+	CHECK_INT(open_job_file("outdir/secret"), FILES_OUTSIDE);
+	CHECK_INT(open_job_file("gone"), FILES_OUTSIDE);
+}
+
+static void
+test_files_open(void)
+{
+	config.job_files_root = NULL;
+	CHECK_INT(open_job_file("a.txt"), FILES_MISSING);
+	CHECK_INT(open_job_file("../x"), FILES_OUTSIDE);  /* decided before there is a folder */
+	config.job_files_root = jobfiles_dir;
+	check_job_file_names();
+	CHECK_INT(open_job_file("in"), FILES_FOUND);      /* a link staying inside is followed */
+	/* Kernels without openat2: a walk that follows no link at all. */
+	files_without_openat2 = true;
+	check_job_file_names();
+	CHECK_INT(open_job_file("in"), FILES_OUTSIDE);
+	files_without_openat2 = false;
+	/* A job folder that is itself a link is no folder. */
+	{
+		off_t size;
+		int fd;
+
+		CHECK_INT(files_open("0c8e0000-0000-4000-8000-0000000000f2", "secret", &fd, &size),
+		    FILES_MISSING);
+	}
+}
+
+static void
+test_files_list(void)
+{
+	jbuf_free(&jb);
+	config.job_files_root = jobfiles_dir;
+	CHECK_INT(files_list(FILES_JOB, &jb), FILES_LISTED);
+	/* Regular files only, sorted; links, FIFOs and folders are not listed. */
+	CHECK_STR(jb.data, "{\"job_id\":\"" FILES_JOB "\",\"files\":[\"a.txt\",\"sub/b.bin\","
+	    "\"sub/deep/c\"]}");
+	jbuf_free(&jb);
+	CHECK_INT(files_list("0c8e0000-0000-4000-8000-0000000000f2", &jb), FILES_LISTED);
+	CHECK_STR(jb.data, "{\"job_id\":\"0c8e0000-0000-4000-8000-0000000000f2\",\"files\":[]}");
+	jbuf_free(&jb);
+	CHECK_INT(files_list("0c8e0000-0000-4000-8000-0000000000f3", &jb), FILES_LISTED);
+	CHECK_STR(jb.data, "{\"job_id\":\"0c8e0000-0000-4000-8000-0000000000f3\",\"files\":[]}");
+	jbuf_free(&jb);
+	config.job_files_root = NULL;
+	CHECK_INT(files_list(FILES_JOB, &jb), FILES_LISTED);
+	CHECK(strstr(jb.data, "\"files\":[]") != NULL);
+	jbuf_free(&jb);
+}
+
+static bool
+exists_in_tmp(const char *rel)
+{
+	char path[TREE_PATH_MAX];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/%s", tmp_dir, rel);
+	return lstat(path, &st) == 0;
+}
+
+static void
+test_files_delete(void)
+{
+	char dir[TREE_PATH_MAX];
+
+	config.job_files_root = jobfiles_dir;
+	CHECK_INT(files_delete(FILES_JOB), FILES_DELETED);
+	CHECK(!exists_in_tmp("jobfiles/" FILES_JOB));
+	/* Nothing the links pointed at went with it. */
+	CHECK(exists_in_tmp("secret") && exists_in_tmp("outfolder/kept") && exists_in_tmp("jobfiles"));
+	/* A job folder that is a link: the link goes, what it points to stays. */
+	CHECK_INT(files_delete("0c8e0000-0000-4000-8000-0000000000f2"), FILES_DELETED);
+	CHECK(!exists_in_tmp("jobfiles/0c8e0000-0000-4000-8000-0000000000f2"));
+	CHECK(exists_in_tmp("secret") && exists_in_tmp("outfolder/kept"));
+	CHECK_INT(files_delete(FILES_JOB), FILES_DELETED);  /* none: 204 all the same */
+	config.job_files_root = NULL;
+	CHECK_INT(files_delete(FILES_JOB), FILES_DELETED);
+	CHECK(files_job_dir(FILES_JOB, dir, sizeof(dir)) == false);
+	config.job_files_root = jobfiles_dir;
+	CHECK(files_job_dir(FILES_JOB, dir, sizeof(dir)));
+	CHECK(strstr(dir, "/jobfiles/" FILES_JOB) && dir[0] == '/');
+	config.job_files_root = NULL;
+}
+
 /* ---- settings (config.c) ---- */
 
 static const char *const setting_names[] = {
@@ -1891,7 +2134,8 @@ static const char *const setting_names[] = {
 	"LSO_MAX_BODY_BYTES", "LSO_MAX_OUTPUT_BYTES", "LSO_READ_TIMEOUT_SEC", "LSO_CALLBACK_RETRIES",
 	"ANSIBLE_PLAYBOOK_TIMEOUT_SEC", "LSO_PLAYBOOK_MAX_SEC", "ANSIBLE_PLAYBOOKS_ROOT_DIR",
 	"ANSIBLE_PLAYBOOK", "EXECUTABLES_ROOT_DIR", "LSO_STATE_DIR", "STATE_DIRECTORY",
-	"LSO_API_TOKEN", "CREDENTIALS_DIRECTORY",
+	"LSO_API_KEY", "CREDENTIALS_DIRECTORY", "LSO_OAUTH2_ACTIVE", "JOB_FILES_ROOT_DIR",
+	"LSO_DOCS_ASSETS_URL",
 };
 
 static void
@@ -1926,7 +2170,9 @@ test_config_defaults(void)
 	CHECK(config.playbooks_root == NULL && config.ansible_playbook == NULL &&
 	    config.executables_root == NULL);
 	CHECK_STR(config.state_dir, "/var/lib/lso");
-	CHECK(config_api_token() == NULL);
+	CHECK(config.job_files_root == NULL);
+	CHECK_STR(config.docs_assets_url, "https://cdn.jsdelivr.net/npm");
+	CHECK(!config.oauth2_active);
 }
 
 static void
@@ -1944,7 +2190,9 @@ test_config_each_variable_its_field(void)
 	setenv("ANSIBLE_PLAYBOOK", "/ap", 1);
 	setenv("EXECUTABLES_ROOT_DIR", "/ex", 1);
 	setenv("STATE_DIRECTORY", "/sd", 1);
-	setenv("LSO_API_TOKEN", "tok", 1);
+	setenv("LSO_API_KEY", "tok", 1);
+	setenv("JOB_FILES_ROOT_DIR", "/jf", 1);
+	setenv("LSO_DOCS_ASSETS_URL", "http://docs", 1);
 	CHECK(config_load() == NULL);
 	check_numbers(one_to_nine);
 	CHECK_STR(config.playbooks_root, "/pb");
@@ -1954,7 +2202,110 @@ test_config_each_variable_its_field(void)
 	setenv("LSO_STATE_DIR", "/lsd", 1);
 	CHECK(config_load() == NULL);
 	CHECK_STR(config.state_dir, "/lsd");
-	CHECK_STR(config_api_token(), "tok");
+	CHECK_STR(config.job_files_root, "/jf");
+	CHECK_STR(config.docs_assets_url, "http://docs");
+	clear_settings();
+}
+
+/* config_auth after loading the settings: its verdict, the key, and why (NULL when fine). */
+static enum config_auth
+auth_now(const char **key, const char **why)
+{
+	*key = *why = NULL;
+	if (config_load() != NULL)
+		return (enum config_auth)-1;
+	return config_auth(key, why);
+}
+
+static void
+write_credential(const char *dir, const char *text, size_t len)
+{
+	char path[TREE_PATH_MAX];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/lso-api-key", dir);
+	unlink(path);
+	rmdir(path);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0 || write(fd, text, len) != (ssize_t)len)
+		perror("write_credential");
+	close(fd);
+}
+
+static void
+test_config_auth(void)
+{
+	static const char *const on[] = { "true", "TRUE", "1", "yes", "On", "t", "Y" };
+	static const char *const off[] = { "false", "0", "no", "OFF", "f", "n", "" };
+	char dir[] = "/tmp/lso-unit-cred-XXXXXX", path[TREE_PATH_MAX], *big;
+	const char *key, *why;
+
+	clear_settings();
+	if (!mkdtemp(dir)) {
+		perror("mkdtemp");
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/lso-api-key", dir);
+	/* A key alone changes nothing (as upstream). */
+	setenv("LSO_API_KEY", "k3y", 1);
+	CHECK_INT(auth_now(&key, &why), CONFIG_AUTH_OFF);
+	for (size_t i = 0; i < sizeof(off) / sizeof(off[0]); i++) {
+		setenv("LSO_OAUTH2_ACTIVE", off[i], 1);
+		CHECK_INT(auth_now(&key, &why), CONFIG_AUTH_OFF);
+	}
+	for (size_t i = 0; i < sizeof(on) / sizeof(on[0]); i++) {
+		setenv("LSO_OAUTH2_ACTIVE", on[i], 1);
+		CHECK_INT(auth_now(&key, &why), CONFIG_AUTH_ON);
+		CHECK_STR(key, "k3y");
+	}
+	setenv("LSO_OAUTH2_ACTIVE", "maybe", 1);
+	CHECK_STR(config_load(), "LSO_OAUTH2_ACTIVE");
+	setenv("LSO_OAUTH2_ACTIVE", "true", 1);
+	/* On without a key: broken, never open. */
+	unsetenv("LSO_API_KEY");
+	CHECK_INT(auth_now(&key, &why), CONFIG_AUTH_BROKEN);
+	CHECK(key == NULL && why && strstr(why, "LSO_API_KEY"));
+	setenv("LSO_API_KEY", "", 1);
+	CHECK_INT(auth_now(&key, &why), CONFIG_AUTH_BROKEN);
+	setenv("CREDENTIALS_DIRECTORY", dir, 1);
+	CHECK_INT(auth_now(&key, &why), CONFIG_AUTH_BROKEN);  /* no file there */
+	write_credential(dir, "s3cret\n", 7);
+	CHECK_INT(auth_now(&key, &why), CONFIG_AUTH_ON);
+	CHECK_STR(key, "s3cret");
+	write_credential(dir, "s3cret\r\nsecond line\n", 21);
+	CHECK_INT(auth_now(&key, &why), CONFIG_AUTH_ON);
+	CHECK_STR(key, "s3cret");
+	write_credential(dir, "s3cret", 6);
+	CHECK_INT(auth_now(&key, &why), CONFIG_AUTH_ON);
+	CHECK_STR(key, "s3cret");
+	/* LSO_API_KEY, when set, is the key. */
+	setenv("LSO_API_KEY", "from-env", 1);
+	CHECK_INT(auth_now(&key, &why), CONFIG_AUTH_ON);
+	CHECK_STR(key, "from-env");
+	unsetenv("LSO_API_KEY");
+	write_credential(dir, "", 0);
+	CHECK_INT(auth_now(&key, &why), CONFIG_AUTH_BROKEN);
+	CHECK(why && strstr(why, "empty"));
+	write_credential(dir, "\ns3cret\n", 8);
+	CHECK_INT(auth_now(&key, &why), CONFIG_AUTH_BROKEN);
+	CHECK(why && strstr(why, "blank line"));
+	big = malloc(API_KEY_MAX_BYTES + 2);
+	memset(big, 'k', API_KEY_MAX_BYTES + 1);
+	write_credential(dir, big, API_KEY_MAX_BYTES);
+	CHECK_INT(auth_now(&key, &why), CONFIG_AUTH_ON);
+	CHECK_INT(strlen(key), API_KEY_MAX_BYTES);
+	write_credential(dir, big, API_KEY_MAX_BYTES + 1);
+	CHECK_INT(auth_now(&key, &why), CONFIG_AUTH_BROKEN);  /* never cut to a shorter key */
+	free(big);
+	unlink(path);
+	mkdir(path, 0700);
+	CHECK_INT(auth_now(&key, &why), CONFIG_AUTH_BROKEN);
+	CHECK(why && strstr(why, "not a regular file"));
+	rmdir(path);
+	mkfifo(path, 0600);
+	CHECK_INT(auth_now(&key, &why), CONFIG_AUTH_BROKEN);  /* and no hang */
+	unlink(path);
+	rmdir(dir);
 	clear_settings();
 }
 
@@ -2087,6 +2438,12 @@ main(void)
 	test_resolve_bad_root();
 	test_resolve_long_name();
 	test_resolve_root_is_slash();
+	setup_job_files();
+	test_files_job_id();
+	test_files_decode();
+	test_files_open();
+	test_files_list();
+	test_files_delete();
 	teardown_tree();
 
 	test_jsonparse_strict_scan();
@@ -2094,6 +2451,7 @@ main(void)
 	test_validate_execute_valid();
 	test_validate_body_shape();
 	test_validate_execute_fields();
+	test_validate_safe_names();
 	test_validate_urls();
 	test_validate_playbook_valid();
 	test_validate_playbook_fields();
@@ -2101,6 +2459,7 @@ main(void)
 	test_config_defaults();
 	test_config_each_variable_its_field();
 	test_config_bounds();
+	test_config_auth();
 
 	reset_req();
 	free(req);
