@@ -534,7 +534,7 @@ static const struct route routes[] = {
 	{ "/api/redoc", ARG_NONE, "", "GET", handle_redoc, "GET", true },
 	{ "/api/jobs/", ARG_SEGMENT, "", "GET", handle_job_show, "GET, DELETE", false },
 	{ "/api/jobs/", ARG_SEGMENT, "", "DELETE", handle_job_cancel, "GET, DELETE", false },
-	{ "/api/files/", ARG_SEGMENT, "/delete", "DELETE", handle_files_delete, "GET, DELETE", false },
+	{ "/api/files/", ARG_SEGMENT, "/delete", "DELETE", handle_files_delete, "DELETE", false },
 	{ "/api/files/", ARG_REST, "", "GET", handle_files_get, "GET", false },
 	{ "/api/files/", ARG_SEGMENT, "", "GET", handle_files_list, "GET", false },
 };

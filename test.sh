@@ -264,6 +264,19 @@ test_validation() {
 	jqcheck "NUL in an argument" '.detail[0] | .loc == ["body","args",0] and .input == "a\u0000b"'
 	execute '{"executable_name":"echo\u0000-args","is_async":false}'
 	jqcheck "NUL in the name" '.detail[0] | .loc == ["body","executable_name"]'
+	local name
+	for name in 'echo args' 'echo-args;id' '$(id)' 'echo*' 'é' '' 'a\\b' 'a\nb' '~/x' 'a:b' '%2e%2e'; do
+		execute "$(jq -cn --arg n "$name" '{executable_name: $n, is_async: false}')"
+		expect "unsafe name [$name]: 422" "$CODE" 422
+		expect "unsafe name [$name]: upstream's item" "$(jq -cS .detail "$TMP/body")" \
+			"$(jq -cnS --arg n "$name" '[{type: "value_error", loc: ["body", "executable_name"],
+				msg: ("Value error, Name '"'"'" + $n + "'"'"' contains characters that are not allowed."),
+				input: $n, ctx: {error: {}}}]')"
+	done
+	execute '{"executable_name":"no such","args":5}'
+	jqcheck "an unsafe name among other problems" '[.detail[].type] == ["value_error","list_type"]'
+	execute '{"executable_name":"sub/nested","is_async":false}'
+	expect "every safe character: a path with / runs" "$CODE" 201
 	execute '{"executable_name":"echo-args","is_async":"maybe"}'
 	jqcheck "bool_parsing" '.detail[0] | .type == "bool_parsing" and .loc == ["body","is_async"]'
 	execute '{"executable_name":"echo-args","is_async":[true]}'
@@ -290,16 +303,20 @@ test_validation() {
 
 test_resolution() {
 	sync ../echo-args
-	expect "dot-dot" "$CODE" 403
-	jqcheck "outside wording" '.detail == "Executable '"'"'../echo-args'"'"' is outside EXECUTABLES_ROOT_DIR."'
+	expect "dot-dot" "$CODE" 400
+	jqcheck "outside wording (upstream 5.x)" '.detail == "Path '"'"'../echo-args'"'"' is outside the configured root directory."'
 	sync sub/../../programs/echo-args
-	expect "dot-dot through a subfolder" "$CODE" 403
+	expect "dot-dot through a subfolder" "$CODE" 400
 	sync /bin/true
-	expect "absolute path outside" "$CODE" 403
+	expect "absolute path outside" "$CODE" 400
+	sync /nonexistent/program
+	expect "absolute path outside, missing: decided before existence" "$CODE" 400
+	sync ../no-such-program
+	expect "dot-dot to nothing: 400, not 410" "$CODE" 400
 	sync outside-link
-	expect "symlink pointing outside" "$CODE" 403
+	expect "symlink pointing outside" "$CODE" 400
 	sync climbing-link
-	expect "relative symlink climbing out" "$CODE" 403
+	expect "relative symlink climbing out" "$CODE" 400
 	sync missing-program
 	expect "missing" "$CODE" 410
 	jqcheck "missing wording" '.detail == "Executable '"'"'missing-program'"'"' does not exist."'
@@ -571,11 +588,19 @@ test_playbook_validation() {
 	expect "missing playbook" "$CODE" 410
 	jqcheck "missing playbook wording" '.detail == "Filename '"'"'missing.yml'"'"' does not exist."'
 	playbook '{"playbook_name":"../playbooks/pass.yml","inventory":"localhost\n"}'
-	expect "playbook traversal" "$CODE" 403
+	expect "playbook traversal" "$CODE" 400
+	jqcheck "playbook outside wording" '.detail == "Path '"'"'../playbooks/pass.yml'"'"' is outside the configured root directory."'
 	playbook "{\"playbook_name\":\"$PROGRAMS/echo-args\",\"inventory\":\"localhost\\n\"}"
-	expect "playbook absolute path outside" "$CODE" 403
+	expect "playbook absolute path outside" "$CODE" 400
 	playbook '{"playbook_name":"outside-link.yml","inventory":"localhost\n"}'
-	expect "playbook symlink outside" "$CODE" 403
+	expect "playbook symlink outside" "$CODE" 400
+	playbook '{"playbook_name":"../missing.yml","inventory":"localhost\n"}'
+	expect "playbook outside and missing: 400" "$CODE" 400
+	playbook '{"playbook_name":"pass yml","inventory":"localhost\n"}'
+	expect "unsafe playbook name" "$CODE" 422
+	jqcheck "unsafe playbook name: upstream's item" '.detail == [{"type":"value_error","loc":["body","playbook_name"],"msg":"Value error, Name '"'"'pass yml'"'"' contains characters that are not allowed.","input":"pass yml","ctx":{"error":{}}}]'
+	playbook '{"playbook_name":"pass.yml;id","inventory":"localhost\n"}'
+	expect "playbook name with a shell character" "$CODE" 422
 	playbook '{"playbook_name":"sub","inventory":"localhost\n"}'
 	expect "playbook directory" "$CODE" 503
 	playbook '{"inventory":"localhost\n"}'
@@ -752,8 +777,9 @@ fi
 
 if want openapi; then
 	echo "== OpenAPI document (tests/openapi.sh)"
-	start_server openapi fd3 "${common[@]}" LSO_STATE_DIR="$TMP/openapi-state"
-	if "$TOP/tests/openapi.sh" "$PORT" "$LSO" >"$TMP/openapi.out" 2>&1; then pass; else
+	start_server openapi fd3 "${common[@]}" LSO_STATE_DIR="$TMP/openapi-state" \
+		JOB_FILES_ROOT_DIR="$TMP/openapi-files"
+	if OPENAPI_FILES_ROOT="$TMP/openapi-files" "$TOP/tests/openapi.sh" "$PORT" "$LSO" >"$TMP/openapi.out" 2>&1; then pass; else
 		fail "tests/openapi.sh: $(grep '^FAIL' "$TMP/openapi.out" | head -n 20)"; fi
 	grep '^SKIP' "$TMP/openapi.out"
 	echo "   tests/openapi.sh: $(tail -n 1 "$TMP/openapi.out")"
