@@ -21,9 +21,9 @@
 #define REQUEST_URL_MAX_CHARS 2083
 /* JSON nesting deeper than this is refused (cJSON's own limit). */
 #define REQUEST_JSON_DEPTH_MAX 1000
-/* Inventory groups nested deeper than this are refused; a bad line is quoted up to this. */
+/* Inventory groups nested deeper than this are refused; a bad ini line is quoted up to this. */
 #define REQUEST_INVENTORY_DEPTH_MAX 64
-#define REQUEST_INVENTORY_QUOTE_MAX_CHARS 200
+#define REQUEST_INVENTORY_QUOTE_MAX_BYTES 200
 /* The API token (a credential file is read up to this). */
 #define TOKEN_MAX_BYTES 4096
 /* Upper bounds of the numeric settings: a year of seconds, 1 GiB, slots, retries. */

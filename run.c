@@ -29,7 +29,19 @@ extern char **environ;
 /* Exec-status pipe code: the file is no longer the one that was checked. */
 #define EXEC_CHANGED (-1)
 
-/* lso's environment without the socket-activation variables, plus LSO_JOB_ID. */
+/* Does extra set the variable of entry ("NAME=...")? Python keeps the first of duplicates. */
+static bool
+overridden(const char *entry, const char *const *extra)
+{
+	size_t name_len = strcspn(entry, "=");
+
+	for (; extra && *extra; extra++)
+		if (strncmp(*extra, entry, name_len + 1) == 0)
+			return true;
+	return false;
+}
+
+/* lso's environment without the socket-activation variables, plus extra and LSO_JOB_ID. */
 static char **
 program_environment(const char *id, char *id_var, size_t id_var_size,
     const char *const *extra)
@@ -46,7 +58,7 @@ program_environment(const char *id, char *id_var, size_t id_var_size,
 		return NULL;
 	for (size_t i = 0; i < n; i++)
 		if (strncmp(environ[i], "LISTEN_", 7) != 0 &&
-		    strncmp(environ[i], "LSO_JOB_ID=", 11) != 0)
+		    strncmp(environ[i], "LSO_JOB_ID=", 11) != 0 && !overridden(environ[i], extra))
 			env[kept++] = environ[i];
 	for (size_t i = 0; i < n_extra; i++)
 		env[kept++] = (char *)extra[i];
