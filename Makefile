@@ -24,14 +24,14 @@ SAN_FLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-san
 
 # The parts of lso, one concern each (README.md, Source map). lso.c holds
 # main; the unit tests link the others.
-PARTS = config validate jsonparse http job run record callback playbook detach resolve log file \
-	files docs
+PARTS = config validate jsonparse yaml inventory http job run record callback playbook detach resolve \
+	log file files docs
 COMPONENTS = lso $(PARTS)
 SRC = $(COMPONENTS:=.c)
 OBJ = $(COMPONENTS:=.o)
 PARTS_SRC = $(PARTS:=.c)
-HDR = lso.h config.h validate.h jsonparse.h http.h job.h job-internal.h run.h playbook.h \
-	resolve.h log.h file.h json.h files.h docs.h
+HDR = lso.h config.h validate.h jsonparse.h yaml.h inventory.h http.h job.h job-internal.h run.h \
+	playbook.h resolve.h log.h file.h json.h files.h docs.h
 
 all: lso
 
@@ -67,6 +67,11 @@ tests/lso-san: $(SRC) $(HDR) openapi.h
 
 tests/unit: tests/unit.c $(PARTS_SRC) $(HDR)
 	$(CC) $(SAN_FLAGS) -Wall -Wextra $(WERROR) $(LSO_CPPFLAGS) $(CPPFLAGS) -o $@ tests/unit.c $(PARTS_SRC) $(LDLIBS)
+
+# lso's YAML on stdin/stdout, for tests/yaml-roundtrip.py (run by test.sh).
+tests/yaml-tool: tests/yaml-tool.c yaml.c inventory.c $(HDR)
+	$(CC) $(SAN_FLAGS) -Wall -Wextra $(WERROR) $(LSO_CPPFLAGS) $(CPPFLAGS) -o $@ tests/yaml-tool.c \
+	    yaml.c inventory.c $(LDLIBS)
 
 # libFuzzer harnesses (clang): the HTTP reader, and whole requests through lso_serve.
 FUZZ_CC = clang
@@ -108,7 +113,7 @@ deps:
 
 # The suite: unit tests, then end to end against the build and the sanitizer build.
 test: deps
-	@$(MAKE) check-headers lso tests/unit tests/lso-san
+	@$(MAKE) check-headers lso tests/unit tests/lso-san tests/yaml-tool
 	tests/unit
 	./test.sh ./lso
 	LSO_SAN=1 ./test.sh tests/lso-san
@@ -148,7 +153,7 @@ uninstall:
 	    $(DESTDIR)$(MANDIR)/man8/lso.8 $(DESTDIR)$(DOCDIR)/README.md
 
 clean:
-	rm -f lso $(OBJ) openapi.h tests/unit tests/lso-san tests/fuzz-http tests/fuzz-request
+	rm -f lso $(OBJ) openapi.h tests/unit tests/lso-san tests/fuzz-http tests/fuzz-request tests/yaml-tool
 	rm -rf run-state
 
 .PHONY: all check-headers deps test test-valgrind test-systemd test-package test-launchers test-openapi fuzz run \

@@ -22,9 +22,9 @@
 #define REQUEST_URL_MAX_CHARS 2083
 /* JSON nesting deeper than this is refused (cJSON's own limit). */
 #define REQUEST_JSON_DEPTH_MAX 1000
-/* Inventory groups nested deeper than this are refused; a bad line is quoted up to this. */
+/* Inventory groups nested deeper than this are refused; a bad ini line is quoted up to this. */
 #define REQUEST_INVENTORY_DEPTH_MAX 64
-#define REQUEST_INVENTORY_QUOTE_MAX_CHARS 200
+#define REQUEST_INVENTORY_QUOTE_MAX_BYTES 200
 /* A file is sent in sendfile calls of at most this; a copy without sendfile reads this much at once. */
 #define HTTP_FILE_CHUNK_BYTES (1 << 20)
 #define HTTP_FILE_COPY_BYTES 65536

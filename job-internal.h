@@ -88,9 +88,8 @@ struct job {
 	struct program prog;
 	int lock_fd;   /* held by the job's runner for its whole life */
 	/* playbooks */
-	char *inventory;
-	bool inventory_is_object;
-	char *extra_vars;
+	char *inventory;   /* YAML (yaml.h) */
+	char *extra_vars;  /* YAML (yaml.h) */
 	char *progress_url;
 	bool incremental;
 	struct jbuf stdout_lines;  /* non-empty stdout lines, each ending in '\n' */

@@ -302,7 +302,6 @@ job_submit(const struct job_request *r, const char *id, struct job **out)
 	j->args = calloc(r->nargs + 1, sizeof(*j->args));
 	j->callback_url = dup_or_null(r->callback);
 	j->inventory = dup_or_null(r->inventory);
-	j->inventory_is_object = r->inventory_is_object;
 	j->extra_vars = dup_or_null(r->extra_vars);
 	j->progress_url = dup_or_null(r->progress);
 	j->incremental = r->incremental;

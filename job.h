@@ -28,9 +28,8 @@ struct job_request {
 	const char *callback;            /* NULL: none */
 	const struct program *prog;      /* the executable, or the playbook */
 	/* playbooks only */
-	const char *inventory;           /* text for Ansible: JSON, or hosts by line */
-	bool inventory_is_object;
-	const char *extra_vars;          /* JSON object */
+	const char *inventory;           /* YAML, every client string !unsafe (yaml.h) */
+	const char *extra_vars;          /* likewise */
 	const char *progress;            /* NULL: none */
 	bool incremental;
 };

@@ -319,8 +319,7 @@ start_playbook(struct exchange *ex, const struct playbook_request *r, const stru
 {
 	struct job_request request = { .kind = JOB_KIND_PLAYBOOK, .name = r->name, .prog = prog,
 		.callback = r->callback, .progress = r->progress, .incremental = r->incremental,
-		.inventory = r->inventory, .inventory_is_object = r->inventory_is_object,
-		.extra_vars = r->extra_vars ? r->extra_vars : "{}" };
+		.inventory = r->inventory, .extra_vars = r->extra_vars ? r->extra_vars : "{}\n" };
 
 	start_job(ex, &request, "{\"job_id\":\"%s\"}");
 }

@@ -1,6 +1,6 @@
 /*
- * playbook.c: Ansible: the inventory checks of a request, ansible-playbook
- * run with private files, and its progress POSTed while it runs.
+ * playbook.c: Ansible: an inventory object checked as its yaml plugin would,
+ * ansible-playbook run with private files, and its progress POSTed while it runs.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -60,8 +60,8 @@ write_private_file(const char *path, const char *text)
 }
 
 /*
- * The inventory (JSON for objects, the hosts text as given otherwise) and the
- * extra vars, in a directory only we can read: never on the command line.
+ * The inventory and the extra vars, YAML with every client string !unsafe
+ * (validate.c made them), in a directory only we can read: never on the command line.
  */
 static bool
 write_playbook_files(const struct job *j, char dir[PATH_MAX], char inventory[PATH_MAX],
@@ -72,12 +72,11 @@ write_playbook_files(const struct job *j, char dir[PATH_MAX], char inventory[PAT
 	if (!record_path(top, "tmp", NULL, NULL) || !record_path(dir, "tmp", j->id, NULL) ||
 	    (mkdir(top, 0700) < 0 && errno != EEXIST) || mkdir(dir, 0700) < 0)
 		return false;
-	if (snprintf(inventory, PATH_MAX, "%s/%s", dir,
-	    j->inventory_is_object ? "inventory.json" : "hosts") >= PATH_MAX ||
-	    snprintf(vars, PATH_MAX, "%s/extra_vars.json", dir) >= PATH_MAX)
+	if (snprintf(inventory, PATH_MAX, "%s/inventory.yml", dir) >= PATH_MAX ||
+	    snprintf(vars, PATH_MAX, "%s/extra_vars.yml", dir) >= PATH_MAX)
 		return errno = ENAMETOOLONG, false;
 	return write_private_file(inventory, j->inventory ? j->inventory : "") &&
-	    write_private_file(vars, j->extra_vars ? j->extra_vars : "{}");
+	    write_private_file(vars, j->extra_vars ? j->extra_vars : "{}\n");
 }
 
 /* ansible-playbook: $ANSIBLE_PLAYBOOK, else the first on PATH. */
@@ -327,9 +326,10 @@ playbook_failed(struct job *j, const char *reason)
 void
 playbook_run(struct job *j, struct run_control *control)
 {
+	/* Only the yaml plugin reads the inventory: "auto" would take a key "plugin" as its config. */
 	static const char *const ansible_env[] = { "ANSIBLE_NOCOLOR=1", "ANSIBLE_FORCE_COLOR=0",
 		"ANSIBLE_RETRY_FILES_ENABLED=0", "ANSIBLE_INVENTORY_UNPARSED_FAILED=1",
-		"PYTHONUNBUFFERED=1", NULL };
+		"ANSIBLE_INVENTORY_ENABLED=yaml", "PYTHONUNBUFFERED=1", NULL };
 	char dir[PATH_MAX], inventory[PATH_MAX], vars[PATH_MAX], vars_arg[PATH_MAX + 1], why[PATH_MAX + 64];
 	struct playbook_output out = { .job = j, .progress_fd = -1 };
 	struct program ansible;
@@ -430,32 +430,5 @@ playbook_inventory_object_problem(const cJSON *inventory, char *why, size_t why_
 	cJSON_ArrayForEach(group, inventory)
 		if (inventory_group_problem(group->string, group, why, why_size, 0))
 			return why;
-	return NULL;
-}
-
-/* A string inventory is read by Ansible's ini plugin: its section lines must be whole. */
-const char *
-playbook_inventory_text_problem(const char *text, char *why, size_t why_size)
-{
-	const char *line = text, *end, *close;
-	size_t len;
-
-	for (; *line; line = *end ? end + 1 : end) {
-		end = line + strcspn(line, "\n");
-		line += strspn(line, " \t");
-		len = (size_t)(end - line);
-		if (len == 0 || *line != '[')
-			continue;
-		close = memchr(line, ']', len);
-		if (!close || close == line + 1 || memchr(line, ' ', (size_t)(close - line)) ||
-		    (close + 1 < end && !strchr(" \t\r#;", close[1]))) {
-			int quoted = (int)(len > REQUEST_INVENTORY_QUOTE_MAX_CHARS ?
-			    REQUEST_INVENTORY_QUOTE_MAX_CHARS : len);
-
-			snprintf(why, why_size, "Invalid section entry: '%.*s'. Please make sure that "
-			    "there are no spaces or other characters in the group name", quoted, line);
-			return why;
-		}
-	}
 	return NULL;
 }

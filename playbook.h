@@ -10,12 +10,11 @@ struct job;
 struct run_control;
 
 /*
- * Check an inventory the way Ansible's plugins would read it, with their
- * wording: an object (yaml plugin), or hosts text (ini plugin). NULL when
- * Ansible would take it, else why (in why[why_size]).
+ * Check an inventory object the way Ansible's yaml plugin would read it, with
+ * its wording (ini text is converted by inventory.c). NULL when Ansible would
+ * take it, else why (in why[why_size]).
  */
 const char *playbook_inventory_object_problem(const cJSON *inventory, char *why, size_t why_size);
-const char *playbook_inventory_text_problem(const char *text, char *why, size_t why_size);
 
 /* Run the job's playbook in the runner: ansible-playbook with private files, progress. */
 void playbook_run(struct job *j, struct run_control *control);

@@ -29,18 +29,32 @@ extern char **environ;
 /* Exec-status pipe code: the file is no longer the one that was checked. */
 #define EXEC_CHANGED (-1)
 
-/*
- * lso's environment without the socket-activation variables and without
- * what leads to the API key (a program must not learn it), plus LSO_JOB_ID.
- */
+/* Does extra set the variable of entry ("NAME=...")? Python keeps the first of duplicates. */
 static bool
-kept_for_program(const char *variable)
+overridden(const char *entry, const char *const *extra)
 {
-	return strncmp(variable, "LISTEN_", 7) != 0 && strncmp(variable, "LSO_JOB_ID=", 11) != 0 &&
-	    strncmp(variable, "LSO_API_KEY=", 12) != 0 &&
-	    strncmp(variable, "CREDENTIALS_DIRECTORY=", 22) != 0;
+	size_t name_len = strcspn(entry, "=");
+
+	for (; extra && *extra; extra++)
+		if (strncmp(*extra, entry, name_len + 1) == 0)
+			return true;
+	return false;
 }
 
+/*
+ * What of lso's environment a program gets: not the socket-activation
+ * variables, nor what leads to the API key (a program must not learn it),
+ * nor what extra sets.
+ */
+static bool
+kept_for_program(const char *entry, const char *const *extra)
+{
+	return strncmp(entry, "LISTEN_", 7) != 0 && strncmp(entry, "LSO_JOB_ID=", 11) != 0 &&
+	    strncmp(entry, "LSO_API_KEY=", 12) != 0 &&
+	    strncmp(entry, "CREDENTIALS_DIRECTORY=", 22) != 0 && !overridden(entry, extra);
+}
+
+/* lso's environment as kept_for_program says, plus extra and LSO_JOB_ID. */
 static char **
 program_environment(const char *id, char *id_var, size_t id_var_size,
     const char *const *extra)
@@ -56,7 +70,7 @@ program_environment(const char *id, char *id_var, size_t id_var_size,
 	if (!env)
 		return NULL;
 	for (size_t i = 0; i < n; i++)
-		if (kept_for_program(environ[i]))
+		if (kept_for_program(environ[i], extra))
 			env[kept++] = environ[i];
 	for (size_t i = 0; i < n_extra; i++)
 		env[kept++] = (char *)extra[i];

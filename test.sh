@@ -765,6 +765,15 @@ if want attack; then
 	suite_attack
 fi
 
+if want templating; then
+	echo "== client data never templated by Ansible"
+	if python3 "$TOP/tests/yaml-roundtrip.py" "$TOP/tests/yaml-tool" >"$TMP/yaml-roundtrip.out" 2>&1; then pass; else
+		fail "tests/yaml-roundtrip.py: $(grep -v '^[0-9]* passed' "$TMP/yaml-roundtrip.out" | head -n 20)"; fi
+	echo "   tests/yaml-roundtrip.py: $(tail -n 1 "$TMP/yaml-roundtrip.out")"
+	. "$TOP/tests/attack.sh"
+	suite_attack_templating
+fi
+
 if want limits; then
 	echo "== limits"
 	start_server limits inetd "${common[@]}" LSO_MAX_BODY_BYTES=1000 LSO_MAX_OUTPUT_BYTES=1000 LSO_READ_TIMEOUT_SEC=1

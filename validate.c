@@ -8,10 +8,12 @@
 #include <cjson/cJSON.h>
 
 #include "http.h"
+#include "inventory.h"
 #include "json.h"
 #include "jsonparse.h"
 #include "playbook.h"
 #include "validate.h"
+#include "yaml.h"
 
 #define STRING(x) STRING_OF(x)
 #define STRING_OF(x) #x
@@ -276,31 +278,49 @@ is_json_type(const char *content_type)
 	    content_type[n] == ' ' || content_type[n] == '\t';
 }
 
+/*
+ * The YAML Ansible reads for a client's JSON value (yaml.h: no string of it
+ * is ever templated); a 422 when it holds a NUL, a 500 when out of memory.
+ * may_hold_nul: the value is of the body (not converted from ini text).
+ */
+static char *
+client_yaml(struct validation *v, const cJSON *item, const char *field, bool may_hold_nul)
+{
+	char *json = may_hold_nul && v->json.had_nul ? cJSON_PrintUnformatted(item) : NULL;
+	char *yaml = NULL;
+
+	if (json && jsonparse_has_nul(&v->json, json))
+		problem(v, "value_error", field, -1,
+		    "Value error, string must not hold a NUL character", item);
+	else if (!(yaml = yaml_text(item)))
+		v->items.failed = true;
+	free(json);
+	return yaml;
+}
+
 static void
 parse_inventory(struct validation *v, const cJSON *body, const cJSON *item,
     struct playbook_request *r)
 {
 	char why[512];
+	cJSON *groups;
 
 	if (!item) {
 		problem(v, "missing", "inventory", -1, "Field required", body);
 	} else if (cJSON_IsString(item)) {
 		if (!string_field(v, item, "inventory", -1))
 			return;
-		if (playbook_inventory_text_problem(item->valuestring, why, sizeof(why)))
+		/* Ansible's ini format cannot mark a string unsafe: send it as YAML. */
+		if (!(groups = inventory_from_ini(item->valuestring, why, sizeof(why))))
 			problem(v, "value_error", "inventory", -1, why, item);
 		else
-			r->inventory = strdup(item->valuestring);
+			r->inventory = client_yaml(v, groups, "inventory", false);
+		cJSON_Delete(groups);
 	} else if (cJSON_IsObject(item)) {
 		if (playbook_inventory_object_problem(item, why, sizeof(why)))
 			problem(v, "value_error", "inventory", -1, why, item);
-		else if (v->json.had_nul && (r->inventory = cJSON_PrintUnformatted(item)) &&
-		    jsonparse_has_nul(&v->json, r->inventory))
-			problem(v, "value_error", "inventory", -1,
-			    "Value error, string must not hold a NUL character", item);
-		r->inventory_is_object = true;
-		if (!r->inventory)
-			r->inventory = cJSON_PrintUnformatted(item);
+		else
+			r->inventory = client_yaml(v, item, "inventory", true);
 	} else {
 		/* pydantic reports each member of the union dict | str */
 		problem_at(v, "dict_type", ",\"inventory\",\"dict[str,any]\"",
@@ -319,12 +339,8 @@ check_playbook_fields(struct validation *v, const cJSON *body, struct playbook_r
 	parse_inventory(v, body, member(body, "inventory"), r);
 	if (vars && !cJSON_IsObject(vars))
 		problem(v, "dict_type", "extra_vars", -1, "Input should be a valid dictionary", vars);
-	else if (vars && v->json.had_nul && (r->extra_vars = cJSON_PrintUnformatted(vars)) &&
-	    jsonparse_has_nul(&v->json, r->extra_vars))
-		problem(v, "value_error", "extra_vars", -1,
-		    "Value error, string must not hold a NUL character", vars);
-	if (vars && !r->extra_vars)
-		r->extra_vars = cJSON_PrintUnformatted(vars);
+	else if (vars)
+		r->extra_vars = client_yaml(v, vars, "extra_vars", true);
 	r->callback = url_field(v, member(body, "callback"), "callback");
 	r->progress = url_field(v, member(body, "progress"), "progress");
 	r->incremental = lax_bool(v, member(body, "progress_is_incremental"),
@@ -391,7 +407,7 @@ void
 validate_detail(const struct validation *v, struct jbuf *out)
 {
 	jbuf_puts(out, "{\"detail\":");
-	jbuf_add(out, v->items.data, v->items.len);
+	jbuf_add(out, v->items.data ? v->items.data : "[", v->items.data ? v->items.len : 1);
 	jbuf_puts(out, "]}");
 }
 

@@ -32,9 +32,8 @@ struct execute_request {
 /* What a playbook request asks for, once valid. */
 struct playbook_request {
 	const char *name;
-	char *inventory;          /* the text Ansible reads (owned) */
-	bool inventory_is_object;
-	char *extra_vars;         /* JSON object text (owned), NULL: none given */
+	char *inventory;          /* YAML for Ansible, every string !unsafe (owned) */
+	char *extra_vars;         /* likewise (owned), NULL: none given */
 	const char *callback, *progress;
 	bool incremental;
 };

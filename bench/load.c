@@ -1,8 +1,9 @@
 /* load: a closed-loop HTTP load client, one new TCP connection per request.
  *
- *   load [-o LATFILE] [-t TIMEOUT_S] HOST PORT REQFILE N CONC
+ *   load [-o LATFILE] [-t TIMEOUT_S] [-d SECONDS] HOST PORT REQFILE N CONC
  *
- * CONC threads share N requests. Each request: connect, send REQFILE's bytes, read
+ * CONC threads share N requests; with -d, they stop starting new ones once SECONDS
+ * have passed (N is then an upper bound, and count= says how many were sent). Each request: connect, send REQFILE's bytes, read
  * until EOF, check that the response starts with "HTTP/1.1 201" or "HTTP/1.1 200".
  * Latency is measured from just before connect() to EOF, in microseconds.
  * A request that cannot connect, send, read within TIMEOUT_S (default 10) or has
@@ -33,6 +34,7 @@ static char *reqbuf;
 static size_t reqlen;
 static long total;
 static int timeout_s = 10;
+static double stop_at_us; /* -d: no new request after this; 0: none */
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 
 static long next_i;
@@ -129,7 +131,7 @@ static void *worker(void *arg)
 	(void)arg;
 	for (;;) {
 		pthread_mutex_lock(&mu);
-		long i = next_i < total ? next_i++ : -1;
+		long i = next_i < total && (!stop_at_us || now_us() < stop_at_us) ? next_i++ : -1;
 		pthread_mutex_unlock(&mu);
 		if (i < 0)
 			return NULL;
@@ -156,19 +158,22 @@ static long pct(const long *v, long n, double p)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: load [-o LATFILE] [-t TIMEOUT_S] HOST PORT REQFILE N CONC\n");
+	fprintf(stderr, "usage: load [-o LATFILE] [-t TIMEOUT_S] [-d SECONDS] HOST PORT REQFILE N CONC\n");
 	exit(2);
 }
 
 int main(int argc, char **argv)
 {
 	const char *latfile = NULL;
+	double duration_s = 0;
 	int opt;
-	while ((opt = getopt(argc, argv, "o:t:")) != -1) {
+	while ((opt = getopt(argc, argv, "o:t:d:")) != -1) {
 		if (opt == 'o')
 			latfile = optarg;
 		else if (opt == 't')
 			timeout_s = atoi(optarg);
+		else if (opt == 'd')
+			duration_s = atof(optarg);
 		else
 			usage();
 	}
@@ -179,7 +184,7 @@ int main(int argc, char **argv)
 	const char *reqfile = argv[optind + 2];
 	total = atol(argv[optind + 3]);
 	long conc = atol(argv[optind + 4]);
-	if (port <= 0 || port > 65535 || total <= 0 || conc <= 0 || timeout_s <= 0)
+	if (port <= 0 || port > 65535 || total <= 0 || conc <= 0 || timeout_s <= 0 || duration_s < 0)
 		usage();
 	if (conc > total)
 		conc = total;
@@ -213,6 +218,8 @@ int main(int argc, char **argv)
 	}
 
 	double t0 = now_us();
+	if (duration_s > 0)
+		stop_at_us = t0 + duration_s * 1e6;
 	long started = 0;
 	for (long i = 0; i < conc; i++) {
 		if (pthread_create(&th[i], NULL, worker, NULL) != 0) {
@@ -227,6 +234,7 @@ int main(int argc, char **argv)
 	for (long i = 0; i < started; i++)
 		pthread_join(th[i], NULL);
 	double wall = (now_us() - t0) / 1e6;
+	total = next_i; /* with -d, fewer than N may have been sent */
 
 	long ok = 0;
 	for (long i = 0; i < total; i++)

@@ -853,6 +853,94 @@ attack_auth_lazy() {
 	check "lazy: a route that needs the key opens it" wait_for 2 test -e "$TMP/attack-lazy-opened"
 }
 
+# --- playbooks: client strings are never templated (real Ansible) ---
+
+# attack_lookup MARKER: a template that creates MARKER when Ansible renders it.
+attack_lookup() { printf "{{ lookup('pipe', 'touch %s') }}" "$1"; }
+
+# attack_pb_job JSON: submit a playbook run with a callback; sets JOB.
+attack_pb_job() {
+	request POST /api/playbook -H 'Content-Type: application/json' --data-binary "$1"
+	expect "templating: submitted" "$CODE" 201
+	JOB=$(jq -r '.job_id // empty' "$TMP/body")
+}
+
+# attack_inventory_list: ansible-inventory --list output (stdin), comparable:
+# unsafe strings as strings, lists sorted, keys sorted.
+attack_inventory_list() {
+	jq -cS 'walk(if type == "object" and keys == ["__ansible_unsafe"] then .__ansible_unsafe
+		elif type == "array" then sort else . end)'
+}
+
+# attack_pb_status_is JOB STATUS: the job's callback reports STATUS.
+attack_pb_status_is() {
+	callbacks_for "$1" | jq -e --arg s "$2" 'select(.path | startswith("/ok/tpl")) | .body.status == $s' >/dev/null
+}
+
+# attack_pb_output JOB: the job's callback output lines, one JSON array.
+attack_pb_output() {
+	callbacks_for "$1" | jq -c 'select(.path | startswith("/ok/tpl")) | .body.output' | tail -n 1
+}
+
+attack_templating() {
+	local l="templating" m=() i job_vars job_obj job_ini job_nasty out data sent
+	for i in 0 1 2 3 4 5 6 7; do m+=("$(attack_marker)"); done
+	start_receiver tpl
+	# 1. extra vars, printed by the playbook; a key that is a template too.
+	attack_pb_job "$(jq -cn --arg g "$(attack_lookup "${m[0]}")" --arg k "$(attack_lookup "${m[1]}")" \
+		--arg cb "$RECEIVER/ok/tpl" '{playbook_name: "echo-vars.yml", callback: $cb,
+		inventory: {all: {hosts: {localhost: {ansible_connection: "local"}}}},
+		extra_vars: {greeting: $g, ($k): "x"}}')"
+	job_vars=$JOB
+	# 2. an inventory object: a host var printed, a connection var never used,
+	#    a group name and a host name.
+	attack_pb_job "$(jq -cn --arg c "$(attack_lookup "${m[2]}")" --arg n "$(attack_lookup "${m[3]}")" \
+		--arg gr "$(attack_lookup "${m[4]}")" --arg cb "$RECEIVER/ok/tpl" '{playbook_name: "echo-vars.yml",
+		callback: $cb, inventory: {all: {hosts: {localhost: {ansible_connection: "local", color: $c}}},
+		($gr): {hosts: {localhost: null}}, other: {hosts: {nohost: {ansible_connection: $n}}}}}')"
+	job_obj=$JOB
+	# 3. an ini string inventory: a become user never used, a var printed.
+	attack_pb_job "$(jq -cn --arg b "$(attack_lookup "${m[5]}")" --arg c "$(attack_lookup "${m[6]}")" \
+		--arg cb "$RECEIVER/ok/tpl" '{playbook_name: "echo-vars.yml", callback: $cb,
+		inventory: ("localhost ansible_connection=local ansible_become_user=\"" + $b + "\" color=\"" + $c + "\"\n")}')"
+	job_ini=$JOB
+	# 4. strings built to break out of a quoted scalar, as keys and values.
+	data=$(jq -cn --arg t "$(attack_lookup "${m[7]}")" '{
+		quote: "a\"b", backslash: "a\\b\\\\", "\"}: {evil": $t, newline: "a\nb\r\nc", tab: "a\tb",
+		controls: "\u0001\u001f\u007f", separators: "\u0085\u2028\u2029\ufeff", astral: "\ud83d\ude00",
+		tag: "!unsafe \"x\"", yaml: "- a: [b, {c: d}] # e", anchor: "&a *a", bang: "!!python/object:os.system",
+		template_key: {($t): [$t, 1, 1.5, true, null, -0.25, 1e300]},
+		long: ("k" * 3000), (("q" * 2000) + "\\\""): "long key", empty: "", "": "empty key",
+		numbers: [0, -1, 3000000000, 12345.5, 1e-7], nested: [[[{}]], []]}')
+	attack_pb_job "$(jq -cn --argjson d "$data" --arg dest "$TMP/attack-tpl-data.json" \
+		--arg cb "$RECEIVER/ok/tpl" '{playbook_name: "echo-vars.yml", callback: $cb,
+		inventory: {all: {hosts: {localhost: {ansible_connection: "local"}}}},
+		extra_vars: {data: $d, dest: $dest}}')"
+	job_nasty=$JOB
+	for job in "$job_vars" "$job_obj" "$job_ini" "$job_nasty"; do
+		check "$l: callback for $job" wait_for 90 has_callbacks "$job"
+	done
+	for i in "${!m[@]}"; do
+		check "$l: vector $i: nothing ran" [ ! -e "${m[$i]}" ]
+	done
+	out=$(attack_pb_output "$job_vars")
+	check "$l: extra var printed verbatim" jq -e --arg g "$(attack_lookup "${m[0]}")" \
+		'any(contains("greeting=[" + $g + "]"))' <<<"$out"
+	out=$(attack_pb_output "$job_obj")
+	check "$l: host var printed verbatim" jq -e --arg c "$(attack_lookup "${m[2]}")" \
+		'any(contains("color=[" + $c + "]"))' <<<"$out"
+	check "$l: group name printed verbatim" jq -e --arg g "$(attack_lookup "${m[4]}")" \
+		'any(contains($g))' <<<"$out"
+	check "$l: connection var reached Ansible as text" jq -e --arg n "$(attack_lookup "${m[3]}")" \
+		'any(contains($n))' <<<"$out"
+	out=$(attack_pb_output "$job_ini")
+	check "$l: ini host var printed verbatim" jq -e --arg c "$(attack_lookup "${m[6]}")" \
+		'any(contains("color=[" + $c + "]"))' <<<"$out"
+	check "$l: ini run succeeded" attack_pb_status_is "$job_ini" successful
+	check "$l: nasty strings: run succeeded" attack_pb_status_is "$job_nasty" successful
+	check "$l: nasty strings arrive verbatim" jq -e --argjson d "$data" '. == $d' "$TMP/attack-tpl-data.json"
+}
+
 # --- the suite ---
 
 suite_attack() {
@@ -931,4 +1019,118 @@ suite_attack() {
 
 	check "attack: no lso crashed or failed" bash -c "! grep -hE 'died with (code [1-9]|signal)' $TMP/attack-*.log"
 	check "attack: no sanitizer reports" bash -c "! grep -hE 'Sanitizer|runtime error' $TMP/attack-*.log"
+}
+
+# attack_ini_cases: ini inventories Ansible's ini plugin takes, one per record
+# (separated by a line "%%"): lso must convert each to the same inventory.
+attack_ini_cases() {
+	cat <<'INI'
+localhost
+host2.example.com
+%%
+localhost
+web[1:3].example.com ansible_port=2222 x=10.0.0.1
+[db]
+db1 ansible_host=10.0.0.5 ansible_user=root flag=True n=-5 f=07.5 s="a b" q='{{ x }}'
+[db:vars]
+v = "quoted value"
+w=plain # not a comment
+[all:children]
+db
+%%
+; a comment
+	# another, indented
+
+h1 a='x y' b="p\"q\\r" c=p\ q d=e=f  # a comment
+h2:2200 t=True f=False nn=None zero=0 big=123456789012345 neg="- 5" pos=+7
+h3 date=2024-01-01 ver=1.2.3 path=/usr/bin/python3 hexlike=12h tpl="{{ lookup('pipe', 'id') }}"
+h4 jinja="{% if x %}y{% endif %}" cmt="{# c #}" sq="'quoted'" e= sum=1+2 name=x,y
+h1 a=again
+[p:children]
+c
+[c]
+h3
+[c:vars]
+k=1
+empty=
+spaced = two words  
+[p]
+h5 ansible_connection=local
+%%
+h6	ansible_host=::1
+%%
+INI
+}
+
+# attack_ini_refused: ini strings lso refuses, one per line (printf escapes)
+# with the start of the message wanted, separated by " => ".
+attack_ini_refused() {
+	cat <<'INI'
+h x=[1,2] => Inventory variable x: the value [1,2] is not converted
+h x=(1) => Inventory variable x
+h x="{'a': 1}" => Inventory variable x
+h x=1e5 => Inventory variable x
+h x=0x10 => Inventory variable x
+h x=1,2 => Inventory variable x
+h x=1+2j => Inventory variable x
+h x="'a\\\\n'" => Inventory variable x
+h x="b'a'" => Inventory variable x
+h x=True, => Inventory variable x
+[g:vars]\nk=v => Section [g:vars] not valid for undefined group: g
+[p:children]\nnone => Section [p:children] includes undefined group: none
+[broken\nh => Invalid section entry
+[g:bad]\nh => Section [g:bad] has unknown type
+h x="unclosed => Error parsing host definition
+h: => Invalid host pattern 'h:'
+h novalue => Expected key=value host variable assignment, got: novalue
+[g:vars]\nnovalue\n[g] => Expected key=value, got: novalue
+h x=a\vb => Inventory string holds a control character
+h x=a\xe2\x80\xa8b => Inventory string holds a control character or a Unicode line
+INI
+}
+
+attack_ini_inventory() {
+	local l="ini inventory" n=0 jobs=() files=() text want case got
+	start_server attack-inventory inetd "${common[@]}" LSO_STATE_DIR="$TMP/attack-pb-state" \
+		ANSIBLE_PLAYBOOKS_ROOT_DIR="$TOP/tests/playbooks" ANSIBLE_PLAYBOOK="$TOP/tests/ansible-inventory-list"
+	attack_ini_cases | awk -v dir="$TMP" '/^%%$/ { n++; next } { print > (dir "/attack-ini-" (n + 0)) }'
+	for case in "$TMP"/attack-ini-[0-9]*; do
+		attack_pb_job "$(jq -cn --rawfile i "$case" --arg cb "$RECEIVER/ok/tpl" \
+			'{playbook_name: "pass.yml", callback: $cb, inventory: $i}')"
+		jobs+=("$JOB") files+=("$case")
+	done
+	for i in "${!jobs[@]}"; do
+		check "$l: case $i: callback" wait_for 60 has_callbacks "${jobs[$i]}"
+		want=$(ansible-inventory -i "${files[$i]}" --list 2>/dev/null | attack_inventory_list)
+		got=$(attack_pb_output "${jobs[$i]}" | jq -r 'join("\n")' | attack_inventory_list)
+		if [ -n "$want" ] && [ "$want" = "$got" ]; then pass; else
+			fail "$l: case $i: as Ansible's ini plugin reads it" "want $want, got $got"; fi
+	done
+	while IFS= read -r case; do
+		n=$((n + 1))
+		text=$(printf '%b' "${case% => *}")
+		want=${case##* => }
+		request POST /api/playbook -H 'Content-Type: application/json' --data-binary \
+			"$(jq -cn --arg i "$text" '{playbook_name: "pass.yml", inventory: $i}')"
+		expect "$l: refused $n ($text)" "$CODE" 422
+		check "$l: refused $n: message" jq -e --arg w "$want" \
+			'.detail[0] | .loc == ["body","inventory"] and (.msg | startswith($w))' "$TMP/body"
+	done < <(attack_ini_refused)
+}
+
+# The templating attacks (real Ansible): test.sh's section "templating".
+suite_attack_templating() {
+	if ! command -v ansible-playbook >/dev/null; then
+		echo "SKIP: templating attacks: ansible-playbook is not installed"
+		skipped=$((skipped + 1))
+		return
+	fi
+	# An environment asking for the ini plugin: lso's YAML files are read by the yaml plugin all the same.
+	start_server attack-playbook inetd "${common[@]}" LSO_STATE_DIR="$TMP/attack-pb-state" \
+		ANSIBLE_PLAYBOOKS_ROOT_DIR="$TOP/tests/playbooks" ANSIBLE_PLAYBOOK_TIMEOUT_SEC=60 \
+		ANSIBLE_INVENTORY_ENABLED=ini
+	attack_templating
+	attack_ini_inventory
+	check "templating: no lso crashed or failed" bash -c "! grep -hE 'died with (code [1-9]|signal)' $TMP/attack-playbook.log $TMP/attack-inventory.log"
+	check "templating: no sanitizer reports" bash -c "! grep -hE 'Sanitizer|runtime error' $TMP/attack-playbook.log $TMP/attack-inventory.log"
 }

@@ -175,6 +175,10 @@ setup() {
 	(cd "$stage" && tar -cf - -- *) |
 		bx tar -xf - --keep-directory-symlink --no-overwrite-dir --no-same-owner -C / ||
 		die_setup "copy the installed tree into the box"
+	"${CC:-cc}" -O2 -Wall -Wextra -pthread -o "$TMP/load" "$TOP/bench/load.c" ||
+		die_setup "build bench/load.c"
+	bx sh -c 'mkdir -p /srv/lso-test && cat >/srv/lso-test/load && chmod 755 /srv/lso-test/load' \
+		<"$TMP/load" || die_setup "copy bench/load.c's client into the box"
 	tar -C "$TOP/tests" -cf - programs |
 		bx sh -c 'mkdir -p /srv/lso-test && tar -xf - -C /srv/lso-test' &&
 		tar -C "$TOP/tests/systemd" -cf - programs | bx tar -xf - -C /srv/lso-test &&
@@ -309,6 +313,74 @@ test_connections() {
 		"$(bx systemctl show -p MaxConnections --value lso.socket </dev/null)" "$max"
 	check "jobs outlive a restart of lso.socket" wait_for 10 eval \
 		"record_status_is ${jobs[0]} successful && record_status_is ${jobs[1]} successful"
+}
+
+# --- load: the sockets as shipped under a busy client ---
+
+LOAD=/srv/lso-test/load
+# Requests for bench/load.c (one connection each), written into the box.
+write_load_requests() {
+	local sync='{"executable_name":"echo-args","args":["load"],"is_async":false}'
+	bx sh -c 'printf "GET /api/version HTTP/1.1\r\nHost: lso\r\nConnection: close\r\n\r\n" \
+			>/srv/lso-test/req-version &&
+		printf "POST /api/execute/ HTTP/1.1\r\nHost: lso\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" \
+			"${#1}" "$1" >/srv/lso-test/req-sync' sh "$sync" </dev/null
+}
+
+# load_run ARGS...: bench/load.c in the box; LOAD_OUT is its summary line, LOAD_ERR its causes.
+load_run() {
+	LOAD_OUT=$(bx "$LOAD" -t 30 "$@" 2>"$TMP/load.err" </dev/null)
+	LOAD_ERR=$(tr '\n' ' ' <"$TMP/load.err")
+}
+load_field() { sed -n "s/.*\<$1=\([^ ]*\).*/\1/p" <<<"$LOAD_OUT"; }
+
+# answers_after SOCKET WHAT: the socket is still active and the next request is answered.
+answers_after() {
+	local socket=$1 what=$2
+	check "$socket active after $what" unit_active "$socket"
+	expect "$socket: result still success after $what" \
+		"$(bx systemctl show -p Result --value "$socket" </dev/null)" success
+	request GET /api/version
+	expect "$socket: the next request after $what is answered" "$CODE" 200
+}
+
+# test_load SOCKET REFUSALS: 32 connections from one client for 8 s on
+# /api/version, then on a sync run: every request answered 2xx; then 200
+# connections at once. REFUSALS=refused: beyond MaxConnections= systemd may
+# refuse (close at once, without an answer) some of the 200; anything else
+# (a non-2xx answer, a hang) fails. REFUSALS=none: all 200 answered 2xx.
+test_load() {
+	local socket=$1 refusals=$2 what count failures
+	section "load on $socket as shipped"
+	for what in version sync; do
+		load_run -d 8 127.0.0.1 "$PORT" "/srv/lso-test/req-$what" 1000000 32
+		count=$(load_field count) failures=$(load_field failures)
+		if [ -n "$count" ] && [ "$count" -gt 0 ] && [ "$failures" = 0 ]; then
+			pass "$socket: 32 connections for 8 s on $what: $count requests, all 2xx ($(load_field rps) req/s)"
+		else
+			fail "$socket: 32 connections for 8 s on $what, all 2xx" "$LOAD_OUT $LOAD_ERR"
+		fi
+		answers_after "$socket" "8 s of $what at 32 connections"
+	done
+	load_run 127.0.0.1 "$PORT" /srv/lso-test/req-version 200 200
+	count=$(load_field count) failures=$(load_field failures)
+	if [ "$refusals" = none ]; then
+		if [ "$count" = 200 ] && [ "$failures" = 0 ]; then
+			pass "$socket: 200 connections at once, all answered 2xx"
+		else
+			fail "$socket: 200 connections at once, all answered 2xx" "$LOAD_OUT $LOAD_ERR"
+		fi
+	else
+		# A refused connection is closed without a byte: a "status" failure with
+		# an empty head, or a reset. Nothing else may go wrong.
+		if [ "$count" = 200 ] && ! grep -Eq '(socket|connect|send)=|recv=[0-9]+ \(last: [^C]|last: "[^"]' <<<"$LOAD_ERR"; then
+			pass "$socket: 200 connections at once: $((200 - failures)) answered 2xx, $failures refused at once (MaxConnections)"
+		else
+			fail "$socket: 200 connections at once: answered 2xx or refused at once" "$LOAD_OUT $LOAD_ERR"
+		fi
+	fi
+	answers_after "$socket" "200 connections at once"
+	check "$socket never hit a trigger limit" eval "! journal_has 'Trigger limit hit|trigger-limit-hit' -u $socket"
 }
 
 test_async() {
@@ -517,6 +589,8 @@ test_units
 test_sync
 test_journal
 test_connections
+write_load_requests
+test_load lso.socket refused
 test_async
 test_stop_scope
 test_cancel

@@ -27,11 +27,13 @@
 #include "../config.h"
 #include "../files.h"
 #include "../http.h"
+#include "../inventory.h"
 #include "../json.h"
 #include "../jsonparse.h"
 #include "../lso.h"
 #include "../resolve.h"
 #include "../validate.h"
+#include "../yaml.h"
 
 /* ---- checks ---- */
 
@@ -1844,17 +1846,19 @@ test_validate_playbook_valid(void)
 	    "{\"h\":null}}},\"extra_vars\":{\"v\":[1]},\"progress\":\"http://h/p\","
 	    "\"progress_is_incremental\":false}", &r));
 	CHECK_STR(r.name, "p.yml");
-	CHECK(r.inventory_is_object);
-	CHECK_STR(r.inventory, "{\"all\":{\"hosts\":{\"h\":null}}}");
-	CHECK_STR(r.extra_vars, "{\"v\":[1]}");
+	/* As YAML, every string !unsafe (yaml.c). */
+	CHECK_STR(r.inventory, "{? !unsafe \"all\" : {? !unsafe \"hosts\" : {? !unsafe \"h\" : null}}}\n");
+	CHECK_STR(r.extra_vars, "{? !unsafe \"v\" : [1]}\n");
 	CHECK_STR(r.progress, "http://h/p");
 	CHECK(r.callback == NULL);
 	CHECK(!r.incremental);
 	validate_playbook_free(&r);
 
-	CHECK(playbook_body("{\"playbook_name\":\"p.yml\",\"inventory\":\"[web]\\nh1 # x\\n[db:vars] ;c\\n\"}", &r));
-	CHECK(!r.inventory_is_object);
-	CHECK_STR(r.inventory, "[web]\nh1 # x\n[db:vars] ;c\n");
+	CHECK(playbook_body("{\"playbook_name\":\"p.yml\",\"inventory\":\"[web]\\nh1 # x\\n\"}", &r));
+	/* ini text, converted (inventory.c), as YAML. */
+	CHECK_STR(r.inventory, "{? !unsafe \"ungrouped\" : {}, ? !unsafe \"web\" : "
+	    "{? !unsafe \"hosts\" : {? !unsafe \"h1\" : {}}}}\n");
+	CHECK_STR(detail(), "{\"detail\":[]}");
 	CHECK(r.extra_vars == NULL);
 	CHECK(r.incremental);
 	validate_playbook_free(&r);
@@ -2348,6 +2352,298 @@ test_config_bounds(void)
 	clear_settings();
 }
 
+/* ---- YAML for Ansible: every string !unsafe (yaml.c) ---- */
+
+static const char *
+yaml_of_string(const char *s, size_t len)
+{
+	jbuf_free(&jb);
+	yaml_unsafe_string(&jb, s, len);
+	return jb.data ? jb.data : "";
+}
+
+#define CHECK_YAML_STR(in, want) CHECK_STR(yaml_of_string((in), sizeof(in) - 1), (want))
+
+/* The YAML of a JSON text (parsed with cJSON), into jb. */
+static const char *
+yaml_of_json(const char *json)
+{
+	cJSON *item = cJSON_Parse(json);
+	char *text = item ? yaml_text(item) : NULL;
+
+	jbuf_free(&jb);
+	if (text) {
+		jbuf_puts(&jb, text);
+		free(text);
+	}
+	cJSON_Delete(item);
+	return jb.data ? jb.data : "(none)";
+}
+
+static void
+test_yaml_string_escapes(void)
+{
+	CHECK_YAML_STR("", "!unsafe \"\"");
+	CHECK_YAML_STR("{{ lookup('pipe', 'id') }}", "!unsafe \"{{ lookup('pipe', 'id') }}\"");
+	CHECK_YAML_STR("a\"b\\c", "!unsafe \"a\\\"b\\\\c\"");
+	CHECK_YAML_STR("\"", "!unsafe \"\\\"\"");
+	CHECK_YAML_STR("\\", "!unsafe \"\\\\\"");
+	CHECK_YAML_STR("\n\r\t\x01\x1f\x7f", "!unsafe \"\\x0A\\x0D\\x09\\x01\\x1F\\x7F\"");
+	CHECK_YAML_STR("a\0b", "!unsafe \"a\\x00b\"");
+	CHECK_YAML_STR(" #: - ! & * % @ ` | > ' , [ ] { } ? ",
+	    "!unsafe \" #: - ! & * % @ ` | > ' , [ ] { } ? \"");
+}
+
+static void
+test_yaml_string_non_ascii(void)
+{
+	CHECK_YAML_STR("\xc3\xa9", "!unsafe \"\\xE9\"");
+	CHECK_YAML_STR("\xc2\x85\xe2\x80\xa8\xe2\x80\xa9\xef\xbb\xbf",
+	    "!unsafe \"\\x85\\u2028\\u2029\\uFEFF\"");
+	CHECK_YAML_STR("\xf0\x9f\x98\x80", "!unsafe \"\\U0001F600\"");
+	CHECK_YAML_STR("\xf4\x8f\xbf\xbf", "!unsafe \"\\U0010FFFF\"");
+	/* Not UTF-8: one U+FFFD per bad byte, as the JSON escaper does. */
+	CHECK_YAML_STR("\xff", "!unsafe \"\\uFFFD\"");
+	CHECK_YAML_STR("\xc3", "!unsafe \"\\uFFFD\"");
+	CHECK_YAML_STR("\xc0\xaf", "!unsafe \"\\uFFFD\\uFFFD\"");
+	CHECK_YAML_STR("\xed\xa0\x80", "!unsafe \"\\uFFFD\\uFFFD\\uFFFD\"");
+	CHECK_YAML_STR("\xe2\x80", "!unsafe \"\\uFFFD\\uFFFD\"");
+}
+
+/* Whatever the bytes, the output is printable ASCII, and the scalar ends only at its end. */
+static void
+test_yaml_string_random_bytes(void)
+{
+	unsigned char in[64];
+	unsigned seed = 17;
+	const char *out;
+	bool ok = true;
+
+	for (int round = 0; round < 20000 && ok; round++) {
+		size_t len = (size_t)(round % 64);
+
+		for (size_t i = 0; i < len; i++)
+			in[i] = (unsigned char)((seed = seed * 1103515245 + 12345) >> 16);
+		out = yaml_of_string((const char *)in, len);
+		ok = strncmp(out, "!unsafe \"", 9) == 0 && out[strlen(out) - 1] == '"';
+		for (size_t i = 9; ok && out[i + 1]; i++) {
+			ok = out[i] >= 0x20 && out[i] < 0x7f && out[i] != '"';
+			if (ok && out[i] == '\\')
+				ok = out[++i] != '\0' && strchr("\"\\xuU", out[i]);
+		}
+	}
+	CHECK(ok);
+}
+
+static void
+test_yaml_values(void)
+{
+	CHECK_STR(yaml_of_json("{}"), "{}\n");
+	CHECK_STR(yaml_of_json("[]"), "[]\n");
+	CHECK_STR(yaml_of_json("{\"a\":\"b\",\"c\":[1,true,false,null,\"d\"]}"),
+	    "{? !unsafe \"a\" : !unsafe \"b\", ? !unsafe \"c\" : [1, true, false, null, !unsafe \"d\"]}\n");
+	CHECK_STR(yaml_of_json("{\"\":{\"x\":{}}}"), "{? !unsafe \"\" : {? !unsafe \"x\" : {}}}\n");
+	CHECK_STR(yaml_of_json("\"s\""), "!unsafe \"s\"\n");
+}
+
+/* Numbers keep the type Python's json gave cJSON's text of them. */
+static void
+test_yaml_numbers(void)
+{
+	CHECK_STR(yaml_of_json("[0,-1,21,3000000000,-0]"), "[0, -1, 21, 3000000000, -0]\n");
+	CHECK_STR(yaml_of_json("[1.5,-0.25,1e300,1e-7,1E20,2.5e-10]"),
+	    "[1.5, -0.25, 1.0e+300, 1.0e-07, 1.0e+20, 2.5e-10]\n");
+	CHECK_STR(yaml_of_json("[3.0]"), "[3]\n");
+	CHECK_STR(yaml_of_json("[1e999]"), "[null]\n");
+}
+
+/* ---- ini inventory strings as inventory objects (inventory.c) ---- */
+
+static char inventory_why[512];
+
+/* The inventory object of an ini text as compact JSON (Raw values bare), into jb. */
+static const char *
+ini_json(const char *text)
+{
+	cJSON *groups = inventory_from_ini(text, inventory_why, sizeof(inventory_why));
+	char *json = groups ? cJSON_PrintUnformatted(groups) : NULL;
+
+	jbuf_free(&jb);
+	jbuf_puts(&jb, json ? json : "REFUSED");
+	free(json);
+	cJSON_Delete(groups);
+	return jb.data;
+}
+
+/* Refused, with a message starting with want. */
+static bool
+ini_refused(const char *text, const char *want)
+{
+	return strcmp(ini_json(text), "REFUSED") == 0 &&
+	    strncmp(inventory_why, want, strlen(want)) == 0;
+}
+
+static void
+test_inventory_host_list(void)
+{
+	CHECK_STR(ini_json("localhost\nhost2.example.com\n"),
+	    "{\"ungrouped\":{\"hosts\":{\"localhost\":{},\"host2.example.com\":{}}}}");
+	CHECK_STR(ini_json("localhost"), "{\"ungrouped\":{\"hosts\":{\"localhost\":{}}}}");
+	CHECK_STR(ini_json(""), "{\"ungrouped\":{}}");
+	CHECK_STR(ini_json("a\r\nb\rc\n\n  \t\n# c\n; c\n"),
+	    "{\"ungrouped\":{\"hosts\":{\"a\":{},\"b\":{},\"c\":{}}}}");
+	CHECK_STR(ini_json("web[1:3]:2222\n"), "{\"ungrouped\":{\"hosts\":{\"web[1:3]:2222\":{}}}}");
+}
+
+static void
+test_inventory_sections(void)
+{
+	CHECK_STR(ini_json("[g]\nh1\n[g:vars]\nk = v w \n[all:children]\ng\n"),
+	    "{\"ungrouped\":{},\"g\":{\"hosts\":{\"h1\":{}},\"vars\":{\"k\":\"v w\"}},"
+	    "\"all\":{\"children\":{\"g\":{}}}}");
+	CHECK_STR(ini_json("[p:children]\nc # comment\n[c]\nh\n"),
+	    "{\"ungrouped\":{},\"p\":{\"children\":{\"c\":{}}},\"c\":{\"hosts\":{\"h\":{}}}}");
+	CHECK_STR(ini_json("[g]  # comment\nh\n"), "{\"ungrouped\":{},\"g\":{\"hosts\":{\"h\":{}}}}");
+	CHECK(ini_refused("[g:vars]\nk=v\n", "Section [g:vars] not valid for undefined group: g"));
+	CHECK(ini_refused("[p:children]\nc\n", "Section [p:children] includes undefined group: c"));
+	CHECK(ini_refused("[p:children]\nc\n[c:vars]\nk=1\n", "Section [c:vars] not valid"));
+	CHECK(ini_refused("[g:other]\n", "Section [g:other] has unknown type"));
+	CHECK(ini_refused("[broken\nh\n", "Invalid section entry: '[broken'"));
+	CHECK(ini_refused("[a b]\n", "Invalid section entry"));
+	CHECK(ini_refused("[]\n", "Invalid section entry"));
+	CHECK(ini_refused("[g] x\n", "Invalid section entry"));
+	CHECK(ini_refused("[g:]\n", "Invalid section entry"));
+	CHECK(ini_refused("[g:vars]\nnovalue\n[g]\n", "Expected key=value, got: novalue"));
+	CHECK(ini_refused("[g:children]\na b\n", "Expected group name, got: a b"));
+}
+
+static void
+test_inventory_host_vars(void)
+{
+	CHECK_STR(ini_json("h a='x y' b=\"p\\\"q\\\\r\\n\" c=p\\ q d=e=f # x=1\n"),
+	    "{\"ungrouped\":{\"hosts\":{\"h\":{\"a\":\"x y\",\"b\":\"p\\\"q\\\\r\\\\n\",\"c\":\"p q\","
+	    "\"d\":\"e=f\"}}}}");
+	CHECK_STR(ini_json("h a=1 b=2\nh a=3\n"), "{\"ungrouped\":{\"hosts\":{\"h\":{\"a\":3,\"b\":2}}}}");
+	CHECK_STR(ini_json("h #comment\n"), "{\"ungrouped\":{\"hosts\":{\"h\":{}}}}");
+	CHECK_STR(ini_json("h x=1#comment\n"), "{\"ungrouped\":{\"hosts\":{\"h\":{\"x\":1}}}}");
+	CHECK(ini_refused("h x#comment\n", "Expected key=value host variable assignment, got: x"));
+	CHECK(ini_refused("h novalue\n", "Expected key=value host variable assignment, got: novalue"));
+	CHECK(ini_refused("h x=\"open\n", "Error parsing host definition 'h x=\"open': No closing"));
+	CHECK(ini_refused("h x='open\n", "Error parsing host definition"));
+	CHECK(ini_refused("h x=a\\", "Error parsing host definition 'h x=a\\': No escaped character"));
+	CHECK(ini_refused("h:\n", "Invalid host pattern 'h:' supplied, ending in ':'"));
+	CHECK(ini_refused("---\n", "Invalid host pattern '---'"));
+	CHECK(ini_refused("''\n", "Empty host name"));
+}
+
+/* The value of variable x on host h of an ini line "h x=<value>", as JSON. */
+static const char *
+ini_value(const char *vars_line)
+{
+	char text[256];
+	const char *json;
+	static char value[256];
+
+	snprintf(text, sizeof(text), "[g]\nh\n[g:vars]\nx=%s\n", vars_line);
+	json = ini_json(text);
+	if (strcmp(json, "REFUSED") == 0)
+		return "REFUSED";
+	snprintf(value, sizeof(value), "%s", strstr(json, "\"x\":") ? strstr(json, "\"x\":") + 4 : json);
+	value[strlen(value) > 3 ? strlen(value) - 3 : 0] = '\0'; /* drop "}}}" */
+	return value;
+}
+
+static void
+test_inventory_values_typed(void)
+{
+	CHECK_STR(ini_value("0"), "0");
+	CHECK_STR(ini_value("2222"), "2222");
+	CHECK_STR(ini_value("-5"), "-5");
+	CHECK_STR(ini_value("- 5"), "-5");
+	CHECK_STR(ini_value("+7"), "7");
+	CHECK_STR(ini_value("123456789012345678901234567890"), "123456789012345678901234567890");
+	CHECK_STR(ini_value("1.5"), "1.5");
+	CHECK_STR(ini_value("07.5"), "07.5");
+	CHECK_STR(ini_value("1."), "1.");
+	CHECK_STR(ini_value("True"), "true");
+	CHECK_STR(ini_value("False"), "false");
+	CHECK_STR(ini_value("None"), "null");
+}
+
+static void
+test_inventory_values_text(void)
+{
+	static const char *const texts[] = { "", "root", "true", "yes", "10.0.0.1", "1.2.3",
+		"2024-01-01", "08:00", "2001:db8::1", "12h", "1password", "08", "0777", "-05",
+		"/usr/bin/python3", "~/.ssh/id", "-o ProxyCommand=x", "--5", "-+5", "-x", "-", ".x",
+		"./run", "{{ lookup('pipe', 'id') }}", "{% if x %}y{% endif %}", "{# c #}", "a b",
+		"x,y", "1+2", "1-2", "1 2", "5:6", "5/6", "p\"q\"", "abc'x'", "#x", "$HOME", "*a",
+		"@x", "!x", ")", "]", "}", ",", "~5", "Truex", "x # not a comment" };
+	char want[256];
+
+	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+		jbuf_free(&jb);
+		json_string(&jb, texts[i]);
+		snprintf(want, sizeof(want), "%s", jb.data);
+		CHECK_STR(ini_value(texts[i]), want);
+	}
+	CHECK_STR(ini_value("'quoted value'"), "\"quoted value\"");
+	CHECK_STR(ini_value("\"{{ x }}\""), "\"{{ x }}\"");
+	CHECK_STR(ini_value("''"), "\"\"");
+}
+
+static void
+test_inventory_values_refused(void)
+{
+	static const char *const refused[] = { "[1,2]", "(1)", "{'a': 1}", "{1}", "1e5", "1E5",
+		"0x10", "0o7", "0b1", "1_000", "00", "1j", "1+2j", "1 - 2j", "1,2", "1,", "5 # c",
+		"True,", "True, 1", "set()", "set", "-(5)", "-.5", ".5",
+		"...", "b'a'", "r\"a\"", "u'a'", "f'{x}'", "Rb'x'", "'a\\n'", "'a' 'b'", "'a'b", "'open",
+		"\"a\" + \"b\"", "\xc3\x84rger", "\xef\xbd\x93\xef\xbd\x85\xef\xbd\x94()",
+		"s\xc3\xa4ge", "Tr\xc3\xbc", "r\xc3\xa4" };
+
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		if (strcmp(ini_value(refused[i]), "REFUSED") != 0)
+			check(false, __FILE__, __LINE__, "value %s converted: %s", refused[i],
+			    ini_value(refused[i]));
+		else
+			n_passed++;
+	}
+	CHECK(ini_refused("h x=[1]\n", "Inventory variable x: the value [1] is not converted"));
+}
+
+static void
+test_inventory_characters(void)
+{
+	CHECK(ini_refused("h\x0b", "Inventory string holds a control character"));
+	CHECK(ini_refused("h\x0c", "Inventory string holds"));
+	CHECK(ini_refused("h\x1c", "Inventory string holds"));
+	CHECK(ini_refused("h\x7f\x01", "Inventory string holds"));
+	CHECK(ini_refused("h x=a\xc2\x85" "b", "Inventory string holds"));
+	CHECK(ini_refused("h x=a\xc2\xa0" "b", "Inventory string holds"));
+	CHECK(ini_refused("h x=a\xe2\x80\xa8" "b", "Inventory string holds"));
+	CHECK(ini_refused("h x=a\xe2\x80\xa9" "b", "Inventory string holds"));
+	CHECK(ini_refused("h x=a\xe3\x80\x80" "b", "Inventory string holds"));
+	CHECK(ini_refused("h x=a\xe1\x9a\x80" "b", "Inventory string holds"));
+	CHECK_STR(ini_json("h\tx=caf\xc3\xa9 y=Z\xc3\xbcrich\n"),
+	    "{\"ungrouped\":{\"hosts\":{\"h\":{\"x\":\"caf\xc3\xa9\",\"y\":\"Z\xc3\xbcrich\"}}}}");
+}
+
+/* The whole way: an ini inventory as YAML, typed values plain, every string !unsafe. */
+static void
+test_inventory_yaml(void)
+{
+	cJSON *groups = inventory_from_ini("h n=1 t=True s=\"{{ x }}\"\n", inventory_why,
+	    sizeof(inventory_why));
+	char *yaml = groups ? yaml_text(groups) : NULL;
+
+	CHECK_STR(yaml ? yaml : "(none)", "{? !unsafe \"ungrouped\" : {? !unsafe \"hosts\" : "
+	    "{? !unsafe \"h\" : {? !unsafe \"n\" : 1, ? !unsafe \"t\" : true, ? !unsafe \"s\" : "
+	    "!unsafe \"{{ x }}\"}}}}\n");
+	free(yaml);
+	cJSON_Delete(groups);
+}
+
 int
 main(void)
 {
@@ -2425,6 +2721,19 @@ main(void)
 	test_json_long_input_grows();
 	test_json_random_bytes_parse_with_cjson();
 	test_json_random_translated_parse_with_cjson();
+	test_yaml_string_escapes();
+	test_yaml_string_non_ascii();
+	test_yaml_string_random_bytes();
+	test_yaml_values();
+	test_yaml_numbers();
+	test_inventory_host_list();
+	test_inventory_sections();
+	test_inventory_host_vars();
+	test_inventory_values_typed();
+	test_inventory_values_text();
+	test_inventory_values_refused();
+	test_inventory_characters();
+	test_inventory_yaml();
 
 	setup_tree();
 	test_resolve_ok_names();
