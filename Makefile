@@ -107,6 +107,10 @@ test-launchers: lso
 test-openapi: lso
 	TEST_ONLY=openapi ./test.sh ./lso
 
+# The documentation pages in headless Chromium (also part of test.sh).
+test-docs: lso
+	tests/docs.sh ./lso
+
 # Installs what building and testing need when it is missing (Debian/Ubuntu, as root).
 deps:
 	@tests/deps.sh
@@ -156,5 +160,5 @@ clean:
 	rm -f lso $(OBJ) openapi.h tests/unit tests/lso-san tests/fuzz-http tests/fuzz-request tests/yaml-tool
 	rm -rf run-state
 
-.PHONY: all check-headers deps test test-valgrind test-systemd test-package test-launchers test-openapi fuzz run \
+.PHONY: all check-headers deps test test-valgrind test-systemd test-package test-launchers test-openapi test-docs fuzz run \
 	bench install uninstall clean

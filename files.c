@@ -116,7 +116,7 @@ files_job_dir(const char *id, char *dir, size_t size)
 
 	if (!config.job_files_root || !realpath(config.job_files_root, root))
 		return false;
-	return snprintf(dir, size, "%s/%s", root, id) < (int)size;
+	return snprintf(dir, size, "%s/%s", strcmp(root, "/") == 0 ? "" : root, id) < (int)size;
 }
 
 /* --- the list --- */

@@ -23,6 +23,7 @@
 #include "json.h"
 #include "log.h"
 #include "lso.h"
+#include "playbook.h"
 #include "resolve.h"
 #include "run.h"
 #include "validate.h"
@@ -317,11 +318,16 @@ handle_execute(struct exchange *ex, const char *arg)
 static void
 start_playbook(struct exchange *ex, const struct playbook_request *r, const struct program *prog)
 {
+	char *vars = playbook_extra_vars(r->extra_vars, ex->id);
 	struct job_request request = { .kind = JOB_KIND_PLAYBOOK, .name = r->name, .prog = prog,
 		.callback = r->callback, .progress = r->progress, .incremental = r->incremental,
-		.inventory = r->inventory, .extra_vars = r->extra_vars ? r->extra_vars : "{}\n" };
+		.inventory = r->inventory, .extra_vars = vars };
 
-	start_job(ex, &request, "{\"job_id\":\"%s\"}");
+	if (!vars)
+		set_outcome(ex, LSO_OUT_OF_MEMORY);
+	else
+		start_job(ex, &request, "{\"job_id\":\"%s\"}");
+	free(vars);
 }
 
 static void

@@ -21,12 +21,14 @@
 #include <curl/curl.h>
 
 #include "config.h"
+#include "files.h"
 #include "http.h"
 #include "job-internal.h"
 #include "log.h"
 #include "playbook.h"
 #include "resolve.h"
 #include "run.h"
+#include "yaml.h"
 
 /* --- the run: private files, ansible-playbook, progress --- */
 
@@ -77,6 +79,32 @@ write_playbook_files(const struct job *j, char dir[PATH_MAX], char inventory[PAT
 		return errno = ENAMETOOLONG, false;
 	return write_private_file(inventory, j->inventory ? j->inventory : "") &&
 	    write_private_file(vars, j->extra_vars ? j->extra_vars : "{}\n");
+}
+
+/*
+ * lso's own values are tagged !unsafe like the client's (yaml.c tags every
+ * string): a playbook's "{{ job_files_dir }}/out" works the same, and a root
+ * directory whose name holds "{{" can never be templated.
+ */
+char *
+playbook_extra_vars(const cJSON *client_vars, const char *id)
+{
+	cJSON *vars = client_vars ? cJSON_Duplicate(client_vars, true) : cJSON_CreateObject();
+	char dir[PATH_MAX];
+	char *yaml = NULL;
+
+	if (!vars)
+		return NULL;
+	/* Every copy: Python's json keeps the last of duplicate keys, lso's must win. */
+	while (cJSON_GetObjectItemCaseSensitive(vars, "job_id"))
+		cJSON_DeleteItemFromObjectCaseSensitive(vars, "job_id");
+	while (cJSON_GetObjectItemCaseSensitive(vars, "job_files_dir"))
+		cJSON_DeleteItemFromObjectCaseSensitive(vars, "job_files_dir");
+	if (cJSON_AddStringToObject(vars, "job_id", id) &&
+	    (!files_job_dir(id, dir, sizeof(dir)) || cJSON_AddStringToObject(vars, "job_files_dir", dir)))
+		yaml = yaml_text(vars);
+	cJSON_Delete(vars);
+	return yaml;
 }
 
 /* ansible-playbook: $ANSIBLE_PLAYBOOK, else the first on PATH. */

@@ -16,6 +16,13 @@ struct run_control;
  */
 const char *playbook_inventory_object_problem(const cJSON *inventory, char *why, size_t why_size);
 
+/*
+ * The extra vars file of job id (YAML, malloc'ed; NULL when out of memory):
+ * the client's object, every string !unsafe, with job_id and job_files_dir
+ * (when JOB_FILES_ROOT_DIR is set) set by lso over any the client sent.
+ */
+char *playbook_extra_vars(const cJSON *client_vars, const char *id);
+
 /* Run the job's playbook in the runner: ansible-playbook with private files, progress. */
 void playbook_run(struct job *j, struct run_control *control);
 

@@ -283,18 +283,29 @@ is_json_type(const char *content_type)
  * is ever templated); a 422 when it holds a NUL, a 500 when out of memory.
  * may_hold_nul: the value is of the body (not converted from ini text).
  */
+/* Does a value of the body hold a NUL character somewhere? Then a 422 is noted. */
+static bool
+holds_nul(struct validation *v, const cJSON *item, const char *field)
+{
+	char *json = v->json.had_nul ? cJSON_PrintUnformatted(item) : NULL;
+	bool nul = json && jsonparse_has_nul(&v->json, json);
+
+	if (nul)
+		problem(v, "value_error", field, -1,
+		    "Value error, string must not hold a NUL character", item);
+	free(json);
+	return nul;
+}
+
 static char *
 client_yaml(struct validation *v, const cJSON *item, const char *field, bool may_hold_nul)
 {
-	char *json = may_hold_nul && v->json.had_nul ? cJSON_PrintUnformatted(item) : NULL;
 	char *yaml = NULL;
 
-	if (json && jsonparse_has_nul(&v->json, json))
-		problem(v, "value_error", field, -1,
-		    "Value error, string must not hold a NUL character", item);
-	else if (!(yaml = yaml_text(item)))
+	if (may_hold_nul && holds_nul(v, item, field))
+		return NULL;
+	if (!(yaml = yaml_text(item)))
 		v->items.failed = true;
-	free(json);
 	return yaml;
 }
 
@@ -339,8 +350,8 @@ check_playbook_fields(struct validation *v, const cJSON *body, struct playbook_r
 	parse_inventory(v, body, member(body, "inventory"), r);
 	if (vars && !cJSON_IsObject(vars))
 		problem(v, "dict_type", "extra_vars", -1, "Input should be a valid dictionary", vars);
-	else if (vars)
-		r->extra_vars = client_yaml(v, vars, "extra_vars", true);
+	else if (vars && !holds_nul(v, vars, "extra_vars"))
+		r->extra_vars = vars;  /* YAML once the job has its id (playbook_extra_vars) */
 	r->callback = url_field(v, member(body, "callback"), "callback");
 	r->progress = url_field(v, member(body, "progress"), "progress");
 	r->incremental = lax_bool(v, member(body, "progress_is_incremental"),
@@ -429,6 +440,6 @@ void
 validate_playbook_free(struct playbook_request *r)
 {
 	free(r->inventory);
-	free(r->extra_vars);
-	r->inventory = r->extra_vars = NULL;
+	r->inventory = NULL;
+	r->extra_vars = NULL;
 }

@@ -5,6 +5,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <cjson/cJSON.h>
+
 #include "http.h"
 #include "json.h"
 #include "jsonparse.h"
@@ -33,7 +35,7 @@ struct execute_request {
 struct playbook_request {
 	const char *name;
 	char *inventory;          /* YAML for Ansible, every string !unsafe (owned) */
-	char *extra_vars;         /* likewise (owned), NULL: none given */
+	const cJSON *extra_vars;  /* the client's object (in the body), NULL: none given */
 	const char *callback, *progress;
 	bool incremental;
 };

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Install the Debian/Ubuntu packages that building and testing lso need, when missing.
 packages="gcc make bmake pkg-config libcjson-dev libcurl4-openssl-dev libsystemd-dev
-systemd curl jq python3 ansible-core openssh-client"
+systemd curl jq python3 ansible-core openssh-client time"
 missing=
 for p in $packages; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||

@@ -31,6 +31,7 @@
 #include "../json.h"
 #include "../jsonparse.h"
 #include "../lso.h"
+#include "../playbook.h"
 #include "../resolve.h"
 #include "../validate.h"
 #include "../yaml.h"
@@ -1283,6 +1284,8 @@ test_json_random_translated_parse_with_cjson(void)
 
 static char tmp_dir[PATH_MAX], root_dir[TREE_PATH_MAX], root_link[TREE_PATH_MAX];
 static char jobfiles_dir[TREE_PATH_MAX];
+/* The job whose files the tests of files.c use. */
+#define FILES_JOB "0c8e0000-0000-4000-8000-0000000000f1"
 static struct program prog;
 
 static void
@@ -1838,6 +1841,26 @@ test_validate_urls(void)
 } while (0)
 
 static void
+test_playbook_extra_vars(void)
+{
+	cJSON *client = cJSON_Parse("{\"job_id\":\"mine\",\"a\":1,\"job_id\":\"again\","
+	    "\"job_files_dir\":\"/etc\"}");
+	char *yaml;
+
+	config.job_files_root = NULL;
+	yaml = playbook_extra_vars(NULL, FILES_JOB);
+	CHECK_STR(yaml, "{? !unsafe \"job_id\" : !unsafe \"" FILES_JOB "\"}\n");
+	free(yaml);
+	config.job_files_root = "/";
+	yaml = playbook_extra_vars(client, FILES_JOB);
+	CHECK_STR(yaml, "{? !unsafe \"a\" : 1, ? !unsafe \"job_id\" : !unsafe \"" FILES_JOB "\", "
+	    "? !unsafe \"job_files_dir\" : !unsafe \"/" FILES_JOB "\"}\n");
+	free(yaml);
+	config.job_files_root = NULL;
+	cJSON_Delete(client);
+}
+
+static void
 test_validate_playbook_valid(void)
 {
 	struct playbook_request r;
@@ -1848,7 +1871,14 @@ test_validate_playbook_valid(void)
 	CHECK_STR(r.name, "p.yml");
 	/* As YAML, every string !unsafe (yaml.c). */
 	CHECK_STR(r.inventory, "{? !unsafe \"all\" : {? !unsafe \"hosts\" : {? !unsafe \"h\" : null}}}\n");
-	CHECK_STR(r.extra_vars, "{? !unsafe \"v\" : [1]}\n");
+	CHECK(r.extra_vars && cJSON_IsObject(r.extra_vars));
+	{
+		/* As YAML once the job has its id, with lso's job_id and job_files_dir over the client's. */
+		char *yaml = playbook_extra_vars(r.extra_vars, FILES_JOB);
+
+		CHECK_STR(yaml, "{? !unsafe \"v\" : [1], ? !unsafe \"job_id\" : !unsafe \"" FILES_JOB "\"}\n");
+		free(yaml);
+	}
 	CHECK_STR(r.progress, "http://h/p");
 	CHECK(r.callback == NULL);
 	CHECK(!r.incremental);
@@ -1862,6 +1892,7 @@ test_validate_playbook_valid(void)
 	CHECK(r.extra_vars == NULL);
 	CHECK(r.incremental);
 	validate_playbook_free(&r);
+	test_playbook_extra_vars();
 }
 
 static void
@@ -1937,8 +1968,6 @@ test_validate_inventory_depth(void)
 }
 
 /* ---- a job's files (files.c) ---- */
-
-#define FILES_JOB "0c8e0000-0000-4000-8000-0000000000f1"
 
 static void
 test_files_job_id(void)
