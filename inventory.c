@@ -572,6 +572,12 @@ parse_line(struct ini *in, char *line, cJSON **group, char *group_name, size_t n
 cJSON *
 inventory_from_ini(const char *text, char *why, size_t why_size)
 {
+	return inventory_from_ini_partial(text, why, why_size, NULL);
+}
+
+cJSON *
+inventory_from_ini_partial(const char *text, char *why, size_t why_size, cJSON **parsed)
+{
 	struct ini in = { .groups = cJSON_CreateObject(), .defined = cJSON_CreateObject(),
 		.vars_only = cJSON_CreateObject(), .children = cJSON_CreateObject(),
 		.why = why, .why_size = why_size };
@@ -604,7 +610,11 @@ inventory_from_ini(const char *text, char *why, size_t why_size)
 	cJSON_Delete(in.vars_only);
 	cJSON_Delete(in.children);
 	if (!ok) {
-		cJSON_Delete(in.groups);
+		/* What Ansible's ini plugin would have added before it gave up. */
+		if (parsed)
+			*parsed = in.groups;
+		else
+			cJSON_Delete(in.groups);
 		return NULL;
 	}
 	return in.groups;

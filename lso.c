@@ -276,7 +276,7 @@ start_job(struct exchange *ex, const struct job_request *request, const char *bo
 static void
 set_problems(struct exchange *ex, const struct validation *v)
 {
-	if (v->items.failed) {
+	if (v->items.failed || v->inventory_rejected.failed) {
 		set_outcome(ex, LSO_OUT_OF_MEMORY);
 		return;
 	}

@@ -617,10 +617,20 @@ test_playbook_validation() {
 	jqcheck "progress URL and lax bool" '[.detail[] | .type] == ["url_scheme","bool_parsing"]'
 	playbook '{"playbook_name":"pass.yml","inventory":{"all":{"hosts":["localhost"]}}}'
 	expect "bad inventory object" "$CODE" 422
-	jqcheck "Ansible's message" '.detail[0].msg | contains("Invalid \"hosts\" entry for \"all\" group, requires a dictionary")'
+	jqcheck "Ansible's message" '.detail.messages[0] | contains("Invalid \"hosts\" entry for \"all\" group, requires a dictionary")'
+	jqcheck "bad inventory: upstream 5.x's structured body" '.detail | keys == ["error","messages","parsed_groups","parsed_hosts","reason"] and .error == "invalid_inventory" and .reason == "unparsable" and .parsed_groups == ["all","ungrouped"] and .parsed_hosts == []'
+	playbook '{"playbook_name":"pass.yml","inventory":{"web":{"hosts":{"w1":null}},"db":{"hosts":"x"}}}'
+	expect "bad inventory after good hosts" "$CODE" 422
+	jqcheck "rejected_with_warnings, with what was read" '.detail | .reason == "rejected_with_warnings" and .parsed_hosts == ["w1"] and .parsed_groups == ["all","ungrouped","web"]'
+	playbook '{"playbook_name":"pass.yml","inventory":"h1\nh2\n[bad group]\n"}'
+	jqcheck "ini: rejected_with_warnings" '.detail | .error == "invalid_inventory" and .reason == "rejected_with_warnings" and .parsed_hosts == ["h1","h2"]'
+	playbook '{"playbook_name":"pass.yml","inventory":{"all":{"hosts":["localhost"]}},"progress_is_incremental":"maybe"}'
+	jqcheck "a field of the wrong type keeps the list form" '.detail | type == "array" and length == 1 and .[0].type == "bool_parsing"'
+	playbook '{"playbook_name":"pass yml","inventory":"[broken"}'
+	jqcheck "an unsafe name keeps the list form too" '.detail | type == "array" and .[0].loc == ["body","playbook_name"]'
 	playbook '{"playbook_name":"pass.yml","inventory":"[broken\nlocalhost\n"}'
 	expect "bad inventory text" "$CODE" 422
-	jqcheck "ini section message" '.detail[0].msg | startswith("Invalid section entry")'
+	jqcheck "ini section message" '.detail.reason == "unparsable" and (.detail.messages[0] | startswith("Invalid section entry"))'
 	request GET /api/playbook
 	expect "GET playbook" "$CODE" 405
 }

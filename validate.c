@@ -309,12 +309,127 @@ client_yaml(struct validation *v, const cJSON *item, const char *field, bool may
 	return yaml;
 }
 
+/* Note name in set (a cJSON object used as a set of keys). */
+static void
+set_add(cJSON *set, const char *name)
+{
+	if (set && name && !cJSON_GetObjectItemCaseSensitive(set, name))
+		cJSON_AddNullToObject(set, name);
+}
+
+/* The groups and hosts below a group's data (hosts, children), as Ansible would have added them. */
+static void
+collect_group(const char *name, const cJSON *data, cJSON *groups, cJSON *hosts, int depth)
+{
+	const cJSON *entry;
+
+	set_add(groups, name);
+	if (!cJSON_IsObject(data) || depth > REQUEST_INVENTORY_DEPTH_MAX)
+		return;
+	entry = cJSON_GetObjectItemCaseSensitive(data, "hosts");
+	if (cJSON_IsObject(entry))
+		for (entry = entry->child; entry; entry = entry->next)
+			set_add(hosts, entry->string);
+	entry = cJSON_GetObjectItemCaseSensitive(data, "children");
+	if (cJSON_IsObject(entry))
+		for (entry = entry->child; entry; entry = entry->next)
+			collect_group(entry->string, entry, groups, hosts, depth + 1);
+}
+
+static int
+compare_strings(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* A set's names as a sorted JSON list. */
+static void
+add_sorted_names(struct jbuf *out, const cJSON *set)
+{
+	size_t n = (size_t)cJSON_GetArraySize(set), i = 0;
+	const char **names = calloc(n + 1, sizeof(*names));
+	const cJSON *entry;
+
+	if (!names) {
+		out->failed = true;
+		return;
+	}
+	cJSON_ArrayForEach(entry, set)
+		names[i++] = entry->string;
+	if (n)
+		qsort(names, n, sizeof(*names), compare_strings);
+	jbuf_puts(out, "[");
+	for (i = 0; i < n; i++) {
+		if (i)
+			jbuf_puts(out, ",");
+		json_string(out, names[i]);
+	}
+	jbuf_puts(out, "]");
+	free(names);
+}
+
+/*
+ * An inventory Ansible would refuse: upstream 5.x's structured detail, apart
+ * from the list (shown only when nothing else is wrong, as upstream checks
+ * the inventory after the model). parsed: what Ansible would have read before
+ * it gave up (groups as the inventory object has them), may be NULL.
+ * "rejected_with_warnings" when some hosts were read, else "unparsable".
+ */
+static void
+inventory_rejected(struct validation *v, const char *why, const cJSON *parsed)
+{
+	cJSON *groups = cJSON_CreateObject(), *hosts = cJSON_CreateObject();
+	const cJSON *group;
+	struct jbuf *out = &v->inventory_rejected;
+
+	/* Ansible's own two groups exist in every inventory. */
+	set_add(groups, "all");
+	set_add(groups, "ungrouped");
+	cJSON_ArrayForEach(group, parsed)
+		collect_group(group->string, group, groups, hosts, 0);
+	out->len = 0;
+	jbuf_printf(out, "{\"error\":\"invalid_inventory\",\"reason\":\"%s\",\"messages\":[",
+	    cJSON_GetArraySize(hosts) ? "rejected_with_warnings" : "unparsable");
+	json_string(out, why);
+	jbuf_puts(out, "],\"parsed_groups\":");
+	add_sorted_names(out, groups);
+	jbuf_puts(out, ",\"parsed_hosts\":");
+	add_sorted_names(out, hosts);
+	jbuf_puts(out, "}");
+	if (!groups || !hosts)
+		out->failed = true;
+	cJSON_Delete(groups);
+	cJSON_Delete(hosts);
+}
+
+/* The groups of an inventory object the yaml plugin reads before the first bad one. */
+static cJSON *
+readable_groups(const cJSON *inventory)
+{
+	cJSON *readable = cJSON_CreateObject(), *alone;
+	const cJSON *group;
+	char why[512];
+	bool bad;
+
+	cJSON_ArrayForEach(group, inventory) {
+		if (!(alone = cJSON_CreateObject()))
+			break;
+		cJSON_AddItemReferenceToObject(alone, group->string, (cJSON *)group);
+		bad = playbook_inventory_object_problem(alone, why, sizeof(why)) != NULL;
+		cJSON_Delete(alone);
+		if (bad)
+			break;
+		cJSON_AddItemReferenceToObject(readable, group->string, (cJSON *)group);
+	}
+	return readable;
+}
+
 static void
 parse_inventory(struct validation *v, const cJSON *body, const cJSON *item,
     struct playbook_request *r)
 {
 	char why[512];
-	cJSON *groups;
+	cJSON *groups, *parsed = NULL;
 
 	if (!item) {
 		problem(v, "missing", "inventory", -1, "Field required", body);
@@ -322,15 +437,18 @@ parse_inventory(struct validation *v, const cJSON *body, const cJSON *item,
 		if (!string_field(v, item, "inventory", -1))
 			return;
 		/* Ansible's ini format cannot mark a string unsafe: send it as YAML. */
-		if (!(groups = inventory_from_ini(item->valuestring, why, sizeof(why))))
-			problem(v, "value_error", "inventory", -1, why, item);
+		if (!(groups = inventory_from_ini_partial(item->valuestring, why, sizeof(why), &parsed)))
+			inventory_rejected(v, why, parsed);
 		else
 			r->inventory = client_yaml(v, groups, "inventory", false);
 		cJSON_Delete(groups);
+		cJSON_Delete(parsed);
 	} else if (cJSON_IsObject(item)) {
-		if (playbook_inventory_object_problem(item, why, sizeof(why)))
-			problem(v, "value_error", "inventory", -1, why, item);
-		else
+		if (playbook_inventory_object_problem(item, why, sizeof(why))) {
+			parsed = readable_groups(item);
+			inventory_rejected(v, why, parsed);
+			cJSON_Delete(parsed);
+		} else
 			r->inventory = client_yaml(v, item, "inventory", true);
 	} else {
 		/* pydantic reports each member of the union dict | str */
@@ -391,7 +509,8 @@ parse_body(struct validation *v, const struct http_request *req)
 static bool
 is_valid(const struct validation *v)
 {
-	return v->count == 0 && !v->items.failed;
+	return v->count == 0 && !v->items.failed && !v->inventory_rejected.failed &&
+	    v->inventory_rejected.len == 0;
 }
 
 bool
@@ -417,6 +536,12 @@ validate_playbook(struct validation *v, const struct http_request *req, struct p
 void
 validate_detail(const struct validation *v, struct jbuf *out)
 {
+	if (v->count == 0 && v->inventory_rejected.len) {
+		jbuf_puts(out, "{\"detail\":");
+		jbuf_add(out, v->inventory_rejected.data, v->inventory_rejected.len);
+		jbuf_puts(out, "}");
+		return;
+	}
 	jbuf_puts(out, "{\"detail\":");
 	jbuf_add(out, v->items.data ? v->items.data : "[", v->items.data ? v->items.len : 1);
 	jbuf_puts(out, "]}");
@@ -427,6 +552,7 @@ validate_free(struct validation *v)
 {
 	jsonparse_free(&v->json);
 	jbuf_free(&v->items);
+	jbuf_free(&v->inventory_rejected);
 }
 
 void

@@ -19,6 +19,7 @@
 struct validation {
 	struct jbuf items;
 	size_t count;
+	struct jbuf inventory_rejected;  /* upstream 5.x's invalid_inventory detail, "" when none */
 	struct jsonparse json;
 };
 
@@ -62,7 +63,12 @@ bool validate_safe_name(struct validation *v, const char *where, const char *fie
 /* The 422 body of a path parameter that is not a UUID (pydantic's uuid_parsing). */
 void validate_uuid_detail(struct jbuf *out, const char *field, const char *input);
 
-/* The 422 body: {"detail": [the items]}. */
+/*
+ * The 422 body: {"detail": [the items]}; or, when the only problem is an
+ * inventory Ansible would refuse, upstream 5.x's {"detail": {"error":
+ * "invalid_inventory", "reason": ..., "messages": [...], "parsed_groups":
+ * [...], "parsed_hosts": [...]}}.
+ */
 void validate_detail(const struct validation *v, struct jbuf *out);
 
 void validate_free(struct validation *v);

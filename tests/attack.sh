@@ -1116,7 +1116,7 @@ attack_ini_inventory() {
 			"$(jq -cn --arg i "$text" '{playbook_name: "pass.yml", inventory: $i}')"
 		expect "$l: refused $n ($text)" "$CODE" 422
 		check "$l: refused $n: message" jq -e --arg w "$want" \
-			'.detail[0] | .loc == ["body","inventory"] and (.msg | startswith($w))' "$TMP/body"
+			'.detail | .error == "invalid_inventory" and (.messages[0] | startswith($w))' "$TMP/body"
 	done < <(attack_ini_refused)
 }
 

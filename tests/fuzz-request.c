@@ -660,6 +660,22 @@ lax_bool_ok(const struct ref_value *v)
 	return false;
 }
 
+/* Upstream 5.x's safe name, ^[A-Za-z0-9._/-]+$, written out again (not validate.c's). */
+static bool
+ref_safe_name(const struct ref_string *name)
+{
+	if (name->len == 0)
+		return false;
+	for (size_t i = 0; i < name->len; i++) {
+		unsigned char c = (unsigned char)name->s[i];
+
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		    c == '.' || c == '_' || c == '/' || c == '-'))
+			return false;
+	}
+	return true;
+}
+
 static void
 expect_fields(const struct ref_body *b, struct expect *e)
 {
@@ -671,7 +687,7 @@ expect_fields(const struct ref_body *b, struct expect *e)
 		expect_add(e, "missing", "executable_name", -1);
 	else if (b->name.kind != K_STRING)
 		expect_add(e, "string_type", "executable_name", -1);
-	else if (b->name.str.has_nul)
+	else if (b->name.str.has_nul || !ref_safe_name(&b->name.str))
 		expect_add(e, "value_error", "executable_name", -1);
 	if (b->args.kind != K_NONE && b->args.kind != K_ARRAY)
 		expect_add(e, "list_type", "args", -1);
@@ -703,6 +719,8 @@ got_fields(const cJSON *detail, struct expect *g, bool *json_invalid)
 	size_t used;
 
 	*json_invalid = false;
+	if (!cJSON_IsArray(detail))
+		return; /* invalid_inventory: checked by check_422 */
 	cJSON_ArrayForEach(item, detail) {
 		type = cJSON_GetObjectItemCaseSensitive(item, "type");
 		loc = cJSON_GetObjectItemCaseSensitive(item, "loc");
@@ -836,11 +854,32 @@ known_error_type(const char *type)
 }
 
 /* FastAPI's 422 list: [{"type", "loc": ["body", ...], "msg", "input"}, ...]. */
+/* Upstream 5.x's structured detail of an inventory Ansible would refuse. */
+static void
+check_invalid_inventory(const cJSON *detail)
+{
+	const cJSON *reason = cJSON_GetObjectItemCaseSensitive(detail, "reason");
+	static const char *const lists[] = { "messages", "parsed_groups", "parsed_hosts" };
+
+	if (!cJSON_IsString(cJSON_GetObjectItemCaseSensitive(detail, "error")) ||
+	    strcmp(cJSON_GetObjectItemCaseSensitive(detail, "error")->valuestring, "invalid_inventory") != 0 ||
+	    !cJSON_IsString(reason) || (strcmp(reason->valuestring, "unparsable") != 0 &&
+	    strcmp(reason->valuestring, "rejected_with_warnings") != 0))
+		die("shape", "422 detail object that is not invalid_inventory", NULL);
+	for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++)
+		if (!cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(detail, lists[i])))
+			die("shape", "invalid_inventory without its lists", lists[i]);
+}
+
 static void
 check_422(const cJSON *detail)
 {
 	const cJSON *item, *type, *loc;
 
+	if (cJSON_IsObject(detail)) {
+		check_invalid_inventory(detail);
+		return;
+	}
 	if (!cJSON_IsArray(detail) || cJSON_GetArraySize(detail) == 0)
 		die("shape", "422 detail is not a non-empty list", NULL);
 	cJSON_ArrayForEach(item, detail) {
@@ -850,8 +889,9 @@ check_422(const cJSON *detail)
 			die("shape", "422 item with an unknown type",
 			    cJSON_IsString(type) ? type->valuestring : NULL);
 		if (!cJSON_IsArray(loc) || !cJSON_IsString(cJSON_GetArrayItem(loc, 0)) ||
-		    strcmp(cJSON_GetArrayItem(loc, 0)->valuestring, "body") != 0)
-			die("shape", "422 item whose loc does not start with \"body\"", NULL);
+		    (strcmp(cJSON_GetArrayItem(loc, 0)->valuestring, "body") != 0 &&
+		    strcmp(cJSON_GetArrayItem(loc, 0)->valuestring, "path") != 0))
+			die("shape", "422 item whose loc does not start with \"body\" or \"path\"", NULL);
 		if (!cJSON_IsString(cJSON_GetObjectItemCaseSensitive(item, "msg")))
 			die("shape", "422 item without msg", NULL);
 		if (!cJSON_GetObjectItemCaseSensitive(item, "input"))
@@ -922,6 +962,8 @@ check_response(size_t size, size_t len, bool parsed)
 	else if (parsed && (status == 410 || status == 422) && strcmp(req.method, "POST") == 0 &&
 	    (strcmp(req.path, "/api/playbook") == 0 || strcmp(req.path, "/api/playbook/") == 0))
 		check_submit(status, json, false);
+	else if (status == 422 && parsed && strncmp(req.path, "/api/files/", 11) == 0)
+		; /* a file route's job id or file name (loc "path") */
 	else if (status == 410 || status == 422)
 		die("status", "410 or 422 on a request that is not a readable submission", s);
 	cJSON_Delete(json);

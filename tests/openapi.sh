@@ -264,6 +264,8 @@ json_post /api/playbook '{"playbook_name":"pass.yml","inventory":"localhost"}'
 sample /api/playbook post
 json_post /api/playbook/ '{"playbook_name":1,"inventory":5,"progress_is_incremental":[]}'
 sample /api/playbook/ post
+json_post /api/playbook '{"playbook_name":"pass.yml","inventory":"h1\n[bad group]\n"}'
+sample /api/playbook post
 # Jobs: 200 and 409 (finished), 202 (running), 404.
 request GET "/api/jobs/$JOB"
 sample "/api/jobs/{job_id}" get
