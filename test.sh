@@ -619,7 +619,7 @@ test_playbook_validation() {
 	expect "bad inventory object" "$CODE" 422
 	jqcheck "Ansible's message" '.detail.messages[0] | contains("Invalid \"hosts\" entry for \"all\" group, requires a dictionary")'
 	jqcheck "bad inventory: upstream 5.x's structured body" '.detail | keys == ["error","messages","parsed_groups","parsed_hosts","reason"] and .error == "invalid_inventory" and .reason == "unparsable" and .parsed_groups == ["all","ungrouped"] and .parsed_hosts == []'
-	playbook '{"playbook_name":"pass.yml","inventory":{"web":{"hosts":{"w1":null}},"db":{"hosts":"x"}}}'
+	playbook '{"playbook_name":"pass.yml","inventory":{"web":{"hosts":{"w1":null}},"db":{"hosts":[1]}}}'
 	expect "bad inventory after good hosts" "$CODE" 422
 	jqcheck "rejected_with_warnings, with what was read" '.detail | .reason == "rejected_with_warnings" and .parsed_hosts == ["w1"] and .parsed_groups == ["all","ungrouped","web"]'
 	playbook '{"playbook_name":"pass.yml","inventory":"h1\nh2\n[bad group]\n"}'
