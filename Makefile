@@ -83,15 +83,20 @@ tests/fuzz-request: tests/fuzz-request.c tests/fuzz-common.h $(SRC) $(HDR) opena
 	$(FUZZ_CC) $(FUZZ_FLAGS) -DLSO_NO_MAIN $(LSO_CPPFLAGS) $(CPPFLAGS) -o $@ tests/fuzz-request.c $(SRC) $(LDLIBS)
 
 # Each harness for FUZZ_SECONDS (make fuzz FUZZ_SECONDS=1800 for a long run).
-fuzz: tests/fuzz-http tests/fuzz-request
+fuzz: deps
+	@tests/deps.sh fuzz
+	@$(MAKE) tests/fuzz-http tests/fuzz-request
 	tests/fuzz.sh $(FUZZ_SECONDS)
 
 # valgrind memcheck over representative requests.
-test-valgrind: lso
+test-valgrind: deps
+	@tests/deps.sh valgrind
+	@$(MAKE) lso
 	tests/valgrind.sh ./lso
 
 # The units under a real systemd (root; boots a container with systemd-nspawn).
-test-systemd: lso
+test-systemd: deps
+	@$(MAKE) lso
 	tests/systemd.sh
 
 # lso.8 (mandoc lint), the Debian package (build, lintian) and the package
@@ -100,18 +105,28 @@ test-package:
 	tests/package.sh
 
 # lso under ucspi-tcp's tcpserver and under xinetd, from examples/launchers/.
-test-launchers: lso
+test-launchers: deps
+	@$(MAKE) lso
 	tests/launchers.sh ./lso
 
 # The OpenAPI document against itself and a running lso (also part of test.sh).
-test-openapi: lso
+test-openapi: deps
+	@$(MAKE) lso
 	TEST_ONLY=openapi ./test.sh ./lso
 
 # The documentation pages in headless Chromium (also part of test.sh).
-test-docs: lso
+test-docs: deps
+	@$(MAKE) lso
 	tests/docs.sh ./lso
 
-# Installs what building and testing need when it is missing (Debian/Ubuntu, as root).
+# The README's make test and make run on a fresh Debian 12 minbase, from a clone
+# of the committed HEAD (root; boots it with ../shared/tools/systemd-box).
+test-fresh:
+	tests/fresh.sh
+
+# Installs what building and testing need when it is missing (Debian/Ubuntu, as
+# root), the OpenAPI validators and the documentation pages' assets from npm
+# into tests/.npm.
 deps:
 	@tests/deps.sh
 
@@ -122,17 +137,20 @@ test: deps
 	./test.sh ./lso
 	LSO_SAN=1 ./test.sh tests/lso-san
 
-# Serve the API on 127.0.0.1:44444 with the example programs.
+# Serve the API on 127.0.0.1:44444 (make run RUN_PORT=N for another) with the
+# example programs.
+RUN_PORT = 44444
 run: deps
 	@$(MAKE) lso
 	@mkdir -p run-state
-	@echo "lso on http://127.0.0.1:44444 with programs from examples/ (Ctrl-C to stop)"
-	systemd-socket-activate -a --inetd -l 127.0.0.1:44444 -E PATH \
+	@echo "lso on http://127.0.0.1:$(RUN_PORT) with programs from examples/ (Ctrl-C to stop)"
+	systemd-socket-activate -a --inetd -l 127.0.0.1:$(RUN_PORT) -E PATH \
 	    -E EXECUTABLES_ROOT_DIR="$$(pwd)/examples" \
 	    -E ANSIBLE_PLAYBOOKS_ROOT_DIR="$$(pwd)/examples/playbooks" \
 	    -E LSO_STATE_DIR="$$(pwd)/run-state" ./lso
 
-bench: lso
+bench: deps
+	@$(MAKE) lso
 	bench/bench.sh
 
 install: lso
@@ -160,5 +178,5 @@ clean:
 	rm -f lso $(OBJ) openapi.h tests/unit tests/lso-san tests/fuzz-http tests/fuzz-request tests/yaml-tool
 	rm -rf run-state
 
-.PHONY: all check-headers deps test test-valgrind test-systemd test-package test-launchers test-openapi test-docs fuzz run \
-	bench install uninstall clean
+.PHONY: all check-headers deps test test-valgrind test-systemd test-package test-launchers \
+	test-openapi test-docs test-fresh fuzz run bench install uninstall clean

@@ -8,14 +8,19 @@
 # OpenAPI document. Also: the pages' HTML with the default (FastAPI's CDN)
 # URLs, and that a page whose assets cannot load shows nothing (the check can
 # fail). Ends with "N passed, M failed"; exits non-zero on failure.
+#
+# tests/docs.sh --install: only install chromium and the npm packages
+# (tests/deps.sh does, so that make test finds them); exits non-zero with the
+# reason when it cannot.
 set -u
 if [ $# -lt 1 ]; then
-	echo "usage: tests/docs.sh LSO" >&2
+	echo "usage: tests/docs.sh LSO | --install" >&2
 	exit 2
 fi
 cd "$(dirname "$0")/.." || exit 1
 TOP=$(pwd)
-LSO_BIN=$(realpath "$1")
+LSO_BIN=
+[ "$1" = --install ] || LSO_BIN=$(realpath "$1")
 NPM_DIR=${LSO_NPM_DIR:-$TOP/tests/.npm}/docs
 # Pinned, within the majors FastAPI's CDN URLs name (swagger-ui-dist@5, redoc@2).
 NPM_PACKAGES=(swagger-ui-dist@5.35.0 redoc@2.5.4)
@@ -47,6 +52,27 @@ serve_lso() {
 	BASE=http://127.0.0.1:$port
 }
 
+# chromium (Debian's) and the pinned npm packages, when missing.
+browser_ready() {
+	command -v chromium >/dev/null || apt_install chromium >/dev/null || {
+		echo "chromium is not installed and could not be"; return 1; }
+	command -v npm >/dev/null || { echo "npm is not installed (tests/deps.sh installs npm)"; return 1; }
+	local p have=1
+	for p in "${NPM_PACKAGES[@]}"; do
+		[ "$(jq -r .version "$NPM_DIR/node_modules/${p%@*}/package.json" 2>/dev/null)" = "${p##*@}" ] || have=0
+	done
+	[ "$have" = 1 ] && return 0
+	mkdir -p "$NPM_DIR" && { [ -e "$NPM_DIR/package.json" ] || echo '{"private": true}' >"$NPM_DIR/package.json"; }
+	npm install --prefix "$NPM_DIR" --no-audit --no-fund --no-save --prefer-offline --loglevel=error \
+		"${NPM_PACKAGES[@]}" >"$TMP/npm.log" 2>&1 ||
+		{ echo "npm install failed: $(tail -n 3 "$TMP/npm.log" | tr '\n' ' ')"; return 1; }
+}
+
+if [ -z "$LSO_BIN" ]; then
+	why=$(browser_ready) || { echo "tests/docs.sh --install: $why" >&2; exit 1; }
+	exit 0
+fi
+
 # --- the pages' HTML, as FastAPI writes it, with its CDN defaults ---
 
 echo "== the pages' HTML"
@@ -71,20 +97,6 @@ check "the asset URL is escaped in the HTML" bash -c "! grep -qF '<script>alert'
 # --- in a browser, with the assets served locally ---
 
 echo "== rendered in headless Chromium"
-browser_ready() {
-	command -v chromium >/dev/null || apt_install chromium >/dev/null || {
-		echo "chromium is not installed and could not be"; return 1; }
-	command -v npm >/dev/null || { echo "npm is not installed"; return 1; }
-	local p have=1
-	for p in "${NPM_PACKAGES[@]}"; do
-		[ "$(jq -r .version "$NPM_DIR/node_modules/${p%@*}/package.json" 2>/dev/null)" = "${p##*@}" ] || have=0
-	done
-	[ "$have" = 1 ] && return 0
-	mkdir -p "$NPM_DIR" && { [ -e "$NPM_DIR/package.json" ] || echo '{"private": true}' >"$NPM_DIR/package.json"; }
-	npm install --prefix "$NPM_DIR" --no-audit --no-fund --no-save --prefer-offline --loglevel=error \
-		"${NPM_PACKAGES[@]}" >"$TMP/npm.log" 2>&1 ||
-		{ echo "npm install failed: $(tail -n 3 "$TMP/npm.log" | tr '\n' ' ')"; return 1; }
-}
 
 # render URL OUT: the DOM after the page's scripts ran.
 render() {

@@ -18,16 +18,16 @@
 # (LSO_OAUTH2_ACTIVE, LSO_API_KEY) and checks the 401s and the public routes. Without node, or when npm cannot
 # install the validators, those checks print SKIP with the reason and the
 # others still run. Ends with "N passed, M failed"; exits non-zero on failure.
+#
+# tests/openapi.sh --install: only install the validators (tests/deps.sh does,
+# so that make test finds them); exits non-zero with the reason when it cannot.
 set -u
 if [ $# -lt 1 ]; then
-	echo "usage: tests/openapi.sh PORT [LSO]" >&2
+	echo "usage: tests/openapi.sh PORT [LSO] | --install" >&2
 	exit 2
 fi
 cd "$(dirname "$0")/.." || exit 1
 TOP=$(pwd)
-PORT=$1
-LSO_BIN=${2:+$(realpath "$2")}
-BASE=http://127.0.0.1:$PORT
 NPM_DIR=${LSO_NPM_DIR:-$TOP/tests/.npm}
 # Pinned: a new release of a linter must not turn CI red on its own.
 NPM_PACKAGES=(@redocly/cli@2.77.0 @seriousme/openapi-schema-validator@2.11.0
@@ -45,6 +45,35 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 . tests/lib.sh
+
+# install_validators: the pinned NPM_PACKAGES in NPM_DIR, from the npm
+# registry unless already there; on failure prints why and returns 1.
+install_validators() {
+	local want have=1 p
+	command -v node >/dev/null || { echo "node is not installed (tests/deps.sh installs nodejs)"; return 1; }
+	command -v npm >/dev/null || { echo "npm is not installed (tests/deps.sh installs npm)"; return 1; }
+	for p in "${NPM_PACKAGES[@]}"; do
+		want=${p##*@}
+		[ "$(jq -r .version "$NPM_DIR/node_modules/${p%@*}/package.json" 2>/dev/null)" = "$want" ] || have=0
+	done
+	[ "$have" = 1 ] && return 0
+	mkdir -p "$NPM_DIR" 2>/dev/null || { echo "cannot create $NPM_DIR"; return 1; }
+	[ -e "$NPM_DIR/package.json" ] || echo '{"private": true}' >"$NPM_DIR/package.json"
+	if ! npm install --prefix "$NPM_DIR" --no-audit --no-fund --no-save --prefer-offline \
+		--loglevel=error "${NPM_PACKAGES[@]}" >"$TMP/npm.log" 2>&1; then
+		echo "npm install ${NPM_PACKAGES[*]} failed: $(tail -n 3 "$TMP/npm.log" | tr '\n' ' ')"
+		return 1
+	fi
+}
+
+if [ "$1" = --install ]; then
+	why=$(install_validators) && exit 0
+	echo "tests/openapi.sh --install: $why" >&2
+	exit 1
+fi
+PORT=$1
+LSO_BIN=${2:+$(realpath "$2")}
+BASE=http://127.0.0.1:$PORT
 
 # request METHOD URL-PATH [curl args...]: sets CODE and N; the body is in
 # $TMP/r$N.body, the headers in $TMP/r$N.headers.
@@ -100,23 +129,6 @@ sample /api/version get
 
 echo "== validators"
 VALIDATORS=""
-install_validators() {
-	local want have=1 p
-	command -v node >/dev/null || { echo "node is not installed"; return 1; }
-	command -v npm >/dev/null || { echo "npm is not installed"; return 1; }
-	for p in "${NPM_PACKAGES[@]}"; do
-		want=${p##*@}
-		[ "$(jq -r .version "$NPM_DIR/node_modules/${p%@*}/package.json" 2>/dev/null)" = "$want" ] || have=0
-	done
-	[ "$have" = 1 ] && return 0
-	mkdir -p "$NPM_DIR" 2>/dev/null || { echo "cannot create $NPM_DIR"; return 1; }
-	[ -e "$NPM_DIR/package.json" ] || echo '{"private": true}' >"$NPM_DIR/package.json"
-	if ! npm install --prefix "$NPM_DIR" --no-audit --no-fund --no-save --prefer-offline \
-		--loglevel=error "${NPM_PACKAGES[@]}" >"$TMP/npm.log" 2>&1; then
-		echo "npm install ${NPM_PACKAGES[*]} failed: $(tail -n 3 "$TMP/npm.log" | tr '\n' ' ')"
-		return 1
-	fi
-}
 if why=$(install_validators); then
 	VALIDATORS=1
 else
@@ -126,8 +138,10 @@ fi
 if [ -n "$VALIDATORS" ]; then
 	cat >"$TMP/schema-check.cjs" <<'EOF'
 // The document against the official OpenAPI 3.1 JSON Schema.
-const { Validator } = require("@seriousme/openapi-schema-validator");
+const { pathToFileURL } = require("url");
 (async () => {
+	// An ES module: import() it (require() of one needs Node.js 20.19; Debian 12 has 18).
+	const { Validator } = await import(pathToFileURL(require.resolve("@seriousme/openapi-schema-validator")).href);
 	const v = new Validator();
 	const r = await v.validate(process.argv[2]);
 	if (r.valid && v.version && v.version.startsWith("3.1")) {
