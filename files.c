@@ -22,21 +22,10 @@
 
 #include "config.h"
 #include "files.h"
+#include "http.h"
 #include "resolve.h"
 
 bool files_without_openat2;
-
-static int
-hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 char *
 files_decode(const char *text, size_t len)
@@ -48,7 +37,7 @@ files_decode(const char *text, size_t len)
 		return NULL;
 	for (size_t i = 0; i < len; i++) {
 		if (text[i] == '%' && i + 2 < len &&
-		    (high = hex_value(text[i + 1])) >= 0 && (low = hex_value(text[i + 2])) >= 0 &&
+		    (high = http_hex_value(text[i + 1])) >= 0 && (low = http_hex_value(text[i + 2])) >= 0 &&
 		    (high | low) != 0) {
 			*o++ = (char)(high * 16 + low);
 			i += 2;
@@ -76,7 +65,7 @@ files_parse_job_id(const char *text, job_id id)
 	for (size_t i = 0; i < len; i++) {
 		bool dash_here = len == 36 && (i == 8 || i == 13 || i == 18 || i == 23);
 
-		if (dash_here ? text[i] != '-' : hex_value(text[i]) < 0)
+		if (dash_here ? text[i] != '-' : http_hex_value(text[i]) < 0)
 			return false;
 		if (!dash_here)
 			hex[n++] = (char)(text[i] | 0x20);  /* lower case */

@@ -411,8 +411,8 @@ stream_line(struct stream *s, char *line)
 	return S_OK;
 }
 
-static int
-hex_value(char c)
+int
+http_hex_value(char c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -430,10 +430,10 @@ parse_chunk_size(const char *line, size_t max, size_t *size)
 	size_t n = 0;
 	const char *c = line;
 
-	if (hex_value(*c) < 0)
+	if (http_hex_value(*c) < 0)
 		return S_BAD_REQUEST;
-	for (; hex_value(*c) >= 0; c++) {
-		n = n * 16 + (size_t)hex_value(*c);
+	for (; http_hex_value(*c) >= 0; c++) {
+		n = n * 16 + (size_t)http_hex_value(*c);
 		if (n > max)
 			return S_PAYLOAD_TOO_LARGE;
 	}

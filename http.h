@@ -118,4 +118,7 @@ void http_close(int in_fd, int out_fd);
 /* Milliseconds on the monotonic clock. */
 int64_t http_now_ms(void);
 
+/* The value of one hexadecimal digit, -1 for any other character. */
+int http_hex_value(char c);
+
 #endif
