@@ -17,14 +17,22 @@ WERROR =
 WITH_SYSTEMD = 1
 CPPFLAGS_PKG != pkg-config --cflags libcjson libcurl 2>/dev/null || true
 LIBS_PKG != pkg-config --libs libcjson 2>/dev/null || echo -lcjson
-LSO_CPPFLAGS = -DLSO_VERSION=\"$(VERSION)\" -DWITH_SYSTEMD=$(WITH_SYSTEMD) $(CPPFLAGS_PKG)
+LSO_CPPFLAGS = -D_GNU_SOURCE -DLSO_VERSION=\"$(VERSION)\" -DWITH_SYSTEMD=$(WITH_SYSTEMD) $(CPPFLAGS_PKG)
 LDLIBS = $(LIBS_PKG)
 
 SAN_FLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 
-SRC = lso.c http.c job.c yaml.c inventory.c burst.c
-OBJ = lso.o http.o job.o yaml.o inventory.o burst.o
-HDR = lso.h http.h job.h json.h yaml.h inventory.h burst.h
+# The parts of lso, one concern each (README.md, Source map). lso.c holds
+# main, burst.c the accept loop of burst mode (it calls lso_serve); the unit
+# tests link the others.
+PARTS = config validate jsonparse yaml inventory http job run record callback playbook detach resolve \
+	log file files docs
+COMPONENTS = lso burst $(PARTS)
+SRC = $(COMPONENTS:=.c)
+OBJ = $(COMPONENTS:=.o)
+PARTS_SRC = $(PARTS:=.c)
+HDR = lso.h config.h validate.h jsonparse.h yaml.h inventory.h http.h job.h job-internal.h run.h \
+	playbook.h resolve.h log.h file.h json.h files.h docs.h burst.h
 
 all: lso
 
@@ -35,35 +43,38 @@ LSO_LDFLAGS = -Wl,-z,now -Wl,-z,relro
 lso: $(OBJ)
 	$(CC) $(LDFLAGS) $(LSO_LDFLAGS) -o $@ $(OBJ) $(LDLIBS)
 
-lso.o: lso.c $(HDR) openapi.h
-	$(CC) $(CFLAGS) $(WERROR) $(LSO_CPPFLAGS) $(CPPFLAGS) -c lso.c
+# One rule builds every object; each depends on every header (they are few).
+.SUFFIXES: .c .o
+.c.o:
+	$(CC) $(CFLAGS) $(WERROR) $(LSO_CPPFLAGS) $(CPPFLAGS) -c -o $@ $<
+$(OBJ): $(HDR)
+lso.o: openapi.h
 
 # The OpenAPI document, embedded as a C string: no file read per request.
 openapi.h: openapi.json
 	sed -e 's/@VERSION@/$(VERSION)/g' -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' \
 	    openapi.json > openapi.h.tmp
 	mv openapi.h.tmp openapi.h
-http.o: http.c http.h
-	$(CC) $(CFLAGS) $(WERROR) $(LSO_CPPFLAGS) $(CPPFLAGS) -c http.c
-job.o: job.c $(HDR)
-	$(CC) $(CFLAGS) $(WERROR) $(LSO_CPPFLAGS) $(CPPFLAGS) -c job.c
-yaml.o: yaml.c yaml.h json.h
-	$(CC) $(CFLAGS) $(WERROR) $(LSO_CPPFLAGS) $(CPPFLAGS) -c yaml.c
-inventory.o: inventory.c inventory.h json.h
-	$(CC) $(CFLAGS) $(WERROR) $(LSO_CPPFLAGS) $(CPPFLAGS) -c inventory.c
-burst.o: burst.c burst.h http.h job.h lso.h
-	$(CC) $(CFLAGS) $(WERROR) $(LSO_CPPFLAGS) $(CPPFLAGS) -c burst.c
+
+# Each header compiles alone, and twice over (its guard): none leans on what
+# its includer happened to include first.
+check-headers: $(HDR)
+	@for h in $(HDR); do \
+		printf '#include "%s"\n#include "%s"\n' $$h $$h | \
+		$(CC) $(CFLAGS) -Werror $(LSO_CPPFLAGS) $(CPPFLAGS) -I. -x c -fsyntax-only - || \
+		{ echo "check-headers: $$h does not compile alone" >&2; exit 1; }; \
+	done
+	@echo "check-headers: $(HDR)"
 
 # The same sources with AddressSanitizer and UBSan, for the end-to-end suite.
 tests/lso-san: $(SRC) $(HDR) openapi.h
 	$(CC) $(SAN_FLAGS) -Wall -Wextra $(WERROR) $(LSO_CPPFLAGS) $(CPPFLAGS) -o $@ $(SRC) $(LDLIBS)
 
-tests/unit: tests/unit.c http.c job.c yaml.c inventory.c $(HDR)
-	$(CC) $(SAN_FLAGS) -Wall -Wextra $(WERROR) $(LSO_CPPFLAGS) $(CPPFLAGS) -o $@ tests/unit.c http.c job.c \
-	    yaml.c inventory.c $(LDLIBS)
+tests/unit: tests/unit.c $(PARTS_SRC) $(HDR)
+	$(CC) $(SAN_FLAGS) -Wall -Wextra $(WERROR) $(LSO_CPPFLAGS) $(CPPFLAGS) -o $@ tests/unit.c $(PARTS_SRC) $(LDLIBS)
 
 # lso's YAML on stdin/stdout, for tests/yaml-roundtrip.py (run by test.sh).
-tests/yaml-tool: tests/yaml-tool.c yaml.c inventory.c yaml.h inventory.h json.h
+tests/yaml-tool: tests/yaml-tool.c yaml.c inventory.c $(HDR)
 	$(CC) $(SAN_FLAGS) -Wall -Wextra $(WERROR) $(LSO_CPPFLAGS) $(CPPFLAGS) -o $@ tests/yaml-tool.c \
 	    yaml.c inventory.c $(LDLIBS)
 
@@ -108,19 +119,25 @@ test-openapi: deps
 	@$(MAKE) lso
 	TEST_ONLY=openapi ./test.sh ./lso
 
+# The documentation pages in headless Chromium (also part of test.sh).
+test-docs: deps
+	@$(MAKE) lso
+	tests/docs.sh ./lso
+
 # The README's make test and make run on a fresh Debian 12 minbase, from a clone
 # of the committed HEAD (root; boots it with ../shared/tools/systemd-box).
 test-fresh:
 	tests/fresh.sh
 
 # Installs what building and testing need when it is missing (Debian/Ubuntu, as
-# root), the OpenAPI validators from npm into tests/.npm.
+# root), the OpenAPI validators and the documentation pages' assets from npm
+# into tests/.npm.
 deps:
 	@tests/deps.sh
 
 # The suite: unit tests, then end to end against the build and the sanitizer build.
 test: deps
-	@$(MAKE) lso tests/unit tests/lso-san tests/yaml-tool
+	@$(MAKE) check-headers lso tests/unit tests/lso-san tests/yaml-tool
 	tests/unit
 	./test.sh ./lso
 	LSO_SAN=1 ./test.sh tests/lso-san
@@ -175,5 +192,5 @@ clean:
 	rm -f lso $(OBJ) openapi.h tests/unit tests/lso-san tests/fuzz-http tests/fuzz-request tests/yaml-tool
 	rm -rf run-state
 
-.PHONY: all deps test test-valgrind test-systemd test-package test-launchers test-openapi test-fresh \
-	fuzz run bench bench-systemd install uninstall clean
+.PHONY: all check-headers deps test test-valgrind test-systemd test-package test-launchers \
+	test-openapi test-docs test-fresh fuzz run bench bench-systemd install uninstall clean

@@ -24,7 +24,6 @@
  * again for it. SIGTERM or SIGINT: accept no more, let the children finish
  * (each within its request deadlines), exit 0.
  */
-#define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -39,9 +38,11 @@
 #include <unistd.h>
 
 #include "burst.h"
+#include "config.h"
 #include "http.h"
-#include "job.h"
+#include "log.h"
 #include "lso.h"
+#include "run.h"
 
 /* After a fork or an accept failed for want of memory or descriptors, the pause before the next try. */
 #define BURST_RETRY_MS 100
@@ -133,7 +134,7 @@ spare_main(const struct burst *b, int quit_fd)
 	close(b->signal_fd);
 	close(b->taken[0]);
 	close(b->relay[0]);
-	job_log_relay(b->relay[1]);
+	log_relay(b->relay[1]);
 	sigprocmask(SIG_SETMASK, &b->start_mask, NULL);
 	conn_fd = wait_for_connection(b->listen_fd, quit_fd);
 	close(quit_fd);
@@ -255,7 +256,7 @@ read_signals(struct burst *b)
 	reap_children(b);
 }
 
-/* The children's journal messages, to journald from a sender it knows (see job_log_relay). */
+/* The children's journal messages, to journald from a sender it knows (see log_relay). */
 static void
 forward_journal(struct burst *b)
 {
@@ -263,7 +264,7 @@ forward_journal(struct burst *b)
 	ssize_t n;
 
 	while ((n = read(b->relay[0], msg, sizeof(msg))) > 0)
-		job_log_forward(msg, (size_t)n);
+		log_forward(msg, (size_t)n);
 }
 
 /* Is a connection waiting in the backlog right now? */
@@ -313,6 +314,7 @@ poll_timeout(const struct burst *b, int64_t now)
 static int
 setup(struct burst *b, int listen_fd)
 {
+	const char *key, *why;
 	sigset_t handled;
 
 	*b = (struct burst){ .listen_fd = listen_fd, .spare_quit = -1,
@@ -336,8 +338,10 @@ setup(struct burst *b, int listen_fd)
 		fprintf(stderr, "lso: burst: listening socket: %s\n", strerror(errno));
 		return -1;
 	}
-	/* What every request would look up, once for all children. */
-	job_preload();
+	/* What every request would look up, once for all children (the API key too, when auth is on). */
+	log_preload();
+	run_preload();
+	config_auth(&key, &why);
 	return 0;
 }
 

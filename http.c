@@ -1,5 +1,4 @@
 /* http.c: read one HTTP/1.x request under limits and a deadline; write one response. */
-#define _GNU_SOURCE
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -8,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -15,17 +15,12 @@
 
 #include "http.h"
 
-/* After the response, how long and how much we drain so the client sees it, not a reset. */
-#define DRAIN_MS 500
-#define DRAIN_MAX (256 * 1024)
-/* A chunk-size line ("1a2b;ext=x\r\n") longer than this is not a chunk-size line. */
-#define CHUNK_LINE_MAX 1024
-
 static const char *const reasons[] = {
 	[S_CONTINUE] = "Continue",
 	[S_OK] = "OK",
 	[S_CREATED] = "Created",
 	[S_ACCEPTED] = "Accepted",
+	[S_NO_CONTENT] = "No Content",
 	[S_BAD_REQUEST] = "Bad Request",
 	[S_UNAUTHORIZED] = "Unauthorized",
 	[S_FORBIDDEN] = "Forbidden",
@@ -159,9 +154,9 @@ read_head(int fd, struct http_request *req, size_t *have, int64_t deadline_ms)
 
 	*have = 0;
 	for (;;) {
-		if (*have == HTTP_HEADER_MAX)
+		if (*have == HTTP_HEADER_MAX_BYTES)
 			return S_HEADER_FIELDS_TOO_LARGE;
-		n = read_some(fd, req->head + *have, HTTP_HEADER_MAX - *have, deadline_ms);
+		n = read_some(fd, req->head + *have, HTTP_HEADER_MAX_BYTES - *have, deadline_ms);
 		if (n <= 0)
 			return *have == 0 && n == 0 ? S_OK : read_failure(n);
 		*have += (size_t)n;
@@ -393,7 +388,7 @@ stream_read(struct stream *s, char *dst, size_t len)
 	return S_OK;
 }
 
-/* One line of at most CHUNK_LINE_MAX bytes, without its CRLF. */
+/* One line of at most HTTP_CHUNK_LINE_MAX_BYTES bytes, without its CRLF. */
 static enum status
 stream_line(struct stream *s, char *line)
 {
@@ -406,7 +401,7 @@ stream_line(struct stream *s, char *line)
 			return c == -2 ? S_REQUEST_TIMEOUT : S_BAD_REQUEST;
 		if (c == '\n')
 			break;
-		if (len == CHUNK_LINE_MAX)
+		if (len == HTTP_CHUNK_LINE_MAX_BYTES)
 			return S_BAD_REQUEST;
 		line[len++] = (char)c;
 	}
@@ -416,8 +411,8 @@ stream_line(struct stream *s, char *line)
 	return S_OK;
 }
 
-static int
-hex_value(char c)
+int
+http_hex_value(char c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -435,10 +430,10 @@ parse_chunk_size(const char *line, size_t max, size_t *size)
 	size_t n = 0;
 	const char *c = line;
 
-	if (hex_value(*c) < 0)
+	if (http_hex_value(*c) < 0)
 		return S_BAD_REQUEST;
-	for (; hex_value(*c) >= 0; c++) {
-		n = n * 16 + (size_t)hex_value(*c);
+	for (; http_hex_value(*c) >= 0; c++) {
+		n = n * 16 + (size_t)http_hex_value(*c);
 		if (n > max)
 			return S_PAYLOAD_TOO_LARGE;
 	}
@@ -464,7 +459,7 @@ grow_body(struct http_request *req, size_t need)
 static enum status
 read_chunked(struct stream *s, struct http_request *req, size_t max_body)
 {
-	char line[CHUNK_LINE_MAX + 1];
+	char line[HTTP_CHUNK_LINE_MAX_BYTES + 1];
 	size_t size;
 	enum status status;
 
@@ -488,7 +483,7 @@ read_chunked(struct stream *s, struct http_request *req, size_t max_body)
 	}
 	/* Trailer fields, ignored, up to the blank line; bounded like the head. */
 	for (size_t trailer_bytes = 0;; trailer_bytes += strlen(line)) {
-		if (trailer_bytes > HTTP_HEADER_MAX)
+		if (trailer_bytes > HTTP_HEADER_MAX_BYTES)
 			return S_HEADER_FIELDS_TOO_LARGE;
 		if ((status = stream_line(s, line)) != S_OK)
 			return status;
@@ -584,36 +579,106 @@ write_two(int fd, const char *head, size_t head_len, const char *body, size_t bo
 	return write_all(fd, body + n, body_len - (size_t)n, deadline_ms);
 }
 
+/* The status line and headers; a 204 has neither a type nor a length (RFC 9110, 8.6). */
+static int
+format_head(char *head, size_t size, enum status status, const char *content_type,
+    const char *extra_headers, unsigned long long body_len)
+{
+	int n;
+
+	if (status == S_NO_CONTENT)
+		n = snprintf(head, size, "HTTP/1.1 %d %s\r\nConnection: close\r\n%s\r\n",
+		    (int)status, http_reason(status), extra_headers ? extra_headers : "");
+	else
+		n = snprintf(head, size,
+		    "HTTP/1.1 %d %s\r\n"
+		    "Content-Type: %s\r\n"
+		    "Content-Length: %llu\r\n"
+		    "Connection: close\r\n"
+		    "%s\r\n",
+		    (int)status, http_reason(status), content_type ? content_type : "application/json",
+		    body_len, extra_headers ? extra_headers : "");
+	return n < 0 || (size_t)n >= size ? -1 : n;
+}
+
+int
+http_respond_typed(int out_fd, enum status status, const char *content_type,
+    const char *extra_headers, const char *body, size_t body_len, int64_t deadline_ms)
+{
+	char head[1024];
+	int n = format_head(head, sizeof(head), status, content_type, extra_headers, body_len);
+
+	if (n < 0)
+		return -1;
+	return write_two(out_fd, head, (size_t)n, body ? body : "",
+	    status == S_NO_CONTENT ? 0 : body_len, deadline_ms);
+}
+
 int
 http_respond(int out_fd, enum status status, const char *extra_headers,
     const char *body, size_t body_len, int64_t deadline_ms)
 {
-	char head[1024];
-	int n;
+	return http_respond_typed(out_fd, status, NULL, extra_headers, body, body_len, deadline_ms);
+}
 
-	n = snprintf(head, sizeof(head),
-	    "HTTP/1.1 %d %s\r\n"
-	    "Content-Type: application/json\r\n"
-	    "Content-Length: %zu\r\n"
-	    "Connection: close\r\n"
-	    "%s\r\n",
-	    (int)status, http_reason(status), body_len, extra_headers ? extra_headers : "");
-	if (n < 0 || (size_t)n >= sizeof(head))
+/* Copy with read and write, where sendfile cannot (out is not a socket, say). */
+static int
+copy_file(int out_fd, int fd, off_t offset, off_t left, int idle_ms)
+{
+	char buf[HTTP_FILE_COPY_BYTES];
+	ssize_t n;
+
+	while (left > 0) {
+		n = pread(fd, buf, (size_t)(left < (off_t)sizeof(buf) ? left : (off_t)sizeof(buf)), offset);
+		if (n <= 0)
+			return -1;  /* shrunk under us: the client sees a short body */
+		if (write_all(out_fd, buf, (size_t)n, http_now_ms() + idle_ms) < 0)
+			return -1;
+		offset += n;
+		left -= n;
+	}
+	return 0;
+}
+
+int
+http_respond_file(int out_fd, enum status status, const char *content_type,
+    const char *extra_headers, int fd, off_t size, int idle_ms)
+{
+	char head[2048];
+	int n = format_head(head, sizeof(head), status, content_type, extra_headers,
+	    (unsigned long long)size);
+	off_t offset = 0;
+	ssize_t sent;
+
+	if (n < 0 || write_all(out_fd, head, (size_t)n, http_now_ms() + idle_ms) < 0)
 		return -1;
-	return write_two(out_fd, head, (size_t)n, body ? body : "", body_len, deadline_ms);
+	/* The kernel moves the bytes: lso's memory is the same for 1 KB and 10 GB. */
+	while (offset < size) {
+		if (wait_fd(out_fd, POLLOUT, http_now_ms() + idle_ms) <= 0)
+			return -1;  /* the client took nothing for idle_ms */
+		sent = sendfile(out_fd, fd, &offset, (size_t)(size - offset < HTTP_FILE_CHUNK_BYTES ?
+		    size - offset : HTTP_FILE_CHUNK_BYTES));
+		if (sent < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (sent < 0 && (errno == EINVAL || errno == ENOSYS) && offset == 0)
+			return copy_file(out_fd, fd, offset, size - offset, idle_ms);
+		if (sent <= 0)
+			return -1;
+	}
+	return 0;
 }
 
 void
 http_close(int in_fd, int out_fd)
 {
 	char sink[4096];
-	int64_t deadline_ms = http_now_ms() + DRAIN_MS;
+	int64_t deadline_ms = http_now_ms() + HTTP_DRAIN_MS;
 	size_t drained = 0;
 	ssize_t n;
 
 	/* EOF for the client now; then read what it still sends so close() does not reset. */
 	if (shutdown(out_fd, SHUT_WR) == 0) {
-		while (drained < DRAIN_MAX) {
+		while (drained < HTTP_DRAIN_MAX_BYTES) {
 			n = read_some(in_fd, sink, sizeof(sink), deadline_ms);
 			if (n <= 0)
 				break;

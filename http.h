@@ -5,9 +5,39 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
+/*
+ * Limits of serving one request, each named once (area, what, unit). The
+ * limits of a job are in job-internal.h; the settings' defaults in config.c.
+ */
 /* Request line plus headers; past this a request gets 431. */
-#define HTTP_HEADER_MAX 65536
+#define HTTP_HEADER_MAX_BYTES 65536
+/* A chunk-size line ("1a2b;ext=x\r\n") longer than this is not a chunk-size line. */
+#define HTTP_CHUNK_LINE_MAX_BYTES 1024
+/* After the response, how long and how much we drain so the client sees it, not a reset. */
+#define HTTP_DRAIN_MS 500
+#define HTTP_DRAIN_MAX_BYTES (256 * 1024)
+/* A callback or progress URL: pydantic's HttpUrl limit. */
+#define REQUEST_URL_MAX_CHARS 2083
+/* JSON nesting deeper than this is refused (cJSON's own limit). */
+#define REQUEST_JSON_DEPTH_MAX 1000
+/* Inventory groups nested deeper than this are refused; a bad ini line is quoted up to this. */
+#define REQUEST_INVENTORY_DEPTH_MAX 64
+#define REQUEST_INVENTORY_QUOTE_MAX_BYTES 200
+/* A file is sent in sendfile calls of at most this; a copy without sendfile reads this much at once. */
+#define HTTP_FILE_CHUNK_BYTES (1 << 20)
+#define HTTP_FILE_COPY_BYTES 65536
+/* The API key (a longer credential file is refused, not cut). */
+#define API_KEY_MAX_BYTES 4096
+/* Upper bounds of the numeric settings: a year of seconds, 1 GiB, slots, retries, connections. */
+#define SETTING_SECONDS_MAX (366LL * 24 * 3600)
+#define SETTING_BYTES_MAX (1LL << 30)
+#define SETTING_SLOTS_MAX 4096
+#define SETTING_RETRIES_MAX 30
+#define SETTING_CONNECTIONS_MAX 65536
+/* One log line; longer ones are cut. */
+#define LOG_LINE_MAX_BYTES 2048
 
 /* The values are the HTTP status codes. */
 enum status {
@@ -15,6 +45,7 @@ enum status {
 	S_OK = 200,
 	S_CREATED = 201,
 	S_ACCEPTED = 202,
+	S_NO_CONTENT = 204,
 	S_BAD_REQUEST = 400,
 	S_UNAUTHORIZED = 401,
 	S_FORBIDDEN = 403,
@@ -38,7 +69,7 @@ enum status {
  * place) or are NULL when the header was absent; body is malloc'ed.
  */
 struct http_request {
-	char head[HTTP_HEADER_MAX + 1];
+	char head[HTTP_HEADER_MAX_BYTES + 1];
 	size_t head_len;     /* bytes of head[] holding the header block */
 	const char *method;
 	const char *path;    /* target without the query string */
@@ -70,10 +101,25 @@ const char *http_reason(enum status status);
 int http_respond(int out_fd, enum status status, const char *extra_headers,
     const char *body, size_t body_len, int64_t deadline_ms);
 
+/* The same with another Content-Type (NULL: application/json). A 204 gets no type, length or body. */
+int http_respond_typed(int out_fd, enum status status, const char *content_type,
+    const char *extra_headers, const char *body, size_t body_len, int64_t deadline_ms);
+
+/*
+ * A response whose body is the open regular file fd, size bytes from its
+ * start, sent with sendfile; gives up when the client takes nothing for
+ * idle_ms. 0, or -1 when the client is gone, too slow, or the file shrank.
+ */
+int http_respond_file(int out_fd, enum status status, const char *content_type,
+    const char *extra_headers, int fd, off_t size, int idle_ms);
+
 /* Tell the client we are done (EOF), drain what it still sends, briefly. */
 void http_close(int in_fd, int out_fd);
 
 /* Milliseconds on the monotonic clock. */
 int64_t http_now_ms(void);
+
+/* The value of one hexadecimal digit, -1 for any other character. */
+int http_hex_value(char c);
 
 #endif

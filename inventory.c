@@ -16,17 +16,20 @@
  * ends, or Unicode line or space separators, which Python's str methods treat
  * as line ends or blanks.
  */
-#define _POSIX_C_SOURCE 200809L
 #include <ctype.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
+#include "http.h"
 #include "inventory.h"
 #include "json.h"
 
-#define SHOWN_MAX 200 /* bytes of a client line quoted in a message */
+/* A client line or value in a message: "%.200s", cut at the limit in http.h. */
+#define STRING(x) STRING_OF(x)
+#define STRING_OF(x) #x
+#define QUOTE "%." STRING(REQUEST_INVENTORY_QUOTE_MAX_BYTES) "s"
 
 struct ini {
 	cJSON *groups;        /* the result */
@@ -313,7 +316,7 @@ value_item(struct ini *in, const char *key, const char *v)
 	if (text.failed)
 		refuse(in, "Out of memory", NULL, NULL);
 	else if (kind == VALUE_REFUSED)
-		refuse(in, "Inventory variable %.200s: the value %.200s is not converted from an "
+		refuse(in, "Inventory variable " QUOTE ": the value " QUOTE " is not converted from an "
 		    "inventory string (Python literals other than numbers, True, False, None and "
 		    "plain quoted strings); send an inventory object instead", key, v);
 	else
@@ -387,7 +390,7 @@ split_host_line(struct ini *in, const char *line)
 	}
 	if (!ok || !tokens) {
 		cJSON_Delete(tokens);
-		refuse(in, "Error parsing host definition '%.200s': %s", line,
+		refuse(in, "Error parsing host definition '" QUOTE "': %s", line,
 		    error ? error : "out of memory");
 		return NULL;
 	}
@@ -406,17 +409,17 @@ host_line(struct ini *in, cJSON *group, const char *line)
 		return false;
 	if (!tokens->child) { /* a stripped line always has a token; never read past the end */
 		cJSON_Delete(tokens);
-		return refuse(in, "Empty host name in '%.200s'", line, NULL);
+		return refuse(in, "Empty host name in '" QUOTE "'", line, NULL);
 	}
 	pattern = tokens->child->valuestring;
 	len = strlen(pattern);
 	if (len == 0)
-		refuse(in, "Empty host name in '%.200s'", line, NULL);
+		refuse(in, "Empty host name in '" QUOTE "'", line, NULL);
 	else if (pattern[len - 1] == ':')
-		refuse(in, "Invalid host pattern '%.200s' supplied, ending in ':' is not allowed, "
+		refuse(in, "Invalid host pattern '" QUOTE "' supplied, ending in ':' is not allowed, "
 		    "this character is reserved to provide a port.", pattern, NULL);
 	else if (strcmp(pattern, "---") == 0)
-		refuse(in, "Invalid host pattern '%.200s' supplied, '---' is normally a sign this "
+		refuse(in, "Invalid host pattern '" QUOTE "' supplied, '---' is normally a sign this "
 		    "is a YAML file.", pattern, NULL);
 	else if ((host = child_object(child_object(group, "hosts"), pattern))) {
 		ok = true;
@@ -424,7 +427,7 @@ host_line(struct ini *in, cJSON *group, const char *line)
 			char *eq = strchr(token->valuestring, '=');
 
 			if (!eq) {
-				ok = refuse(in, "Expected key=value host variable assignment, got: %.200s",
+				ok = refuse(in, "Expected key=value host variable assignment, got: " QUOTE,
 				    token->valuestring, NULL);
 				break;
 			}
@@ -457,7 +460,7 @@ vars_line(struct ini *in, cJSON *group, char *line)
 	char *eq = strchr(line, '='), *key;
 
 	if (!eq)
-		return refuse(in, "Expected key=value, got: %.200s", line, NULL);
+		return refuse(in, "Expected key=value, got: " QUOTE, line, NULL);
 	*eq = '\0';
 	key = strip(line);
 	return set_member(child_object(group, "vars"), key, value_item(in, key, strip(eq + 1)));
@@ -479,7 +482,7 @@ children_line(struct ini *in, const char *parent, cJSON *group, char *line)
 	size_t len = group_name_len(line);
 
 	if (!len)
-		return refuse(in, "Expected group name, got: %.200s", line, NULL);
+		return refuse(in, "Expected group name, got: " QUOTE, line, NULL);
 	line[len] = '\0';
 	return set_member(child_object(group, "children"), line, cJSON_CreateObject()) &&
 	    (cJSON_GetObjectItemCaseSensitive(in->children, line) ||
@@ -516,7 +519,7 @@ section_line(struct ini *in, char *line, const char **state)
 		tag[tag_len] = '\0';
 	*state = tag ? tag : "hosts";
 	if (strcmp(*state, "hosts") && strcmp(*state, "children") && strcmp(*state, "vars")) {
-		refuse(in, "Section [%.200s:%s] has unknown type", name, *state);
+		refuse(in, "Section [" QUOTE ":%s] has unknown type", name, *state);
 		return NULL;
 	}
 	if (strcmp(*state, "vars") != 0 ? !mark(in->defined, name, "") :
@@ -524,7 +527,7 @@ section_line(struct ini *in, char *line, const char **state)
 		return NULL;
 	return child_object(in->groups, name);
 invalid:
-	refuse(in, "Invalid section entry: '%.200s'. Please make sure that there are no spaces "
+	refuse(in, "Invalid section entry: '" QUOTE "'. Please make sure that there are no spaces "
 	    "or other characters in the group name", line, NULL);
 	return NULL;
 }
@@ -537,11 +540,11 @@ check_declared(struct ini *in)
 
 	cJSON_ArrayForEach(g, in->vars_only)
 		if (!cJSON_GetObjectItemCaseSensitive(in->defined, g->string))
-			return refuse(in, "Section [%.200s:vars] not valid for undefined group: %s",
+			return refuse(in, "Section [" QUOTE ":vars] not valid for undefined group: %s",
 			    g->string, g->string);
 	cJSON_ArrayForEach(g, in->children)
 		if (!cJSON_GetObjectItemCaseSensitive(in->defined, g->string))
-			return refuse(in, "Section [%.200s:children] includes undefined group: %s",
+			return refuse(in, "Section [" QUOTE ":children] includes undefined group: %s",
 			    g->valuestring, g->string);
 	return true;
 }
@@ -568,6 +571,12 @@ parse_line(struct ini *in, char *line, cJSON **group, char *group_name, size_t n
 
 cJSON *
 inventory_from_ini(const char *text, char *why, size_t why_size)
+{
+	return inventory_from_ini_partial(text, why, why_size, NULL);
+}
+
+cJSON *
+inventory_from_ini_partial(const char *text, char *why, size_t why_size, cJSON **parsed)
 {
 	struct ini in = { .groups = cJSON_CreateObject(), .defined = cJSON_CreateObject(),
 		.vars_only = cJSON_CreateObject(), .children = cJSON_CreateObject(),
@@ -601,7 +610,11 @@ inventory_from_ini(const char *text, char *why, size_t why_size)
 	cJSON_Delete(in.vars_only);
 	cJSON_Delete(in.children);
 	if (!ok) {
-		cJSON_Delete(in.groups);
+		/* What Ansible's ini plugin would have added before it gave up. */
+		if (parsed)
+			*parsed = in.groups;
+		else
+			cJSON_Delete(in.groups);
 		return NULL;
 	}
 	return in.groups;

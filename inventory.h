@@ -19,4 +19,7 @@
  */
 cJSON *inventory_from_ini(const char *text, char *why, size_t why_size);
 
+/* The same; when refused, *parsed (if parsed is not NULL) gets the groups read before. */
+cJSON *inventory_from_ini_partial(const char *text, char *why, size_t why_size, cJSON **parsed);
+
 #endif

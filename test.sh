@@ -12,6 +12,7 @@ PROGRAMS="$TOP/tests/programs"
 TMP=$(mktemp -d /tmp/lso-test.XXXXXX)
 passed=0 failed=0 skipped=0
 pids=()
+WRAP=()  # a command lso is started under (start_server)
 
 cleanup() {
 	for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null; done
@@ -42,7 +43,7 @@ start_server() {
 		[[ " $* " == *" LSO_IDLE_EXIT_SEC="* ]] || args+=(-E LSO_IDLE_EXIT_SEC=0)
 	fi
 	for kv in "PATH=/usr/local/bin:/usr/bin:/bin" "$@"; do args+=(-E "$kv"); done
-	systemd-socket-activate $accept "${args[@]}" -l "127.0.0.1:$PORT" "$LSO" \
+	systemd-socket-activate $accept "${args[@]}" -l "127.0.0.1:$PORT" ${WRAP[@]+"${WRAP[@]}"} "$LSO" \
 		>"$TMP/$name.log" 2>&1 &
 	SERVER_PID=$!
 	pids+=($!)
@@ -287,6 +288,19 @@ test_validation() {
 	jqcheck "NUL in an argument" '.detail[0] | .loc == ["body","args",0] and .input == "a\u0000b"'
 	execute '{"executable_name":"echo\u0000-args","is_async":false}'
 	jqcheck "NUL in the name" '.detail[0] | .loc == ["body","executable_name"]'
+	local name
+	for name in 'echo args' 'echo-args;id' '$(id)' 'echo*' 'é' '' 'a\\b' 'a\nb' '~/x' 'a:b' '%2e%2e'; do
+		execute "$(jq -cn --arg n "$name" '{executable_name: $n, is_async: false}')"
+		expect "unsafe name [$name]: 422" "$CODE" 422
+		expect "unsafe name [$name]: upstream's item" "$(jq -cS .detail "$TMP/body")" \
+			"$(jq -cnS --arg n "$name" '[{type: "value_error", loc: ["body", "executable_name"],
+				msg: ("Value error, Name '"'"'" + $n + "'"'"' contains characters that are not allowed."),
+				input: $n, ctx: {error: {}}}]')"
+	done
+	execute '{"executable_name":"no such","args":5}'
+	jqcheck "an unsafe name among other problems" '[.detail[].type] == ["value_error","list_type"]'
+	execute '{"executable_name":"sub/nested","is_async":false}'
+	expect "every safe character: a path with / runs" "$CODE" 201
 	execute '{"executable_name":"echo-args","is_async":"maybe"}'
 	jqcheck "bool_parsing" '.detail[0] | .type == "bool_parsing" and .loc == ["body","is_async"]'
 	execute '{"executable_name":"echo-args","is_async":[true]}'
@@ -313,16 +327,20 @@ test_validation() {
 
 test_resolution() {
 	sync ../echo-args
-	expect "dot-dot" "$CODE" 403
-	jqcheck "outside wording" '.detail == "Executable '"'"'../echo-args'"'"' is outside EXECUTABLES_ROOT_DIR."'
+	expect "dot-dot" "$CODE" 400
+	jqcheck "outside wording (upstream 5.x)" '.detail == "Path '"'"'../echo-args'"'"' is outside the configured root directory."'
 	sync sub/../../programs/echo-args
-	expect "dot-dot through a subfolder" "$CODE" 403
+	expect "dot-dot through a subfolder" "$CODE" 400
 	sync /bin/true
-	expect "absolute path outside" "$CODE" 403
+	expect "absolute path outside" "$CODE" 400
+	sync /nonexistent/program
+	expect "absolute path outside, missing: decided before existence" "$CODE" 400
+	sync ../no-such-program
+	expect "dot-dot to nothing: 400, not 410" "$CODE" 400
 	sync outside-link
-	expect "symlink pointing outside" "$CODE" 403
+	expect "symlink pointing outside" "$CODE" 400
 	sync climbing-link
-	expect "relative symlink climbing out" "$CODE" 403
+	expect "relative symlink climbing out" "$CODE" 400
 	sync missing-program
 	expect "missing" "$CODE" 410
 	jqcheck "missing wording" '.detail == "Executable '"'"'missing-program'"'"' does not exist."'
@@ -594,11 +612,19 @@ test_playbook_validation() {
 	expect "missing playbook" "$CODE" 410
 	jqcheck "missing playbook wording" '.detail == "Filename '"'"'missing.yml'"'"' does not exist."'
 	playbook '{"playbook_name":"../playbooks/pass.yml","inventory":"localhost\n"}'
-	expect "playbook traversal" "$CODE" 403
+	expect "playbook traversal" "$CODE" 400
+	jqcheck "playbook outside wording" '.detail == "Path '"'"'../playbooks/pass.yml'"'"' is outside the configured root directory."'
 	playbook "{\"playbook_name\":\"$PROGRAMS/echo-args\",\"inventory\":\"localhost\\n\"}"
-	expect "playbook absolute path outside" "$CODE" 403
+	expect "playbook absolute path outside" "$CODE" 400
 	playbook '{"playbook_name":"outside-link.yml","inventory":"localhost\n"}'
-	expect "playbook symlink outside" "$CODE" 403
+	expect "playbook symlink outside" "$CODE" 400
+	playbook '{"playbook_name":"../missing.yml","inventory":"localhost\n"}'
+	expect "playbook outside and missing: 400" "$CODE" 400
+	playbook '{"playbook_name":"pass yml","inventory":"localhost\n"}'
+	expect "unsafe playbook name" "$CODE" 422
+	jqcheck "unsafe playbook name: upstream's item" '.detail == [{"type":"value_error","loc":["body","playbook_name"],"msg":"Value error, Name '"'"'pass yml'"'"' contains characters that are not allowed.","input":"pass yml","ctx":{"error":{}}}]'
+	playbook '{"playbook_name":"pass.yml;id","inventory":"localhost\n"}'
+	expect "playbook name with a shell character" "$CODE" 422
 	playbook '{"playbook_name":"sub","inventory":"localhost\n"}'
 	expect "playbook directory" "$CODE" 503
 	playbook '{"inventory":"localhost\n"}'
@@ -614,10 +640,20 @@ test_playbook_validation() {
 	jqcheck "progress URL and lax bool" '[.detail[] | .type] == ["url_scheme","bool_parsing"]'
 	playbook '{"playbook_name":"pass.yml","inventory":{"all":{"hosts":["localhost"]}}}'
 	expect "bad inventory object" "$CODE" 422
-	jqcheck "Ansible's message" '.detail[0].msg | contains("Invalid \"hosts\" entry for \"all\" group, requires a dictionary")'
+	jqcheck "Ansible's message" '.detail.messages[0] | contains("Invalid \"hosts\" entry for \"all\" group, requires a dictionary")'
+	jqcheck "bad inventory: upstream 5.x's structured body" '.detail | keys == ["error","messages","parsed_groups","parsed_hosts","reason"] and .error == "invalid_inventory" and .reason == "unparsable" and .parsed_groups == ["all","ungrouped"] and .parsed_hosts == []'
+	playbook '{"playbook_name":"pass.yml","inventory":{"web":{"hosts":{"w1":null}},"db":{"hosts":[1]}}}'
+	expect "bad inventory after good hosts" "$CODE" 422
+	jqcheck "rejected_with_warnings, with what was read" '.detail | .reason == "rejected_with_warnings" and .parsed_hosts == ["w1"] and .parsed_groups == ["all","ungrouped","web"]'
+	playbook '{"playbook_name":"pass.yml","inventory":"h1\nh2\n[bad group]\n"}'
+	jqcheck "ini: rejected_with_warnings" '.detail | .error == "invalid_inventory" and .reason == "rejected_with_warnings" and .parsed_hosts == ["h1","h2"]'
+	playbook '{"playbook_name":"pass.yml","inventory":{"all":{"hosts":["localhost"]}},"progress_is_incremental":"maybe"}'
+	jqcheck "a field of the wrong type keeps the list form" '.detail | type == "array" and length == 1 and .[0].type == "bool_parsing"'
+	playbook '{"playbook_name":"pass yml","inventory":"[broken"}'
+	jqcheck "an unsafe name keeps the list form too" '.detail | type == "array" and .[0].loc == ["body","playbook_name"]'
 	playbook '{"playbook_name":"pass.yml","inventory":"[broken\nlocalhost\n"}'
 	expect "bad inventory text" "$CODE" 422
-	jqcheck "ini section message" '.detail[0].msg | startswith("Invalid section entry")'
+	jqcheck "ini section message" '.detail.reason == "unparsable" and (.detail.messages[0] | startswith("Invalid section entry"))'
 	request GET /api/playbook
 	expect "GET playbook" "$CODE" 405
 }
@@ -689,6 +725,29 @@ test_playbook_stops() {
 	check "stopped playbooks' temp files removed" bash -c "[ -z \"\$(ls -A $STATE/tmp 2>/dev/null)\" ]"
 }
 
+# job_id and job_files_dir in the extra vars, over the client's; the file reaches the client.
+test_playbook_files() {
+	local job
+	start_receiver pbfiles
+	playbook "{\"playbook_name\":\"job-files.yml\",\"inventory\":$local_inventory,\"extra_vars\":{\"job_id\":\"forged\",\"job_files_dir\":\"$TMP/forged\"},\"callback\":\"$RECEIVER/ok/pb\"}"
+	expect "files playbook accepted" "$CODE" 201
+	job=$JOB
+	check "files playbook callback" wait_for 60 has_callbacks "$job"
+	check "files playbook: successful" jq -e '.body.status == "successful"' <(callback_of "$job")
+	check "files playbook: job_id is lso's, not the client's" jq -e --arg id "$job" \
+		'.body.output | any(contains("job_id=" + $id + " "))' <(callback_of "$job")
+	check "files playbook: job_files_dir is lso's" jq -e --arg d "$PB_FILES/$job" \
+		'.body.output | any(endswith("job_files_dir=" + $d + "\""))' <(callback_of "$job")
+	check "files playbook: the client's job_files_dir untouched" [ ! -e "$TMP/forged" ]
+	request GET "/api/files/$job"
+	jqcheck "files playbook: the file is listed" ".files == [\"sub/report.txt\"] and .job_id == \"$job\""
+	request GET "/api/files/$job/sub/report.txt"
+	expect "files playbook: the file downloads" "$(cat "$TMP/body")" "report of $job"
+	request DELETE "/api/files/$job/delete"
+	expect "files playbook: deleted" "$CODE" 204
+	check "files playbook: the folder is gone" [ ! -e "$PB_FILES/$job" ]
+}
+
 suite_playbooks() {
 	if ! command -v ansible-playbook >/dev/null; then
 		echo "SKIP: playbook tests: ansible-playbook is not installed and could not be (tests/deps.sh installs ansible-core)"
@@ -697,14 +756,134 @@ suite_playbooks() {
 	fi
 	STATE="$TMP/pb-state"
 	SERVER=playbook
+	PB_FILES="$TMP/pb-files"
+	mkdir -p "$PB_FILES"
 	start_server playbook inetd EXECUTABLES_ROOT_DIR="$PROGRAMS" LSO_STATE_DIR="$STATE" \
-		ANSIBLE_PLAYBOOKS_ROOT_DIR="$TOP/tests/playbooks" ANSIBLE_PLAYBOOK_TIMEOUT_SEC=60
+		ANSIBLE_PLAYBOOKS_ROOT_DIR="$TOP/tests/playbooks" ANSIBLE_PLAYBOOK_TIMEOUT_SEC=60 \
+		JOB_FILES_ROOT_DIR="$PB_FILES"
 	test_playbook_validation
 	test_playbook_runs
+	test_playbook_files
 	# A short silence limit: Ansible's own start-up may be slower on a busy machine.
 	start_server playbook-idle inetd EXECUTABLES_ROOT_DIR="$PROGRAMS" LSO_STATE_DIR="$STATE" \
 		ANSIBLE_PLAYBOOKS_ROOT_DIR="$TOP/tests/playbooks" ANSIBLE_PLAYBOOK_TIMEOUT_SEC=4
 	test_playbook_stops
+}
+
+# --- a job's files (upstream 5.x) ---
+
+FJOB=0c8e0000-0000-4000-8000-00000000f11e
+
+# files_refused LABEL ENCODED-NAME: 400 with upstream's wording, nothing of the outside in the body.
+files_refused() {
+	request GET "/api/files/$FJOB/$2" --path-as-is
+	expect "files: $1: 400" "$CODE" 400
+	jqcheck "files: $1: wording" '.detail | test("^Path .* is outside the configured root directory\\.$")'
+	check "files: $1: nothing of the outside, no server path" bash -c "! grep -qe TOP-SECRET -e '$TMP' '$TMP/body'"
+}
+
+test_files() {
+	local dir="$FILES/$FJOB" out="$TMP/files-outside" name
+	mkdir -p "$dir/sub/deep" "$out"
+	printf 'hello\n' >"$dir/a.txt"
+	head -c 70000 /dev/urandom >"$dir/sub/b.bin"
+	printf 'deep\n' >"$dir/sub/deep/c"
+	printf 'TOP-SECRET-CONTENT\n' >"$out/secret"
+	ln -sfn ../../files-outside/secret "$dir/out-rel"
+	ln -sfn "$out/secret" "$dir/out-abs"
+	ln -sfn "$out" "$dir/out-dir"
+	ln -sfn ../../files-outside/nothing "$dir/out-dangling"
+	ln -sfn a.txt "$dir/in-link"
+	request GET "/api/files/$FJOB"
+	expect "files: list" "$CODE" 200
+	jqcheck "files: every regular file, relative, sorted" ". == {\"job_id\": \"$FJOB\", \"files\": [\"a.txt\", \"sub/b.bin\", \"sub/deep/c\"]}"
+	request GET "/api/files/${FJOB^^}"
+	jqcheck "files: the job id in capitals is the same job" ".job_id == \"$FJOB\" and (.files | length) == 3"
+	request GET "/api/files/${FJOB//-/}"
+	jqcheck "files: the job id without hyphens too" ".job_id == \"$FJOB\""
+	request GET "/api/files/$FJOB/a.txt"
+	expect "files: download" "$CODE" 200
+	check "files: exact bytes" cmp "$TMP/body" "$dir/a.txt"
+	check "files: octet-stream" grep -qi '^Content-Type: application/octet-stream' "$TMP/headers"
+	check "files: attachment name" grep -qi '^Content-Disposition: attachment; filename="a.txt"' "$TMP/headers"
+	request GET "/api/files/$FJOB/sub/b.bin"
+	check "files: binary file in a subfolder, exact" cmp "$TMP/body" "$dir/sub/b.bin"
+	request GET "/api/files/$FJOB/sub%2Fb.bin"
+	check "files: %2F is a slash" cmp "$TMP/body" "$dir/sub/b.bin"
+	request GET "/api/files/$FJOB/in-link"
+	expect "files: a link staying inside is followed" "$(cat "$TMP/body")" hello
+	files_refused "relative link out" out-rel
+	files_refused "absolute link out" out-abs
+	files_refused "folder link out" out-dir/secret
+	files_refused "dangling link out (before existence)" out-dangling
+	files_refused "../ literal" ../../files-outside/secret
+	files_refused "..%2F encoded" ..%2F..%2Ffiles-outside%2Fsecret
+	files_refused "%2e%2e encoded" %2e%2e/%2e%2e/files-outside/secret
+	files_refused "climbing out of a subfolder" sub/..%2F..%2F..%2Ffiles-outside/secret
+	files_refused "absolute, encoded" %2Fetc%2Fpasswd
+	files_refused "absolute (double slash)" /etc/passwd
+	files_refused "missing outside" ../nothing-at-all
+	request GET "/api/files/$FJOB/nope"
+	expect "files: missing" "$CODE" 404
+	jqcheck "files: missing wording" ".detail == \"File 'nope' does not exist for job '$FJOB'\""
+	request GET "/api/files/$FJOB/sub"
+	expect "files: a folder is not a file" "$CODE" 404
+	request GET "/api/files/0c8e0000-0000-4000-8000-00000000dead/a.txt"
+	expect "files: a job without a folder: 404" "$CODE" 404
+	request GET /api/files/0c8e0000-0000-4000-8000-00000000dead
+	jqcheck "files: a job without a folder: []" '.files == []'
+	for name in 'a%20b' 'a;b' 'a%00b' '%C3%A9' 'a%5Cb'; do
+		request GET "/api/files/$FJOB/$name"
+		expect "files: unsafe name $name: 422" "$CODE" 422
+		jqcheck "files: unsafe name $name: path filename" '.detail[0].type == "value_error" and .detail[0].loc == ["path","filename"]'
+	done
+	for name in not-a-uuid .. "$FJOB"x 0c8e0000-0000-4000-8000-00000000f11 %2e%2e; do
+		request GET "/api/files/$name" --path-as-is
+		expect "files: job id $name: 422" "$CODE" 422
+		jqcheck "files: job id $name: uuid_parsing" '.detail[0].type == "uuid_parsing" and .detail[0].loc == ["path","job_id"]'
+		request GET "/api/files/$name/a.txt" --path-as-is
+		expect "files: job id $name, a file: 422" "$CODE" 422
+		request DELETE "/api/files/$name/delete" --path-as-is
+		expect "files: job id $name, delete: 422" "$CODE" 422
+	done
+	request POST "/api/files/$FJOB"
+	expect "files: POST on the list: 405" "$CODE" 405
+	check "files: Allow: GET" grep -qi '^Allow: GET' "$TMP/headers"
+	request DELETE "/api/files/$FJOB/a.txt"
+	expect "files: DELETE on a file: 405" "$CODE" 405
+	request DELETE "/api/files/$FJOB/delete"
+	expect "files: delete" "$CODE" 204
+	check "files: 204 has no body" [ ! -s "$TMP/body" ]
+	check "files: the job's folder is gone" [ ! -e "$dir" ]
+	check "files: the link targets outside survive" [ -f "$out/secret" ]
+	check "files: the outside folder survives" [ "$(ls "$out")" = secret ]
+	request DELETE "/api/files/$FJOB/delete"
+	expect "files: delete again: 204" "$CODE" 204
+	# A job folder that is a link out of the root: no folder, and deleting removes only the link.
+	ln -sfn "$out" "$FILES/$FJOB"
+	request GET "/api/files/$FJOB"
+	jqcheck "files: a job folder that is a link lists nothing" '.files == []'
+	request GET "/api/files/$FJOB/secret"
+	expect "files: nor serves through it" "$CODE" 404
+	request DELETE "/api/files/$FJOB/delete"
+	expect "files: delete a linked job folder" "$CODE" 204
+	check "files: the link is gone, its target stays" bash -c "[ ! -L '$FILES/$FJOB' ] && [ -f '$out/secret' ]"
+}
+
+# A file of a few GB is streamed: the serving lso's peak RSS stays small.
+test_files_big() {
+	local dir="$FILES/$FJOB" size rss
+	mkdir -p "$dir"
+	truncate -s 3G "$dir/big.bin"
+	printf 'end' | dd of="$dir/big.bin" bs=1 seek=$((3 * 1024 * 1024 * 1024 - 3)) conv=notrunc status=none
+	# The body's last bytes, then curl's count of what it received.
+	size=$(curl -sS --max-time 120 -w '%{size_download}' "http://127.0.0.1:$PORT/api/files/$FJOB/big.bin" \
+		2>"$TMP/curl.err" | tail -c 40 | tr -d '\0')
+	expect "big file: every byte sent, the last ones right" "$size" "end$((3 * 1024 * 1024 * 1024))"
+	wait_for 5 test -s "$TMP/files-rss"
+	rss=$(tail -n 1 "$TMP/files-rss")
+	check "big file: 3 GiB sent with a peak RSS under 64 MiB (was $rss KiB)" [ "${rss:-999999}" -lt 65536 ]
+	rm -f "$dir/big.bin"
 }
 
 suite_core() {
@@ -742,6 +921,42 @@ if want burst; then
 	echo "== burst mode: bounds, idle exit, SIGTERM, descriptors, zombies"
 	. "$TOP/tests/burst.sh"
 	suite_burst
+fi
+
+if want files; then
+	echo "== a job's files"
+	FILES="$TMP/files"
+	mkdir -p "$FILES"
+	start_server files inetd "${common[@]}" JOB_FILES_ROOT_DIR="$FILES"
+	test_files
+	check "request log line names the file" grep -qE '^GET /api/files/[0-9a-f-]{36}/a.txt 200 job=[0-9a-f-]{36} program="a.txt"' "$TMP/files.log"
+	# The peak RSS of the lso sending it, as /usr/bin/time measures it.
+	WRAP=(/usr/bin/time -f %M -o "$TMP/files-rss")
+	start_server files-big inetd "${common[@]}" JOB_FILES_ROOT_DIR="$FILES" LSO_READ_TIMEOUT_SEC=60
+	WRAP=()
+	test_files_big
+	start_server files-none fd3 "${common[@]}"
+	request GET "/api/files/$FJOB"
+	jqcheck "no JOB_FILES_ROOT_DIR: nothing listed" '.files == []'
+	request GET "/api/files/$FJOB/a.txt"
+	expect "no JOB_FILES_ROOT_DIR: 404" "$CODE" 404
+	request DELETE "/api/files/$FJOB/delete"
+	expect "no JOB_FILES_ROOT_DIR: delete 204" "$CODE" 204
+fi
+
+if want upstream; then
+	echo "== upstream 5.x settings, accepted and ignored"
+	start_server upstream inetd "${common[@]}" INVENTORY_VALIDATION_TIMEOUT_SEC=not-a-number \
+		EXECUTOR=celery TESTING=maybe CELERY_BROKER_URL=redis://nowhere:1/0 \
+		CELERY_RESULT_BACKEND=redis://nowhere:1/1 WORKER_QUEUE_NAME=q LOGGING_CONFIG=/nonexistent.yaml
+	sync echo-args '["upstream settings"]'
+	expect "upstream settings: a run works" "$CODE" 201
+	jqcheck "upstream settings: its output" '.result.output == "upstream settings\n"'
+	request GET /api/version/
+	expect "GET /api/version/ (trailing slash)" "$CODE" 200
+	jqcheck "GET /api/version/ answers like /api/version" '.api == "2.0" and (.module | test("^[0-9]+\\.[0-9]+\\.[0-9]+$"))'
+	request POST /api/version/
+	expect "POST /api/version/: 405" "$CODE" 405
 fi
 
 # suite_async MODE QUEUE-MODE [SUFFIX]: the async sections, with the servers in
@@ -808,11 +1023,20 @@ fi
 
 if want openapi; then
 	echo "== OpenAPI document (tests/openapi.sh)"
-	start_server openapi fd3 "${common[@]}" LSO_STATE_DIR="$TMP/openapi-state"
-	if "$TOP/tests/openapi.sh" "$PORT" "$LSO" >"$TMP/openapi.out" 2>&1; then pass; else
+	start_server openapi fd3 "${common[@]}" LSO_STATE_DIR="$TMP/openapi-state" \
+		JOB_FILES_ROOT_DIR="$TMP/openapi-files"
+	if OPENAPI_FILES_ROOT="$TMP/openapi-files" "$TOP/tests/openapi.sh" "$PORT" "$LSO" >"$TMP/openapi.out" 2>&1; then pass; else
 		fail "tests/openapi.sh: $(grep '^FAIL' "$TMP/openapi.out" | head -n 20)"; fi
 	grep '^SKIP' "$TMP/openapi.out"
 	echo "   tests/openapi.sh: $(tail -n 1 "$TMP/openapi.out")"
+fi
+
+if want docs; then
+	echo "== documentation pages in headless Chromium (tests/docs.sh)"
+	if "$TOP/tests/docs.sh" "$LSO" >"$TMP/docs.out" 2>&1; then pass; else
+		fail "tests/docs.sh: $(grep '^FAIL' "$TMP/docs.out" | head -n 20)"; fi
+	grep '^SKIP' "$TMP/docs.out"
+	echo "   tests/docs.sh: $(tail -n 1 "$TMP/docs.out")"
 fi
 
 if want units; then

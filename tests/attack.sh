@@ -278,7 +278,7 @@ attack_setup_root() {
 	ATTACK_ROOT="$TMP/attack-root"
 	ATTACK_OUT="$TMP/attack-outside"
 	mkdir -p "$ATTACK_ROOT/sub" "$ATTACK_OUT"
-	cp "$PROGRAMS/marker" "$PROGRAMS/echo-args" "$ATTACK_ROOT/"
+	cp "$PROGRAMS/marker" "$PROGRAMS/echo-args" "$PROGRAMS/show-env" "$ATTACK_ROOT/"
 	cp "$PROGRAMS/marker" "$ATTACK_ROOT/sub/marker"
 	cp "$PROGRAMS/marker" "$ATTACK_OUT/marker"
 	ln -s "$ATTACK_OUT/marker" "$ATTACK_ROOT/out-abs"
@@ -287,8 +287,10 @@ attack_setup_root() {
 	ln -s "$ATTACK_OUT" "$ATTACK_ROOT/out-dir"
 	ln -s marker "$ATTACK_ROOT/in-link"
 	ln -s loop "$ATTACK_ROOT/loop"
+	ln -s ../attack-outside/nothing-here "$ATTACK_ROOT/dangling-out"
+	ln -s /nonexistent/marker "$ATTACK_ROOT/dangling-abs"
 	mkdir -p "$TMP/attack-cred"
-	printf 's3cret\n' >"$TMP/attack-cred/lso-token"
+	printf 's3cret\n' >"$TMP/attack-cred/lso-api-key"
 }
 
 attack_paths() {
@@ -299,39 +301,46 @@ attack_paths() {
 	attack_allowed "control: dot-dot staying inside" sub/../marker
 	attack_allowed "control: absolute path inside" "$ATTACK_ROOT/marker"
 	check "control: the outside copy is runnable" [ -x "$ATTACK_OUT/marker" ]
-	attack_refused "../" ../attack-outside/marker 403
-	jqcheck "../ wording" '.detail == "Executable '"'"'../attack-outside/marker'"'"' is outside EXECUTABLES_ROOT_DIR."'
-	attack_refused "sub/../../x" sub/../../attack-outside/marker 403
-	attack_refused "./../x" ./../attack-outside/marker 403
-	attack_refused "sub//..//..//x" sub//..//..//attack-outside/marker 403
-	attack_refused "a bare .." .. 403
-	attack_refused "%2e%2e/ is literal" %2e%2e/attack-outside/marker 410
-	attack_refused "%2e%2e%2f is literal" %2e%2e%2fattack-outside%2fmarker 410
-	attack_refused "..%2f is literal" ..%2fattack-outside%2fmarker 410
-	attack_refused "%252e%252e/ is literal" %252e%252e/attack-outside/marker 410
-	attack_refused "backslashes are literal" '..\attack-outside\marker' 410
+	attack_refused "../" ../attack-outside/marker 400
+	jqcheck "../ wording" '.detail == "Path '"'"'../attack-outside/marker'"'"' is outside the configured root directory."'
+	attack_refused "sub/../../x" sub/../../attack-outside/marker 400
+	attack_refused "./../x" ./../attack-outside/marker 400
+	attack_refused "sub//..//..//x" sub//..//..//attack-outside/marker 400
+	attack_refused "a bare .." .. 400
+	# Not safe names (upstream 5.x: ^[A-Za-z0-9._/-]+$): 422, whatever they would resolve to.
+	attack_refused "%2e%2e/ is not a safe name" %2e%2e/attack-outside/marker 422
+	jqcheck "%2e%2e/: value_error" '.detail[0].type == "value_error" and .detail[0].loc == ["body","executable_name"]'
+	attack_refused "%2e%2e%2f is not a safe name" %2e%2e%2fattack-outside%2fmarker 422
+	attack_refused "..%2f is not a safe name" ..%2fattack-outside%2fmarker 422
+	attack_refused "%252e%252e/ is not a safe name" %252e%252e/attack-outside/marker 422
+	attack_refused "backslashes are not safe" '..\attack-outside\marker' 422
 	attack_refused "... is a name" .../marker 410
-	attack_refused "absolute path outside" "$ATTACK_OUT/marker" 403
-	attack_refused "absolute path climbing out of the root" "$ATTACK_ROOT/../attack-outside/marker" 403
-	attack_refused "absolute //path outside" "/$ATTACK_OUT/marker" 403
-	attack_refused "absolute /usr/bin/touch" /usr/bin/touch 403
-	attack_refused "absolute path outside, missing" /nonexistent/marker 403
-	attack_refused "absolute symlink out" out-abs 403
-	attack_refused "relative symlink out" out-rel 403
-	attack_refused "relative symlink out of a subfolder" sub/out-rel 403
-	attack_refused "directory symlink out" out-dir/marker 403
+	attack_refused "absolute path outside" "$ATTACK_OUT/marker" 400
+	attack_refused "absolute path climbing out of the root" "$ATTACK_ROOT/../attack-outside/marker" 400
+	attack_refused "absolute //path outside" "/$ATTACK_OUT/marker" 400
+	attack_refused "absolute /usr/bin/touch" /usr/bin/touch 400
+	attack_refused "absolute path outside, missing" /nonexistent/marker 400
+	attack_refused "absolute symlink out" out-abs 400
+	attack_refused "relative symlink out" out-rel 400
+	attack_refused "relative symlink out of a subfolder" sub/out-rel 400
+	attack_refused "directory symlink out" out-dir/marker 400
 	attack_refused "symlink loop" loop 410
 	attack_refused "trailing slash" marker/ 410
 	attack_refused "the root itself" . 503
-	attack_refused "empty name" "" 503
-	attack_refused "newline in the name" $'marker\nx' 410
+	attack_refused "empty name" "" 422
+	attack_refused "newline in the name" $'marker\nx' 422
+	attack_refused "space in the name" 'marker x' 422
+	attack_refused "a shell in the name" 'marker;id' 422
+	attack_refused "non-ASCII in the name" 'mårker' 422
+	attack_refused "dangling symlink out: decided before existence" dangling-out 400
+	attack_refused "absolute dangling symlink out" dangling-abs 400
 	# A link that was fine once, repointed outside: resolved again on every request.
 	ln -s marker "$ATTACK_ROOT/swap"
 	attack_allowed "swap: first run inside" swap
 	ln -sfn "$ATTACK_OUT/marker" "$ATTACK_ROOT/swap"
-	attack_refused "swap: repointed outside" swap 403
+	attack_refused "swap: repointed outside" swap 400
 	ln -sfn ../attack-outside/marker "$ATTACK_ROOT/swap"
-	attack_refused "swap: repointed outside, relative" swap 403
+	attack_refused "swap: repointed outside, relative" swap 400
 	ln -sfn marker "$ATTACK_ROOT/swap"
 	attack_allowed "swap: back inside" swap
 	check "the server path is never shown" bash -c "! grep -qF '$ATTACK_ROOT' '$TMP/body'"
@@ -383,9 +392,9 @@ attack_huge() {
 	name=$(printf './%.0s' $(seq 5120))marker
 	attack_refused "10 KB name of ./" "$name" '410|422'
 	name=$(printf '../%.0s' $(seq 3400))marker
-	attack_refused "10 KB name of ../" "$name" '403|410|422'
+	attack_refused "10 KB name of ../" "$name" '400|410|422'
 	name=$(printf '%s/%.0s' "$ATTACK_ROOT" $(seq 100))
-	attack_refused "absolute 10 KB-ish name" "${name}marker" '403|410|422'
+	attack_refused "absolute 10 KB-ish name" "${name}marker" '400|410|422'
 	name=$(head -c 100000 /dev/zero | tr '\0' a)
 	jq -cn --arg n "$name" '{executable_name: $n, is_async: false}' >"$TMP/attack-body"
 	request POST /api/execute/ -H 'Content-Type: application/json' --data-binary @"$TMP/attack-body"
@@ -710,19 +719,26 @@ attack_fork_many() {
 
 # attack_auth LABEL: the server answers for token s3cret.
 attack_auth() {
-	local l=$1 ok='Authorization: Bearer s3cret' m auth job
+	local l=$1 ok='Authorization: Bearer s3cret' m auth job page
 	request GET /api/version
-	expect "$l: /api/version without a token" "$CODE" 200
+	expect "$l: /api/version without a key" "$CODE" 401
+	request GET /api/version/
+	expect "$l: /api/version/ without a key" "$CODE" 401
 	request GET /api/version -H 'Authorization: Bearer wrong'
-	expect "$l: /api/version with a wrong token" "$CODE" 200
+	expect "$l: /api/version with a wrong key" "$CODE" 401
+	request GET /api/version -H "$ok"
+	expect "$l: /api/version with the key" "$CODE" 200
 	m=$(attack_marker)
 	execute "$(attack_json marker "$m")"
-	expect "$l: no token" "$CODE" 401
+	expect "$l: no key" "$CODE" 401
 	check "$l: WWW-Authenticate: Bearer" grep -qi '^WWW-Authenticate: Bearer' "$TMP/headers"
 	jqcheck "$l: 401 detail" '.detail == "Not authenticated"'
-	check "$l: no token: nothing ran" [ ! -e "$m" ]
+	check "$l: no key: nothing ran" [ ! -e "$m" ]
+	# Before any body validation: a body that would be a 422 is a 401 without the key.
+	execute '{"executable_name":"a b","args":5}'
+	expect "$l: 401 before validation" "$CODE" 401
 	for auth in 'Bearer nope' 'Bearer s3cre' 'Bearer s3cretX' 'Bearer s3crets3cret' 'Bearer S3CRET' \
-		'Bearer' 'Bearer s' 'Basic s3cret' 's3cret' 'Bearers3cret' 'Token s3cret'; do
+		'Bearer' 'Bearer s' 'Basic s3cret' 's3cret' 'Bearers3cret' 'Token s3cret' 'Bearer  s3cret'; do
 		m=$(attack_marker)
 		execute "$(attack_json marker "$m")" -H "Authorization: $auth"
 		expect "$l: Authorization: $auth" "$CODE" 401
@@ -732,41 +748,109 @@ attack_auth() {
 	m=$(attack_marker)
 	request POST /api/version/../execute/ --path-as-is -H 'Content-Type: application/json' \
 		--data-binary "$(attack_json marker "$m")"
-	attack_match "$l: /api/version/../execute/ without a token" "$CODE" '401|404'
+	attack_match "$l: /api/version/../execute/ without a key" "$CODE" '401|404'
 	check "$l: /api/version/../execute/: nothing ran" [ ! -e "$m" ]
 	m=$(attack_marker)
 	execute "$(attack_json marker "$m")" -H "$ok"
-	expect "$l: right token: sync run" "$CODE" 201
-	check "$l: right token: ran" [ -e "$m" ]
+	expect "$l: right key: sync run" "$CODE" 201
+	check "$l: right key: ran" [ -e "$m" ]
 	m=$(attack_marker)
 	execute "$(attack_json marker "$m")" -H 'Authorization: bearer s3cret'
 	expect "$l: scheme is case-insensitive" "$CODE" 201
+	m=$(attack_marker)
+	execute "$(attack_json marker "$m")" -H 'Authorization: BEARER s3cret'
+	expect "$l: scheme in capitals" "$CODE" 201
+	# The key never reaches a program, nor does the way to its credential.
+	execute '{"executable_name":"show-env","is_async":false}' -H "$ok"
+	jqcheck "$l: the program sees no LSO_API_KEY, no CREDENTIALS_DIRECTORY" \
+		'.result.output | test("LSO_API_KEY|CREDENTIALS_DIRECTORY|s3cret") | not'
 	execute '{"executable_name":"echo-args","args":["authorized"]}' -H "$ok"
-	expect "$l: right token: async run" "$CODE" 201
+	expect "$l: right key: async run" "$CODE" 201
 	job=$(jq -r .job_id "$TMP/body")
 	request GET "/api/jobs/$job"
-	expect "$l: job record without a token" "$CODE" 401
+	expect "$l: job record without a key" "$CODE" 401
 	request DELETE "/api/jobs/$job"
-	expect "$l: cancel without a token" "$CODE" 401
+	expect "$l: cancel without a key" "$CODE" 401
+	request GET "/api/files/$job"
+	expect "$l: files without a key" "$CODE" 401
+	request GET "/api/files/$job/x"
+	expect "$l: a file without a key" "$CODE" 401
+	request DELETE "/api/files/$job/delete"
+	expect "$l: deleting files without a key" "$CODE" 401
+	request GET /api/files/not-a-uuid
+	expect "$l: 401 before the job id is checked" "$CODE" 401
+	request GET "/api/files/$job" -H "$ok"
+	expect "$l: files with the key" "$CODE" 200
 	check "$l: job done" wait_for 5 bash -c "curl -s -H '$ok' http://127.0.0.1:$PORT/api/jobs/$job | jq -e '.status == \"successful\"'"
 	request GET "/api/jobs/$job" -H "$ok"
-	expect "$l: job record with the token" "$CODE" 200
+	expect "$l: job record with the key" "$CODE" 200
 	jqcheck "$l: job record body" ".job_id == \"$job\" and .result.output == \"authorized\n\""
 	request DELETE "/api/jobs/$job" -H "$ok"
-	expect "$l: cancel a finished job with the token" "$CODE" 409
+	expect "$l: cancel a finished job with the key" "$CODE" 409
 	request GET /api/jobs/00000000-0000-4000-8000-000000000000 -H "$ok"
-	expect "$l: unknown job with the token" "$CODE" 404
+	expect "$l: unknown job with the key" "$CODE" 404
 	request GET /api/nowhere -H "$ok"
-	expect "$l: unknown path with the token" "$CODE" 404
-	# As FastAPI: routing first (404, 405), then the token.
+	expect "$l: unknown path with the key" "$CODE" 404
+	# As FastAPI: routing first (404, 405), then the key.
 	request GET /api/nowhere
-	expect "$l: unknown path without a token" "$CODE" 404
+	expect "$l: unknown path without a key" "$CODE" 404
 	request GET /api/execute/ -H "$ok"
-	expect "$l: wrong method with the token" "$CODE" 405
+	expect "$l: wrong method with the key" "$CODE" 405
 	request GET /api/execute/
-	expect "$l: wrong method without a token" "$CODE" 405
-	request GET /api/openapi.json
-	expect "$l: the OpenAPI document needs the token" "$CODE" 401
+	expect "$l: wrong method without a key" "$CODE" 405
+	# Public, as upstream: the OpenAPI document and the documentation pages.
+	for page in /api/openapi.json /api/doc /api/redoc; do
+		request GET "$page"
+		expect "$l: $page without a key" "$CODE" 200
+	done
+}
+
+# attack_auth_broken LABEL: auth is on but there is no usable key: nothing is
+# served (500, the log names the setting), the public pages still are.
+attack_auth_broken() {
+	local l=$1 m page
+	m=$(attack_marker)
+	execute "$(attack_json marker "$m")" -H 'Authorization: Bearer '
+	expect "$l: execute is 500" "$CODE" 500
+	check "$l: nothing ran" [ ! -e "$m" ]
+	jqcheck "$l: 500 detail" '.detail == "Server configuration error."'
+	execute "$(attack_json marker "$m")"
+	expect "$l: without Authorization, 500 too" "$CODE" 500
+	request GET /api/version -H 'Authorization: Bearer anything'
+	expect "$l: version is 500" "$CODE" 500
+	request GET /api/jobs/00000000-0000-4000-8000-000000000000
+	expect "$l: jobs are 500" "$CODE" 500
+	request GET /api/files/00000000-0000-4000-8000-000000000000
+	expect "$l: files are 500" "$CODE" 500
+	for page in /api/openapi.json /api/doc /api/redoc; do
+		request GET "$page"
+		expect "$l: $page still served" "$CODE" 200
+	done
+	request GET /api/nowhere
+	expect "$l: unknown path still 404" "$CODE" 404
+	check "$l: the log names the setting" grep -q 'LSO_OAUTH2_ACTIVE is on but there is no API key' \
+		"$TMP/$SERVER_LOG.log"
+}
+
+# The key is read when a route needs it: the public pages never open the credential.
+attack_auth_lazy() {
+	local cred="$TMP/attack-lazy-cred" page
+	mkdir -p "$cred"
+	rm -f "$cred/lso-api-key" "$TMP/attack-lazy-opened"
+	mkfifo "$cred/lso-api-key"
+	# This open completes only when lso opens the FIFO to read the key.
+	(exec 3>"$cred/lso-api-key"; : >"$TMP/attack-lazy-opened") &
+	pids+=($!)
+	start_server attack-lazy inetd "${common[@]}" EXECUTABLES_ROOT_DIR="$ATTACK_ROOT" \
+		LSO_STATE_DIR="$TMP/attack-auth-state" LSO_OAUTH2_ACTIVE=true CREDENTIALS_DIRECTORY="$cred"
+	for page in /api/openapi.json /api/doc /api/redoc /api/nowhere; do
+		request GET "$page"
+	done
+	sleep 0.2
+	check "lazy: the public pages never open the credential" [ ! -e "$TMP/attack-lazy-opened" ]
+	request GET /api/version
+	expect "lazy: a FIFO for a credential is no key: 500" "$CODE" 500
+	check "lazy: a route that needs the key opens it" wait_for 2 test -e "$TMP/attack-lazy-opened"
 }
 
 # --- playbooks: client strings are never templated (real Ansible) ---
@@ -894,14 +978,48 @@ suite_attack() {
 	attack_fork_many
 
 	echo "== attack: authentication"
-	start_server attack-auth inetd "${common[@]}" EXECUTABLES_ROOT_DIR="$ATTACK_ROOT" \
-		LSO_STATE_DIR="$TMP/attack-auth-state" LSO_API_TOKEN=s3cret
-	attack_auth "token"
-	start_server attack-cred fd3 "${common[@]}" EXECUTABLES_ROOT_DIR="$ATTACK_ROOT" \
-		LSO_STATE_DIR="$TMP/attack-auth-state" CREDENTIALS_DIRECTORY="$TMP/attack-cred"
+	local auth_env=("${common[@]}" EXECUTABLES_ROOT_DIR="$ATTACK_ROOT" LSO_STATE_DIR="$TMP/attack-auth-state")
+	start_server attack-auth inetd "${auth_env[@]}" LSO_OAUTH2_ACTIVE=true LSO_API_KEY=s3cret \
+		CREDENTIALS_DIRECTORY="$TMP/attack-cred"
+	attack_auth "LSO_API_KEY"
+	start_server attack-cred fd3 "${auth_env[@]}" LSO_OAUTH2_ACTIVE=True CREDENTIALS_DIRECTORY="$TMP/attack-cred"
 	attack_auth "credential"
+	# The key alone, auth off: nothing changes (as upstream).
+	start_server attack-keyonly inetd "${auth_env[@]}" LSO_API_KEY=s3cret
+	request GET /api/version
+	expect "key alone: /api/version open" "$CODE" 200
+	m=$(attack_marker)
+	execute "$(attack_json marker "$m")"
+	expect "key alone: execute open" "$CODE" 201
+	start_server attack-off inetd "${auth_env[@]}" LSO_OAUTH2_ACTIVE=off LSO_API_KEY=s3cret
+	execute "$(attack_json marker "$(attack_marker)")"
+	expect "LSO_OAUTH2_ACTIVE=off: open" "$CODE" 201
+	start_server attack-badflag inetd "${auth_env[@]}" LSO_OAUTH2_ACTIVE=maybe LSO_API_KEY=s3cret
+	execute "$(attack_json marker "$(attack_marker)")" -H 'Authorization: Bearer s3cret'
+	expect "LSO_OAUTH2_ACTIVE=maybe: 500, never open" "$CODE" 500
+	check "LSO_OAUTH2_ACTIVE=maybe: the log names it" grep -q 'LSO_OAUTH2_ACTIVE is malformed' "$TMP/attack-badflag.log"
+	# On, but no usable key: fail closed.
+	local bad="$TMP/attack-badcred"
+	mkdir -p "$bad/empty" "$bad/dir/lso-api-key" "$bad/blank" "$bad/none"
+	: >"$bad/empty/lso-api-key"
+	printf '\ns3cret\n' >"$bad/blank/lso-api-key"
+	SERVER_LOG=attack-nokey
+	start_server attack-nokey inetd "${auth_env[@]}" LSO_OAUTH2_ACTIVE=true
+	attack_auth_broken "no key"
+	SERVER_LOG=attack-emptykey
+	start_server attack-emptykey fd3 "${auth_env[@]}" LSO_OAUTH2_ACTIVE=1 LSO_API_KEY=
+	attack_auth_broken "LSO_API_KEY empty"
+	for kind in empty dir blank none; do
+		SERVER_LOG=attack-cred-$kind
+		start_server "attack-cred-$kind" inetd "${auth_env[@]}" LSO_OAUTH2_ACTIVE=yes \
+			CREDENTIALS_DIRECTORY="$bad/$kind"
+		attack_auth_broken "credential $kind"
+	done
+	attack_auth_lazy
 
-	check "attack: no lso crashed or failed" bash -c "! grep -hE 'died with (code [1-9]|signal)' $TMP/attack-*.log"
+	# 78 (EX_CONFIG) is a malformed setting's, answered 500 on purpose (attack-badflag).
+	check "attack: no lso crashed or failed" bash -c "! grep -hE 'died with (code [1-9]|signal)' $TMP/attack-*.log | grep -v 'code 78'"
+	check "attack: only the malformed setting's lso exited 78" bash -c "! grep -lE 'died with code 78' $TMP/attack-*.log | grep -v attack-badflag"
 	check "attack: no sanitizer reports" bash -c "! grep -hE 'Sanitizer|runtime error' $TMP/attack-*.log"
 }
 
@@ -998,7 +1116,7 @@ attack_ini_inventory() {
 			"$(jq -cn --arg i "$text" '{playbook_name: "pass.yml", inventory: $i}')"
 		expect "$l: refused $n ($text)" "$CODE" 422
 		check "$l: refused $n: message" jq -e --arg w "$want" \
-			'.detail[0] | .loc == ["body","inventory"] and (.msg | startswith($w))' "$TMP/body"
+			'.detail | .error == "invalid_inventory" and (.messages[0] | startswith($w))' "$TMP/body"
 	done < <(attack_ini_refused)
 }
 

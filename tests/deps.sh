@@ -1,9 +1,10 @@
 #!/bin/sh
 # tests/deps.sh [GROUP...]: install what building and testing lso need, when
 # missing: Debian/Ubuntu packages with apt-get (as root), then, for the test
-# group, the npm packages tests/openapi.sh validates with (into tests/.npm, see
-# tests/openapi.sh --install). A fresh debootstrap minbase with git, make and
-# ca-certificates is the baseline (make test-fresh checks it).
+# group, the npm packages tests/openapi.sh validates with and those
+# tests/docs.sh serves to the browser (into tests/.npm, see their --install).
+# A fresh debootstrap minbase with git, make and ca-certificates is the
+# baseline (make test-fresh checks it).
 #   build     the compiler and the libraries (make lso)
 #   test      what make test and make run use (the default: build test)
 #   fuzz      clang and its libFuzzer runtime (make fuzz)
@@ -15,8 +16,10 @@ cd "$(dirname "$0")/.." || exit 1
 build="gcc libc6-dev make bmake pkg-config libcjson-dev libcurl4-openssl-dev libsystemd-dev"
 # systemd: systemd-socket-activate and systemd-analyze; man-db: verify looks
 # up Documentation=man:lso(8); nodejs, npm: the OpenAPI validators; ansible-core
-# and openssh-client: the playbook routes; python3: the callback receiver.
-test="systemd curl jq python3 ansible-core openssh-client man-db nodejs npm"
+# and openssh-client: the playbook routes; python3: the callback receiver;
+# time: /usr/bin/time, the peak RSS of an lso sending a file of GBs; chromium:
+# the documentation pages rendered (tests/docs.sh).
+test="systemd curl jq python3 ansible-core openssh-client man-db nodejs npm time chromium"
 packages=
 for group; do
 	case $group in
@@ -58,5 +61,5 @@ if [ -n "$missing" ]; then
 fi
 
 case " $* " in
-*" test "*) exec tests/openapi.sh --install ;;
+*" test "*) tests/openapi.sh --install && exec tests/docs.sh --install ;;
 esac

@@ -7,7 +7,6 @@
  * Build: make tests/fuzz-http. Run: tests/fuzz.sh SECONDS (or the binary
  * with a corpus directory, -dict=tests/fuzz-corpus/http.dict).
  */
-#define _GNU_SOURCE
 #include <dirent.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -98,7 +97,7 @@ check_ok(const uint8_t *data, size_t size)
 			die("S_OK without a header block on a non-empty input", data, size);
 		return;
 	}
-	if (req.head_len > HTTP_HEADER_MAX || req.head_len > size)
+	if (req.head_len > HTTP_HEADER_MAX_BYTES || req.head_len > size)
 		die("head_len out of range", data, size);
 	if (!req.method || !req.path)
 		die("method or path is NULL", data, size);

@@ -32,7 +32,6 @@
  *
  * Build: make tests/fuzz-request (with -DLSO_NO_MAIN). Run: tests/fuzz.sh.
  */
-#define _GNU_SOURCE
 #include <dirent.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -46,6 +45,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "../config.h"
 #include "../http.h"
 #include "../json.h"
 #include "../lso.h"
@@ -130,14 +130,16 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	unsetenv("EXECUTABLES_ROOT_DIR");
 	unsetenv("ANSIBLE_PLAYBOOKS_ROOT_DIR");
 	unsetenv("ANSIBLE_PLAYBOOK");
-	unsetenv("LSO_API_TOKEN");
+	unsetenv("LSO_API_KEY");
+	unsetenv("LSO_OAUTH2_ACTIVE");
+	unsetenv("JOB_FILES_ROOT_DIR");
 	unsetenv("CREDENTIALS_DIRECTORY");
 	unsetenv("STATE_DIRECTORY");
 	setenv("LSO_STATE_DIR", state_dir, 1);
 	setenv("LSO_READ_TIMEOUT_SEC", "1", 1);
 	setenv("LSO_MAX_BODY_BYTES", max_body, 1);
-	if ((bad = lso_config_load())) {
-		fprintf(stderr, "fuzz-request: lso_config_load: %s\n", bad);
+	if ((bad = config_load())) {
+		fprintf(stderr, "fuzz-request: config_load: %s\n", bad);
 		exit(1);
 	}
 	/*
@@ -658,6 +660,22 @@ lax_bool_ok(const struct ref_value *v)
 	return false;
 }
 
+/* Upstream 5.x's safe name, ^[A-Za-z0-9._/-]+$, written out again (not validate.c's). */
+static bool
+ref_safe_name(const struct ref_string *name)
+{
+	if (name->len == 0)
+		return false;
+	for (size_t i = 0; i < name->len; i++) {
+		unsigned char c = (unsigned char)name->s[i];
+
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		    c == '.' || c == '_' || c == '/' || c == '-'))
+			return false;
+	}
+	return true;
+}
+
 static void
 expect_fields(const struct ref_body *b, struct expect *e)
 {
@@ -669,7 +687,7 @@ expect_fields(const struct ref_body *b, struct expect *e)
 		expect_add(e, "missing", "executable_name", -1);
 	else if (b->name.kind != K_STRING)
 		expect_add(e, "string_type", "executable_name", -1);
-	else if (b->name.str.has_nul)
+	else if (b->name.str.has_nul || !ref_safe_name(&b->name.str))
 		expect_add(e, "value_error", "executable_name", -1);
 	if (b->args.kind != K_NONE && b->args.kind != K_ARRAY)
 		expect_add(e, "list_type", "args", -1);
@@ -701,6 +719,8 @@ got_fields(const cJSON *detail, struct expect *g, bool *json_invalid)
 	size_t used;
 
 	*json_invalid = false;
+	if (!cJSON_IsArray(detail))
+		return; /* invalid_inventory: checked by check_422 */
 	cJSON_ArrayForEach(item, detail) {
 		type = cJSON_GetObjectItemCaseSensitive(item, "type");
 		loc = cJSON_GetObjectItemCaseSensitive(item, "loc");
@@ -810,7 +830,7 @@ out:
 static bool
 possible_status(int status)
 {
-	static const int possible[] = { 200, 400, 401, 404, 405, 408, 410, 413, 417,
+	static const int possible[] = { 200, 204, 400, 401, 404, 405, 408, 410, 413, 417,
 		422, 431, 501, 505 };
 
 	for (size_t i = 0; i < sizeof(possible) / sizeof(possible[0]); i++)
@@ -825,7 +845,7 @@ known_error_type(const char *type)
 	static const char *const types[] = { "missing", "string_type", "list_type",
 		"bool_parsing", "bool_type", "url_parsing", "url_scheme", "url_type",
 		"url_too_long", "value_error", "json_invalid", "model_attributes_type",
-		"dict_type" };
+		"dict_type", "uuid_parsing" };
 
 	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
 		if (strcmp(type, types[i]) == 0)
@@ -834,11 +854,32 @@ known_error_type(const char *type)
 }
 
 /* FastAPI's 422 list: [{"type", "loc": ["body", ...], "msg", "input"}, ...]. */
+/* Upstream 5.x's structured detail of an inventory Ansible would refuse. */
+static void
+check_invalid_inventory(const cJSON *detail)
+{
+	const cJSON *reason = cJSON_GetObjectItemCaseSensitive(detail, "reason");
+	static const char *const lists[] = { "messages", "parsed_groups", "parsed_hosts" };
+
+	if (!cJSON_IsString(cJSON_GetObjectItemCaseSensitive(detail, "error")) ||
+	    strcmp(cJSON_GetObjectItemCaseSensitive(detail, "error")->valuestring, "invalid_inventory") != 0 ||
+	    !cJSON_IsString(reason) || (strcmp(reason->valuestring, "unparsable") != 0 &&
+	    strcmp(reason->valuestring, "rejected_with_warnings") != 0))
+		die("shape", "422 detail object that is not invalid_inventory", NULL);
+	for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++)
+		if (!cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(detail, lists[i])))
+			die("shape", "invalid_inventory without its lists", lists[i]);
+}
+
 static void
 check_422(const cJSON *detail)
 {
 	const cJSON *item, *type, *loc;
 
+	if (cJSON_IsObject(detail)) {
+		check_invalid_inventory(detail);
+		return;
+	}
 	if (!cJSON_IsArray(detail) || cJSON_GetArraySize(detail) == 0)
 		die("shape", "422 detail is not a non-empty list", NULL);
 	cJSON_ArrayForEach(item, detail) {
@@ -848,8 +889,9 @@ check_422(const cJSON *detail)
 			die("shape", "422 item with an unknown type",
 			    cJSON_IsString(type) ? type->valuestring : NULL);
 		if (!cJSON_IsArray(loc) || !cJSON_IsString(cJSON_GetArrayItem(loc, 0)) ||
-		    strcmp(cJSON_GetArrayItem(loc, 0)->valuestring, "body") != 0)
-			die("shape", "422 item whose loc does not start with \"body\"", NULL);
+		    (strcmp(cJSON_GetArrayItem(loc, 0)->valuestring, "body") != 0 &&
+		    strcmp(cJSON_GetArrayItem(loc, 0)->valuestring, "path") != 0))
+			die("shape", "422 item whose loc does not start with \"body\" or \"path\"", NULL);
 		if (!cJSON_IsString(cJSON_GetObjectItemCaseSensitive(item, "msg")))
 			die("shape", "422 item without msg", NULL);
 		if (!cJSON_GetObjectItemCaseSensitive(item, "input"))
@@ -882,6 +924,12 @@ check_response(size_t size, size_t len, bool parsed)
 		die("shape", "response head does not end", NULL);
 	*body = '\0';
 	body += 4;
+	/* 204 (a job's files deleted): no type, no length, no body. */
+	if (status == 204) {
+		if (strstr(head, "\r\nContent-Length: ") || (size_t)(body - response) != len)
+			die("shape", "204 with a length or a body", NULL);
+		return;
+	}
 	if (!(cl = strstr(head, "\r\nContent-Length: ")) ||
 	    sscanf(cl, "\r\nContent-Length: %lu", &content_length) != 1 ||
 	    content_length != len - (size_t)(body - response))
@@ -894,6 +942,9 @@ check_response(size_t size, size_t len, bool parsed)
 		die("shape", "401 without WWW-Authenticate", NULL);
 	if (!valid_utf8(body, content_length))
 		finding("utf8", "response body is not valid UTF-8", s);
+	/* The documentation pages are HTML. */
+	if (strstr(head, "\r\nContent-Type: text/html"))
+		return;
 	json = cJSON_ParseWithLength(body, content_length);
 	if (!cJSON_IsObject(json))
 		die("shape", "response body is not a JSON object", s);
@@ -911,6 +962,8 @@ check_response(size_t size, size_t len, bool parsed)
 	else if (parsed && (status == 410 || status == 422) && strcmp(req.method, "POST") == 0 &&
 	    (strcmp(req.path, "/api/playbook") == 0 || strcmp(req.path, "/api/playbook/") == 0))
 		check_submit(status, json, false);
+	else if (status == 422 && parsed && strncmp(req.path, "/api/files/", 11) == 0)
+		; /* a file route's job id or file name (loc "path") */
 	else if (status == 410 || status == 422)
 		die("status", "410 or 422 on a request that is not a readable submission", s);
 	cJSON_Delete(json);
@@ -927,9 +980,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	parsed = http_read_request(parse_fd, null_fd, &req, FUZZ_MAX_BODY,
 	    http_now_ms() + 3000) == S_OK && req.head_len > 0;
 
-	/* A request that brings Authorization is served with a token configured. */
-	config.api_token = mentions(data, size, "authorization") ? FUZZ_TOKEN : NULL;
-	config.api_token_loaded = true;
+	/* A request that brings Authorization is served with auth on and a key configured. */
+	config.oauth2_active = mentions(data, size, "authorization");
+	config.api_key = FUZZ_TOKEN;
+	config.api_key_loaded = true;
 	fill(in_keep, data, size);
 	fill(out_keep, NULL, 0);
 	/* lso_serve closes both (http_close): hand it duplicates. */

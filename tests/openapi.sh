@@ -14,8 +14,8 @@
 #     methods in Allow;
 #  4. real responses (success and error, of every route) have a status the
 #     operation documents and a body its schema accepts.
-# With LSO (the binary), it also starts a token-protected lso of its own and
-# checks the 401s and the open /api/version. Without node, or when npm cannot
+# With LSO (the binary), it also starts an lso of its own with auth on
+# (LSO_OAUTH2_ACTIVE, LSO_API_KEY) and checks the 401s and the public routes. Without node, or when npm cannot
 # install the validators, those checks print SKIP with the reason and the
 # others still run. Ends with "N passed, M failed"; exits non-zero on failure.
 #
@@ -196,10 +196,19 @@ for _ in $(seq 50); do
 	sleep 0.1
 done
 
-concrete() { local p=$1; echo "${p//\{job_id\}/$JOB}"; }
+# The job's folder gets a file when test.sh says where JOB_FILES_ROOT_DIR is
+# (again before each request: DELETE .../delete removes it).
+report() {
+	[ -n "${OPENAPI_FILES_ROOT:-}" ] && [ -n "$JOB" ] || return 0
+	mkdir -p "$OPENAPI_FILES_ROOT/$JOB"
+	printf 'a report\n' >"$OPENAPI_FILES_ROOT/$JOB/report.txt"
+}
+
+concrete() { local p=${1//\{job_id\}/$JOB}; echo "${p//\{filename\}/report.txt}"; }
 
 while read -r path method; do
 	[ -n "$path" ] || continue
+	report
 	case $method in
 	POST) json_post "$(concrete "$path")" '{}' ;;
 	*) request "$method" "$(concrete "$path")" ;;
@@ -214,7 +223,9 @@ done <"$TMP/documented"
 
 # What lso.c routes: each must be documented.
 for route in "POST /api/execute" "POST /api/execute/" "POST /api/playbook" "POST /api/playbook/" \
-	"GET /api/jobs/{job_id}" "DELETE /api/jobs/{job_id}" "GET /api/version" "GET /api/openapi.json"; do
+	"GET /api/jobs/{job_id}" "DELETE /api/jobs/{job_id}" "GET /api/version" "GET /api/version/" \
+	"GET /api/openapi.json" "GET /api/doc" "GET /api/redoc" "GET /api/files/{job_id}" \
+	"GET /api/files/{job_id}/{filename}" "DELETE /api/files/{job_id}/delete"; do
 	if grep -qxF "${route#* } ${route%% *}" "$TMP/documented"; then pass "served $route is documented"
 	else fail "served $route is documented"; fi
 done
@@ -224,6 +235,8 @@ for path in $(cut -d ' ' -f 1 "$TMP/documented" | sort -u); do
 	allow=$(grep "^$path " "$TMP/documented" | cut -d ' ' -f 2 | sort | paste -sd ' ')
 	for method in GET POST PUT DELETE PATCH OPTIONS; do
 		grep -qxF "$path $method" "$TMP/documented" && continue
+		# GET .../delete is a download of a file named "delete" (as in FastAPI's routing).
+		[ "$path $method" = "/api/files/{job_id}/delete GET" ] && continue
 		request "$method" "$(concrete "$path")"
 		got_allow=$(header Allow | tr -d ' ' | tr ',' '\n' | sort | paste -sd ' ')
 		if [ "$CODE" = 405 ] && [ "$got_allow" = "$allow" ]; then
@@ -265,6 +278,8 @@ json_post /api/playbook '{"playbook_name":"pass.yml","inventory":"localhost"}'
 sample /api/playbook post
 json_post /api/playbook/ '{"playbook_name":1,"inventory":5,"progress_is_incremental":[]}'
 sample /api/playbook/ post
+json_post /api/playbook '{"playbook_name":"pass.yml","inventory":"h1\n[bad group]\n"}'
+sample /api/playbook post
 # Jobs: 200 and 409 (finished), 202 (running), 404.
 request GET "/api/jobs/$JOB"
 sample "/api/jobs/{job_id}" get
@@ -279,6 +294,33 @@ request GET "/api/jobs/$RUNNING"
 sample "/api/jobs/{job_id}" get
 request GET /api/jobs/00000000-0000-4000-8000-000000000000
 sample "/api/jobs/{job_id}" get
+# Safe names (422) and outside the root (400).
+json_post /api/execute/ '{"executable_name":"a b","is_async":false}'
+sample /api/execute/ post
+json_post /api/execute/ '{"executable_name":"../x","is_async":false}'
+sample /api/execute/ post
+json_post /api/playbook '{"playbook_name":"../x.yml","inventory":"localhost"}'
+sample /api/playbook post
+# A job's files: 200 (list, file), 400, 404, 422, 204.
+report
+request GET "/api/files/$JOB"
+sample "/api/files/{job_id}" get
+request GET /api/files/not-a-uuid
+sample "/api/files/{job_id}" get
+request GET "/api/files/$JOB/report.txt"
+sample "/api/files/{job_id}/{filename}" get
+request GET "/api/files/$JOB/..%2Fx"
+sample "/api/files/{job_id}/{filename}" get
+request GET "/api/files/$JOB/no-such-file"
+sample "/api/files/{job_id}/{filename}" get
+request GET "/api/files/$JOB/a%20b"
+sample "/api/files/{job_id}/{filename}" get
+request DELETE "/api/files/$JOB/delete"
+sample "/api/files/{job_id}/delete" delete
+request DELETE /api/files/x/delete
+sample "/api/files/{job_id}/delete" delete
+request GET /api/version/
+sample /api/version/ get
 # HTTP-level errors: 413, 431, 400.
 head -c 1100000 /dev/zero | tr '\0' ' ' >"$TMP/big"
 request POST /api/execute/ -H 'Content-Type: application/json' --data-binary @"$TMP/big"
@@ -315,7 +357,17 @@ for (const line of samples) {
 	if (!op) { checks.push({ name, why: "no such operation" }); continue; }
 	const resp = deref(op.responses[status] || op.responses[status[0] + "XX"] || op.responses.default);
 	if (!resp) { checks.push({ name, why: `status ${status} is not documented` }); continue; }
-	const media = resp.content && resp.content["application/json"];
+	// 204: no content; the HTML pages and file downloads: a body of another type.
+	if (!resp.content) {
+		if (fs.readFileSync(file).length === 0) console.log(`PASS ${name}: no body, as documented`);
+		else checks.push({ name, why: "a body where the document has none" });
+		continue;
+	}
+	const media = resp.content["application/json"];
+	if (!media && Object.keys(resp.content).length) {
+		console.log(`PASS ${name}: documented as ${Object.keys(resp.content).join(", ")}`);
+		continue;
+	}
 	if (!media || !media.schema) { checks.push({ name, why: "no application/json schema" }); continue; }
 	let body;
 	try { body = JSON.parse(fs.readFileSync(file, "utf8")); }
@@ -352,13 +404,14 @@ else
 	skip "responses against their schemas" "no validators (above)"
 fi
 
-# --- the token: 401 on every route but /api/version ---
+# --- auth on: 401 on every route but the public ones ---
 
+PUBLIC="/api/openapi.json /api/doc /api/redoc"
 if [ -n "$LSO_BIN" ]; then
-	echo "== bearer token (an lso of our own with LSO_API_TOKEN)"
+	echo "== auth (an lso of our own with LSO_OAUTH2_ACTIVE=true and LSO_API_KEY)"
 	TPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 	systemd-socket-activate -a --inetd -l "127.0.0.1:$TPORT" -E PATH=/usr/bin:/bin \
-		-E LSO_API_TOKEN=s3cret -E LSO_STATE_DIR="$TMP/token-state" \
+		-E LSO_OAUTH2_ACTIVE=true -E LSO_API_KEY=s3cret -E LSO_STATE_DIR="$TMP/token-state" \
 		-E EXECUTABLES_ROOT_DIR="$TOP/tests/programs" "$LSO_BIN" >"$TMP/token.log" 2>&1 &
 	pids+=($!)
 	for _ in $(seq 100); do grep -q "Listening on" "$TMP/token.log" && break; sleep 0.05; done
@@ -366,9 +419,9 @@ if [ -n "$LSO_BIN" ]; then
 	BASE=http://127.0.0.1:$TPORT
 	: >"$TMP/samples.tsv"
 	while read -r path method; do
-		if [ "$path" = /api/version ]; then
+		if [[ " $PUBLIC " == *" $path "* ]]; then
 			request "$method" "$(concrete "$path")"
-			expect "$method $path needs no token" "$CODE" 200
+			expect "$method $path needs no key" "$CODE" 200
 			continue
 		fi
 		case $method in
@@ -376,20 +429,27 @@ if [ -n "$LSO_BIN" ]; then
 		*) request "$method" "$(concrete "$path")" ;;
 		esac
 		if [ "$CODE" = 401 ] && [ "$(header WWW-Authenticate)" = Bearer ]; then
-			pass "$method $path without the token: 401, WWW-Authenticate: Bearer"
+			pass "$method $path without the key: 401, WWW-Authenticate: Bearer"
 		else
-			fail "$method $path without the token: 401" "got $CODE, WWW-Authenticate: $(header WWW-Authenticate)"
+			fail "$method $path without the key: 401" "got $CODE, WWW-Authenticate: $(header WWW-Authenticate)"
 		fi
 		sample "$path" "${method,,}"
 	done <"$TMP/documented"
-	request GET /api/openapi.json -H 'Authorization: Bearer s3cret'
-	expect "GET /api/openapi.json with the token" "$CODE" 200
-	request GET /api/openapi.json -H 'Authorization: Bearer wrong'
-	expect "GET /api/openapi.json with a wrong token" "$CODE" 401
+	request GET /api/version -H 'Authorization: Bearer s3cret'
+	expect "GET /api/version with the key" "$CODE" 200
+	request GET /api/version -H 'Authorization: Bearer wrong'
+	expect "GET /api/version with a wrong key" "$CODE" 401
 	jq -e '.security | any(. == {}) and any(has("bearer"))' "$DOC" >/dev/null &&
-		jq -e '.paths["/api/version"].get.security == []' "$DOC" >/dev/null &&
-		pass "document: bearer optional, /api/version open" ||
-		fail "document: bearer optional, /api/version open"
+		jq -e '[.paths["/api/openapi.json", "/api/doc", "/api/redoc"].get.security] == [[], [], []]' "$DOC" >/dev/null &&
+		jq -e '[.paths | to_entries[] | select(.key | IN("/api/openapi.json", "/api/doc", "/api/redoc") | not)
+			| .value[] | objects | select(has("responses")) | has("security") | not] | all' "$DOC" >/dev/null &&
+		pass "document: bearer optional, only the document and the pages public" ||
+		fail "document: bearer optional, only the document and the pages public"
+	jq -e '[.components.schemas.ExecuteRequest.properties.executable_name.pattern,
+		.components.schemas.PlaybookRequest.properties.playbook_name.pattern]
+		== ["^[A-Za-z0-9._/-]+$", "^[A-Za-z0-9._/-]+$"]' "$DOC" >/dev/null &&
+		pass "document: the safe-name pattern on both names" ||
+		fail "document: the safe-name pattern on both names"
 	if [ -n "$VALIDATORS" ]; then
 		NODE_PATH="$NPM_DIR/node_modules" node "$TMP/responses.cjs" "$DOC" "$TMP/samples.tsv" \
 			>"$TMP/responses.log" 2>&1

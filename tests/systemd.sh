@@ -117,10 +117,10 @@ no_job_processes() {
 	bx sh -c '! grep -lsxz "LSO_JOB_ID=$1" /proc/[0-9]*/environ' sh "$1" </dev/null
 }
 
-# Does lso send the journal field LSO_JOB_ID= (in lso.c, or job.c's native
+# Does lso send the journal field LSO_JOB_ID= (in lso.c, or log.c's native
 # journal message)? Until then its check is skipped.
 sends_job_field() {
-	grep -q 'LSO_JOB_ID=' "$TOP/lso.c" || grep -q '\\nLSO_JOB_ID=' "$TOP/job.c"
+	grep -q 'LSO_JOB_ID=' "$TOP/lso.c" || grep -q '\\nLSO_JOB_ID=' "$TOP/log.c"
 }
 
 # journal ARGS...: the messages of the box's journal, one a line.
@@ -496,31 +496,40 @@ test_recover() {
 }
 
 test_credential() {
-	local token
-	section "LoadCredential=lso-token"
-	token=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
-	bx sh -c 'umask 077 && printf "%s\n" "$1" >/etc/lso/token &&
-		mkdir -p /etc/systemd/system/lso@.service.d &&
-		printf "[Service]\nLoadCredential=lso-token:/etc/lso/token\n" \
-			>/etc/systemd/system/lso@.service.d/50-test-token.conf &&
-		systemctl daemon-reload' sh "$token" </dev/null
+	local key
+	section "auth: LSO_OAUTH2_ACTIVE and the credential lso-api-key (LoadCredential=)"
+	key=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
+	# On without a key (the shipped unit's LoadCredential= finds nothing): fail closed.
+	bx sh -c 'cp /etc/lso/lso.env /etc/lso/lso.env.saved && echo LSO_OAUTH2_ACTIVE=true >>/etc/lso/lso.env' </dev/null
+	sync echo-args '["x"]' -H "Authorization: Bearer $key"
+	expect "on without a key: 500, nothing runs" "$CODE" 500
+	request GET /api/openapi.json
+	expect "on without a key: the document still served" "$CODE" 200
+	check "on without a key: the journal names the setting" wait_for 5 \
+		journal_has 'LSO_OAUTH2_ACTIVE is on but there is no API key' -u 'lso@*'
+	bx sh -c 'umask 077 && mkdir -p /etc/credstore && printf "%s\n" "$1" >/etc/credstore/lso-api-key' \
+		sh "$key" </dev/null
 	request GET "/api/jobs/$SYNC_JOB"
-	expect "no token: 401" "$CODE" 401
-	check "401 asks for a bearer token" grep -qi '^WWW-Authenticate: Bearer' "$TMP/headers"
+	expect "no key: 401" "$CODE" 401
+	check "401 asks for a bearer key" grep -qi '^WWW-Authenticate: Bearer' "$TMP/headers"
 	sync echo-args '["x"]'
-	expect "no token: nothing runs" "$CODE" 401
-	sync echo-args '["x"]' -H "Authorization: Bearer wrong$token"
-	expect "wrong token: 401" "$CODE" 401
+	expect "no key: nothing runs" "$CODE" 401
+	sync echo-args '["x"]' -H "Authorization: Bearer wrong$key"
+	expect "wrong key: 401" "$CODE" 401
 	request GET /api/version
-	expect "/api/version stays open" "$CODE" 200
-	sync echo-args '["x"]' -H "Authorization: Bearer $token"
-	expect "token: sync run 201" "$CODE" 201
-	request GET "/api/jobs/$ASYNC_JOB" -H "Authorization: Bearer $token"
-	expect "token: job record 200" "$CODE" 200
-	bx sh -c 'rm -f /etc/systemd/system/lso@.service.d/50-test-token.conf /etc/lso/token &&
-		systemctl daemon-reload' </dev/null
+	expect "/api/version needs the key too" "$CODE" 401
+	request GET /api/doc
+	expect "/api/doc is public" "$CODE" 200
+	sync echo-args '["x"]' -H "Authorization: Bearer $key"
+	expect "key: sync run 201" "$CODE" 201
+	sync show-env "[]" -H "Authorization: Bearer $key"
+	jqcheck "the program sees neither the key nor CREDENTIALS_DIRECTORY" \
+		'.result.output | test("LSO_API_KEY|CREDENTIALS_DIRECTORY") | not'
+	request GET "/api/jobs/$ASYNC_JOB" -H "Authorization: Bearer $key"
+	expect "key: job record 200" "$CODE" 200
+	bx sh -c 'mv /etc/lso/lso.env.saved /etc/lso/lso.env && rm -f /etc/credstore/lso-api-key' </dev/null
 	sync echo-args '["x"]'
-	expect "without the credential, open again" "$CODE" 201
+	expect "auth off again: open, the credential missing" "$CODE" 201
 }
 
 instance_running() { [ -n "$(bx systemctl list-units --plain --no-legend --state=active 'lso@*' </dev/null)" ]; }

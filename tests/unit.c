@@ -1,9 +1,10 @@
 /*
  * tests/unit.c: unit tests for the pure parts of lso: the HTTP request reader
- * (http.c), the JSON string escaper (json.h) and path resolution (job.c).
+ * (http.c), the JSON string escaper (json.h), path resolution (resolve.c),
+ * the strict JSON parse (jsonparse.c), the body validators (validate.c) and
+ * the settings (config.c). Linked with every part but lso.c.
  * Plain C11, no framework: one line per failed check, then "N passed, M failed".
  */
-#define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -23,15 +24,17 @@
 
 #include <cJSON.h>
 
+#include "../config.h"
+#include "../files.h"
 #include "../http.h"
 #include "../inventory.h"
-#include "../job.h"
 #include "../json.h"
+#include "../jsonparse.h"
 #include "../lso.h"
+#include "../playbook.h"
+#include "../resolve.h"
+#include "../validate.h"
 #include "../yaml.h"
-
-/* job.c reads the configuration that lso.c defines; lso.c is not linked here. */
-struct config config;
 
 /* ---- checks ---- */
 
@@ -408,25 +411,25 @@ padded_request(size_t total, const char *line_end)
 static void
 test_http_head_at_limit_ok(void)
 {
-	char *r = padded_request(HTTP_HEADER_MAX, "\r\n");
+	char *r = padded_request(HTTP_HEADER_MAX_BYTES, "\r\n");
 
 	CHECK_INT(read_str(r), S_OK);
-	CHECK_INT(req->head_len, HTTP_HEADER_MAX);
+	CHECK_INT(req->head_len, HTTP_HEADER_MAX_BYTES);
 	free(r);
-	r = padded_request(HTTP_HEADER_MAX, "\n");
+	r = padded_request(HTTP_HEADER_MAX_BYTES, "\n");
 	CHECK_INT(read_str(r), S_OK);
-	CHECK_INT(req->head_len, HTTP_HEADER_MAX);
+	CHECK_INT(req->head_len, HTTP_HEADER_MAX_BYTES);
 	free(r);
 }
 
 static void
 test_http_head_over_limit_431(void)
 {
-	char *r = padded_request(HTTP_HEADER_MAX + 1, "\r\n");
+	char *r = padded_request(HTTP_HEADER_MAX_BYTES + 1, "\r\n");
 
 	CHECK_INT(read_str(r), S_HEADER_FIELDS_TOO_LARGE);
 	free(r);
-	r = padded_request(3 * HTTP_HEADER_MAX, "\r\n");
+	r = padded_request(3 * HTTP_HEADER_MAX_BYTES, "\r\n");
 	CHECK_INT(read_str(r), S_HEADER_FIELDS_TOO_LARGE);
 	free(r);
 }
@@ -436,13 +439,13 @@ static void
 test_http_head_at_limit_with_body(void)
 {
 	static const char start[] = "POST / HTTP/1.0\r\nContent-Length: 5\r\nX-Pad: ";
-	char *r = malloc(HTTP_HEADER_MAX + 6);
+	char *r = malloc(HTTP_HEADER_MAX_BYTES + 6);
 
 	memcpy(r, start, sizeof(start) - 1);
-	memset(r + sizeof(start) - 1, 'p', HTTP_HEADER_MAX - (sizeof(start) - 1) - 4);
-	memcpy(r + HTTP_HEADER_MAX - 4, "\r\n\r\nhello", 10);
-	CHECK_INT(read_bytes(r, HTTP_HEADER_MAX + 5, MAX_BODY), S_OK);
-	CHECK_INT(req->head_len, HTTP_HEADER_MAX);
+	memset(r + sizeof(start) - 1, 'p', HTTP_HEADER_MAX_BYTES - (sizeof(start) - 1) - 4);
+	memcpy(r + HTTP_HEADER_MAX_BYTES - 4, "\r\n\r\nhello", 10);
+	CHECK_INT(read_bytes(r, HTTP_HEADER_MAX_BYTES + 5, MAX_BODY), S_OK);
+	CHECK_INT(req->head_len, HTTP_HEADER_MAX_BYTES);
 	CHECK_MEM(req->body, req->body_len, "hello", 5);
 	free(r);
 }
@@ -1280,6 +1283,9 @@ test_json_random_translated_parse_with_cjson(void)
 #define TREE_PATH_MAX (2 * PATH_MAX)
 
 static char tmp_dir[PATH_MAX], root_dir[TREE_PATH_MAX], root_link[TREE_PATH_MAX];
+static char jobfiles_dir[TREE_PATH_MAX];
+/* The job whose files the tests of files.c use. */
+#define FILES_JOB "0c8e0000-0000-4000-8000-0000000000f1"
 static struct program prog;
 
 static void
@@ -1352,6 +1358,9 @@ setup_tree(void)
 	make_link("nowhere", "root/dangling");
 	make_link("../rootevil/prog", "root/evillink");
 	make_link("root", "rootlink");
+	make_link("../nowhere-at-all", "root/danglingout");
+	snprintf(jobfiles_dir, sizeof(jobfiles_dir), "%s/jobfiles", tmp_dir);
+	make_link("/nonexistent/prog", "root/danglingabs");
 }
 
 static int
@@ -1367,11 +1376,11 @@ teardown_tree(void)
 	nftw(tmp_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-static enum resolve
+static enum outcome
 resolve(const char *name)
 {
 	memset(&prog, 0, sizeof(prog));
-	return job_resolve(root_link, name, &prog);
+	return resolve_program(root_link, name, &prog);
 }
 
 /* prog.path is the real path of tmp/rel, and dev/ino are that file's. */
@@ -1390,24 +1399,24 @@ resolved_to(const char *rel)
 static void
 test_resolve_ok_names(void)
 {
-	CHECK_INT(resolve("prog"), RESOLVE_OK);
+	CHECK_INT(resolve("prog"), OUTCOME_OK);
 	CHECK(resolved_to("root/prog"));
-	CHECK_INT(resolve("sub/prog"), RESOLVE_OK);
+	CHECK_INT(resolve("sub/prog"), OUTCOME_OK);
 	CHECK(resolved_to("root/sub/prog"));
-	CHECK_INT(resolve("./prog"), RESOLVE_OK);
+	CHECK_INT(resolve("./prog"), OUTCOME_OK);
 	CHECK(resolved_to("root/prog"));
-	CHECK_INT(resolve("sub/../prog"), RESOLVE_OK);
+	CHECK_INT(resolve("sub/../prog"), OUTCOME_OK);
 	CHECK(resolved_to("root/prog"));
-	CHECK_INT(resolve("sub//./prog"), RESOLVE_OK);
+	CHECK_INT(resolve("sub//./prog"), OUTCOME_OK);
 	CHECK(resolved_to("root/sub/prog"));
-	CHECK_INT(resolve("groupx"), RESOLVE_OK);
+	CHECK_INT(resolve("groupx"), OUTCOME_OK);
 }
 
 static void
 test_resolve_real_root(void)
 {
 	memset(&prog, 0, sizeof(prog));
-	CHECK_INT(job_resolve(root_dir, "sub/prog", &prog), RESOLVE_OK);
+	CHECK_INT(resolve_program(root_dir, "sub/prog", &prog), OUTCOME_OK);
 	CHECK(resolved_to("root/sub/prog"));
 }
 
@@ -1429,10 +1438,10 @@ test_resolve_absolute(void)
 	char path[TREE_PATH_MAX];
 
 	snprintf(path, sizeof(path), "%s/root/prog", tmp_dir);
-	CHECK_INT(resolve(path), RESOLVE_OK);
+	CHECK_INT(resolve(path), OUTCOME_OK);
 	CHECK(resolved_to("root/prog"));
 	snprintf(path, sizeof(path), "%s/rootlink/sub/prog", tmp_dir);
-	CHECK_INT(resolve(path), RESOLVE_OK);
+	CHECK_INT(resolve(path), OUTCOME_OK);
 	CHECK(resolved_to("root/sub/prog"));
 	CHECK_INT(resolve("/bin/true"), RESOLVE_OUTSIDE);
 	CHECK_INT(resolve("/nonexistent/prog"), RESOLVE_OUTSIDE);
@@ -1445,12 +1454,16 @@ test_resolve_absolute(void)
 static void
 test_resolve_symlinks(void)
 {
-	CHECK_INT(resolve("link"), RESOLVE_OK);
+	CHECK_INT(resolve("link"), OUTCOME_OK);
 	CHECK(resolved_to("root/prog"));
 	CHECK_INT(resolve("outlink"), RESOLVE_OUTSIDE);
 	CHECK_INT(resolve("outdir/true"), RESOLVE_OUTSIDE);
 	CHECK_INT(resolve("evillink"), RESOLVE_OUTSIDE);
 	CHECK_INT(resolve("dangling"), RESOLVE_MISSING);
+	/* Outside is decided before existence: a dangling link out is outside. */
+	CHECK_INT(resolve("danglingout"), RESOLVE_OUTSIDE);
+	CHECK_INT(resolve("danglingabs"), RESOLVE_OUTSIDE);
+	CHECK_INT(resolve("sub/../danglingout"), RESOLVE_OUTSIDE);
 }
 
 static void
@@ -1480,9 +1493,9 @@ test_resolve_bad_root(void)
 {
 	char path[TREE_PATH_MAX];
 
-	CHECK_INT(job_resolve(NULL, "prog", &prog), RESOLVE_MISSING);
+	CHECK_INT(resolve_program(NULL, "prog", &prog), RESOLVE_MISSING);
 	snprintf(path, sizeof(path), "%s/no-such-root", tmp_dir);
-	CHECK_INT(job_resolve(path, "prog", &prog), RESOLVE_MISSING);
+	CHECK_INT(resolve_program(path, "prog", &prog), RESOLVE_MISSING);
 }
 
 static void
@@ -1504,8 +1517,873 @@ static void
 test_resolve_root_is_slash(void)
 {
 	memset(&prog, 0, sizeof(prog));
-	CHECK_INT(job_resolve("/", "bin/true", &prog), RESOLVE_OK);
+	CHECK_INT(resolve_program("/", "bin/true", &prog), OUTCOME_OK);
 	CHECK(prog.path[0] == '/' && strstr(prog.path, "true") != NULL);
+}
+
+/* ---- strict JSON parse (jsonparse.c) ---- */
+
+static long
+error_at(const char *text)
+{
+	return jsonparse_error_at(text, strlen(text));
+}
+
+/* n arrays nested, "[[...]]", malloc'ed. */
+static char *
+nested(size_t n)
+{
+	char *s = malloc(2 * n + 1);
+
+	memset(s, '[', n);
+	memset(s + n, ']', n);
+	s[2 * n] = '\0';
+	return s;
+}
+
+static void
+test_jsonparse_strict_scan(void)
+{
+	char *deep;
+
+	CHECK_INT(error_at("{\"a\":[1,-2.5e+3,true,false,null,\"x\\u00e9\\n\"]}"), -1);
+	CHECK_INT(error_at(" \t\r\n 0 "), -1);
+	CHECK_INT(error_at("01"), 1);              /* leading zero */
+	CHECK_INT(error_at("{\"a\":1,}"), 7);      /* trailing comma */
+	CHECK_INT(error_at("[1] [2]"), 4);         /* trailing data */
+	CHECK_INT(error_at("\"a\tb\""), 2);        /* raw control byte in a string */
+	CHECK_INT(error_at("\"\\x\""), 2);         /* bad escape */
+	CHECK_INT(error_at("\"\\u12g4\""), 2);
+	CHECK_INT(error_at("\"\xc3\x28\""), 1);    /* invalid UTF-8 */
+	CHECK_INT(error_at("1."), 2);
+	CHECK_INT(error_at("tru"), 0);
+	CHECK_INT(error_at(""), 0);
+	CHECK_INT(jsonparse_error_at("[1]\0", 4), 3);  /* NUL is not white space */
+	deep = nested(REQUEST_JSON_DEPTH_MAX);
+	CHECK_INT(error_at(deep), -1);
+	free(deep);
+	deep = nested(REQUEST_JSON_DEPTH_MAX + 1);
+	CHECK(error_at(deep) >= 0);
+	free(deep);
+}
+
+static void
+test_jsonparse_nul_escapes(void)
+{
+	const char *text = "{\"a\":\"x\\u0000y\",\"b\":\"\\\\u0000\"}";
+	struct jsonparse jp;
+	const cJSON *a, *b;
+	char *printed;
+
+	CHECK(jsonparse_text(&jp, text, strlen(text)));
+	CHECK(jp.had_nul);
+	a = cJSON_GetObjectItemCaseSensitive(jp.root, "a");
+	b = cJSON_GetObjectItemCaseSensitive(jp.root, "b");
+	CHECK(cJSON_IsString(a) && strlen(a->valuestring) == 6); /* x, the stand-in, y */
+	CHECK(cJSON_IsString(a) && jsonparse_has_nul(&jp, a->valuestring));
+	/* An escaped backslash before u0000 is no NUL. */
+	CHECK_STR(cJSON_IsString(b) ? b->valuestring : NULL, "\\u0000");
+	CHECK(cJSON_IsString(b) && !jsonparse_has_nul(&jp, b->valuestring));
+	printed = cJSON_PrintUnformatted(jp.root);
+	jbuf_free(&jb);
+	jsonparse_add_repaired(&jp, &jb, printed);
+	CHECK_STR(jb.data, "{\"a\":\"x\\u0000y\",\"b\":\"\\\\u0000\"}");
+	free(printed);
+	jsonparse_free(&jp);
+
+	CHECK(jsonparse_text(&jp, "\"plain\"", 7));
+	CHECK(!jp.had_nul && !jsonparse_has_nul(&jp, "plain"));
+	jsonparse_free(&jp);
+
+	CHECK(!jsonparse_text(&jp, "[1,]", 4));
+	CHECK(jp.root == NULL && jp.error_at == 3);
+	CHECK_STR(jp.error, "Invalid JSON");
+	jbuf_free(&jb);
+}
+
+/* ---- body validation (validate.c) ---- */
+
+static struct http_request vreq;
+static struct validation v;
+
+/* A fresh validation of a request with this Content-Type and body. */
+static void
+new_request(const char *content_type, const char *body)
+{
+	validate_free(&v);
+	v = (struct validation){ 0 };
+	vreq.content_type = content_type;
+	vreq.body = (char *)body;
+	vreq.body_len = strlen(body);
+}
+
+static bool
+execute_body(const char *content_type, const char *body, struct execute_request *x)
+{
+	new_request(content_type, body);
+	*x = (struct execute_request){ 0 };
+	return validate_execute(&v, &vreq, x);
+}
+
+static bool
+playbook_body(const char *body, struct playbook_request *r)
+{
+	new_request("application/json", body);
+	*r = (struct playbook_request){ 0 };
+	return validate_playbook(&v, &vreq, r);
+}
+
+/* The 422 body as the API sends it. */
+static const char *
+detail(void)
+{
+	jbuf_free(&jb);
+	validate_detail(&v, &jb);
+	return jb.data;
+}
+
+/* One execute body that must be refused with exactly want as the 422 body. */
+#define CHECK_EXECUTE_422(body, want) do { \
+	struct execute_request x_; \
+	CHECK(!execute_body("application/json", (body), &x_)); \
+	CHECK_STR(detail(), (want)); \
+	validate_execute_free(&x_); \
+} while (0)
+
+static void
+test_validate_execute_valid(void)
+{
+	struct execute_request x;
+
+	CHECK(execute_body("application/json; charset=utf-8",
+	    "{\"executable_name\":\"prog\",\"args\":[\"a\",\"\"],\"callback\":\"https://h:1/cb?q\","
+	    "\"is_async\":false}", &x));
+	CHECK_INT(v.count, 0);
+	CHECK_STR(x.name, "prog");
+	CHECK_INT(x.nargs, 2);
+	CHECK_STR(x.nargs == 2 ? x.args[0] : NULL, "a");
+	CHECK_STR(x.nargs == 2 ? x.args[1] : NULL, "");
+	CHECK_STR(x.callback, "https://h:1/cb?q");
+	CHECK(!x.is_async);
+	validate_execute_free(&x);
+
+	/* Defaults: no args, no callback, async; the last of duplicate members counts. */
+	CHECK(execute_body("application/json", "{\"executable_name\":\"a\",\"executable_name\":\"b\","
+	    "\"callback\":null}", &x));
+	CHECK_STR(x.name, "b");
+	CHECK_INT(x.nargs, 0);
+	CHECK(x.callback == NULL);
+	CHECK(x.is_async);
+	validate_execute_free(&x);
+
+	/* pydantic's lax booleans. */
+	CHECK(execute_body("application/json", "{\"executable_name\":\"a\",\"is_async\":\"OFF\"}", &x));
+	CHECK(!x.is_async);
+	CHECK(execute_body("application/json", "{\"executable_name\":\"a\",\"is_async\":1}", &x));
+	CHECK(x.is_async);
+	CHECK(execute_body("application/json", "{\"executable_name\":\"a\",\"is_async\":\"n\"}", &x));
+	CHECK(!x.is_async);
+}
+
+static void
+test_validate_body_shape(void)
+{
+	struct execute_request x;
+
+	CHECK(!execute_body(NULL, "{\"executable_name\":\"a\"}", &x));
+	CHECK_STR(detail(), "{\"detail\":[{\"type\":\"model_attributes_type\",\"loc\":[\"body\"],"
+	    "\"msg\":\"Input should be a valid dictionary or object to extract fields from\","
+	    "\"input\":\"{\\\"executable_name\\\":\\\"a\\\"}\"}]}");
+	CHECK(!execute_body("application/jsonx", "{}", &x));
+	CHECK_INT(v.count, 1);
+	CHECK_EXECUTE_422("", "{\"detail\":[{\"type\":\"missing\",\"loc\":[\"body\"],"
+	    "\"msg\":\"Field required\",\"input\":null}]}");
+	CHECK_EXECUTE_422("{\"executable_name\":01}", "{\"detail\":[{\"type\":\"json_invalid\","
+	    "\"loc\":[\"body\",20],\"msg\":\"JSON decode error\",\"input\":{},"
+	    "\"ctx\":{\"error\":\"Invalid JSON\"}}]}");
+	CHECK_EXECUTE_422("[1]", "{\"detail\":[{\"type\":\"model_attributes_type\",\"loc\":[\"body\"],"
+	    "\"msg\":\"Input should be a valid dictionary or object to extract fields from\","
+	    "\"input\":[1]}]}");
+}
+
+static void
+test_validate_execute_fields(void)
+{
+	CHECK_EXECUTE_422("{\"args\":[]}", "{\"detail\":[{\"type\":\"missing\","
+	    "\"loc\":[\"body\",\"executable_name\"],\"msg\":\"Field required\",\"input\":{\"args\":[]}}]}");
+	CHECK_EXECUTE_422("{\"executable_name\":5}", "{\"detail\":[{\"type\":\"string_type\","
+	    "\"loc\":[\"body\",\"executable_name\"],\"msg\":\"Input should be a valid string\",\"input\":5}]}");
+	CHECK_EXECUTE_422("{\"executable_name\":\"a\",\"args\":\"x\"}", "{\"detail\":[{\"type\":\"list_type\","
+	    "\"loc\":[\"body\",\"args\"],\"msg\":\"Input should be a valid list\",\"input\":\"x\"}]}");
+	CHECK_EXECUTE_422("{\"executable_name\":\"a\",\"args\":[\"x\",1,null]}",
+	    "{\"detail\":[{\"type\":\"string_type\",\"loc\":[\"body\",\"args\",1],"
+	    "\"msg\":\"Input should be a valid string\",\"input\":1},{\"type\":\"string_type\","
+	    "\"loc\":[\"body\",\"args\",2],\"msg\":\"Input should be a valid string\",\"input\":null}]}");
+	CHECK_EXECUTE_422("{\"executable_name\":\"a\\u0000b\"}", "{\"detail\":[{\"type\":\"value_error\","
+	    "\"loc\":[\"body\",\"executable_name\"],\"msg\":\"Value error, string must not hold a NUL "
+	    "character\",\"input\":\"a\\u0000b\"}]}");
+	CHECK_EXECUTE_422("{\"executable_name\":\"a\",\"is_async\":\"maybe\"}", "{\"detail\":[{\"type\":"
+	    "\"bool_parsing\",\"loc\":[\"body\",\"is_async\"],\"msg\":\"Input should be a valid boolean, "
+	    "unable to interpret input\",\"input\":\"maybe\"}]}");
+	CHECK_EXECUTE_422("{\"executable_name\":\"a\",\"is_async\":[]}", "{\"detail\":[{\"type\":"
+	    "\"bool_type\",\"loc\":[\"body\",\"is_async\"],\"msg\":\"Input should be a valid boolean\","
+	    "\"input\":[]}]}");
+	/* Every problem is listed, in the model's field order. */
+	CHECK_EXECUTE_422("{\"is_async\":2,\"callback\":3,\"args\":{},\"executable_name\":[]}",
+	    "{\"detail\":[{\"type\":\"string_type\",\"loc\":[\"body\",\"executable_name\"],"
+	    "\"msg\":\"Input should be a valid string\",\"input\":[]},{\"type\":\"list_type\","
+	    "\"loc\":[\"body\",\"args\"],\"msg\":\"Input should be a valid list\",\"input\":{}},"
+	    "{\"type\":\"url_type\",\"loc\":[\"body\",\"callback\"],\"msg\":\"URL input should be a "
+	    "string or URL\",\"input\":3},{\"type\":\"bool_parsing\",\"loc\":[\"body\",\"is_async\"],"
+	    "\"msg\":\"Input should be a valid boolean, unable to interpret input\",\"input\":2}]}");
+}
+
+static void
+test_validate_safe_names(void)
+{
+	static const char *const unsafe[] = { "a b", "a;b", "$(id)", "a\\b", "%2e%2e", "\u00e9",
+		"a\\nb", "*", "~root", "a:b", "" };
+	struct execute_request x;
+	struct playbook_request r;
+	char body[128], want[512];
+
+	CHECK(execute_body("application/json", "{\"executable_name\":\"Az09._/-\"}", &x));
+	validate_execute_free(&x);
+	CHECK_EXECUTE_422("{\"executable_name\":\"a b\"}", "{\"detail\":[{\"type\":\"value_error\","
+	    "\"loc\":[\"body\",\"executable_name\"],\"msg\":\"Value error, Name 'a b' contains "
+	    "characters that are not allowed.\",\"input\":\"a b\",\"ctx\":{\"error\":{}}}]}");
+	for (size_t i = 0; i < sizeof(unsafe) / sizeof(unsafe[0]); i++) {
+		snprintf(body, sizeof(body), "{\"executable_name\":\"%s\"}", unsafe[i]);
+		CHECK(!execute_body("application/json", body, &x));
+		CHECK_INT(v.count, 1);
+		validate_execute_free(&x);
+		snprintf(body, sizeof(body), "{\"playbook_name\":\"%s\",\"inventory\":\"h\\n\"}", unsafe[i]);
+		CHECK(!playbook_body(body, &r));
+		CHECK(v.count == 1 && strstr(detail(), "\"loc\":[\"body\",\"playbook_name\"]") &&
+		    strstr(detail(), "contains characters that are not allowed."));
+		validate_playbook_free(&r);
+	}
+	/* A bad name is one problem among the others, in field order. */
+	CHECK(!execute_body("application/json", "{\"executable_name\":\"a b\",\"args\":5}", &x));
+	CHECK_INT(v.count, 2);
+	validate_execute_free(&x);
+	snprintf(want, sizeof(want), "{\"detail\":[{\"type\":\"value_error\",\"loc\":[\"path\","
+	    "\"filename\"],\"msg\":\"Value error, Name '../a b' contains characters that are not "
+	    "allowed.\",\"input\":\"../a b\",\"ctx\":{\"error\":{}}}]}");
+	validate_free(&v);
+	v = (struct validation){ 0 };
+	CHECK(validate_safe_name(&v, "path", "filename", "../ok/name"));
+	CHECK(!validate_safe_name(&v, "path", "filename", "../a b"));
+	CHECK_STR(detail(), want);
+}
+
+/* The type and message of the one problem a callback URL has, "" when it has none. */
+static const char *
+url_verdict(const char *url)
+{
+	struct execute_request x;
+	cJSON *body = cJSON_CreateObject(), *item;
+	char *text;
+	static char verdict[256];
+
+	cJSON_AddStringToObject(body, "executable_name", "a");
+	cJSON_AddStringToObject(body, "callback", url);
+	text = cJSON_PrintUnformatted(body);
+	*verdict = '\0';
+	if (!execute_body("application/json", text, &x) && v.count == 1) {
+		cJSON *items = cJSON_Parse(detail());
+
+		item = cJSON_GetArrayItem(cJSON_GetObjectItem(items, "detail"), 0);
+		snprintf(verdict, sizeof(verdict), "%s: %s",
+		    cJSON_GetStringValue(cJSON_GetObjectItem(item, "type")),
+		    cJSON_GetStringValue(cJSON_GetObjectItem(item, "msg")));
+		cJSON_Delete(items);
+	} else if (v.count > 0) {
+		snprintf(verdict, sizeof(verdict), "%zu problems", v.count);
+	}
+	validate_execute_free(&x);
+	free(text);
+	cJSON_Delete(body);
+	return verdict;
+}
+
+static void
+test_validate_urls(void)
+{
+	char *longest = malloc(REQUEST_URL_MAX_CHARS + 2);
+
+	CHECK_STR(url_verdict("http://host"), "");
+	CHECK_STR(url_verdict("HTTPS://user@host:8/p#f"), "");
+	CHECK_STR(url_verdict("ftp://host/"), "url_scheme: URL scheme should be 'http' or 'https'");
+	CHECK_STR(url_verdict("/relative"), "url_parsing: Input should be a valid URL, relative URL without a base");
+	CHECK_STR(url_verdict("1http://host"), "url_parsing: Input should be a valid URL, relative URL without a base");
+	CHECK_STR(url_verdict("http://"), "url_parsing: Input should be a valid URL, empty host");
+	CHECK_STR(url_verdict("http://user@/p"), "url_parsing: Input should be a valid URL, empty host");
+	CHECK_STR(url_verdict("http://:80"), "url_parsing: Input should be a valid URL, empty host");
+	CHECK_STR(url_verdict("http://ho st"), "url_parsing: Input should be a valid URL, invalid character");
+	CHECK_STR(url_verdict("http://h\x7f"), "url_parsing: Input should be a valid URL, invalid character");
+	CHECK_STR(url_verdict("http://h\tx"), "url_parsing: Input should be a valid URL, invalid character");
+	memcpy(longest, "http://h/", 9);
+	memset(longest + 9, 'a', REQUEST_URL_MAX_CHARS - 9);
+	longest[REQUEST_URL_MAX_CHARS] = '\0';
+	CHECK_STR(url_verdict(longest), "");
+	longest[REQUEST_URL_MAX_CHARS] = 'a', longest[REQUEST_URL_MAX_CHARS + 1] = '\0';
+	CHECK_STR(url_verdict(longest), "url_too_long: URL should have at most 2083 characters");
+	free(longest);
+}
+
+/* One playbook body that must be refused with exactly want as the 422 body. */
+#define CHECK_PLAYBOOK_422(body, want) do { \
+	struct playbook_request r_; \
+	CHECK(!playbook_body((body), &r_)); \
+	CHECK_STR(detail(), (want)); \
+	validate_playbook_free(&r_); \
+} while (0)
+
+static void
+test_playbook_extra_vars(void)
+{
+	cJSON *client = cJSON_Parse("{\"job_id\":\"mine\",\"a\":1,\"job_id\":\"again\","
+	    "\"job_files_dir\":\"/etc\"}");
+	char *yaml;
+
+	config.job_files_root = NULL;
+	yaml = playbook_extra_vars(NULL, FILES_JOB);
+	CHECK_STR(yaml, "{? !unsafe \"job_id\" : !unsafe \"" FILES_JOB "\"}\n");
+	free(yaml);
+	config.job_files_root = "/";
+	yaml = playbook_extra_vars(client, FILES_JOB);
+	CHECK_STR(yaml, "{? !unsafe \"a\" : 1, ? !unsafe \"job_id\" : !unsafe \"" FILES_JOB "\", "
+	    "? !unsafe \"job_files_dir\" : !unsafe \"/" FILES_JOB "\"}\n");
+	free(yaml);
+	config.job_files_root = NULL;
+	cJSON_Delete(client);
+}
+
+static void
+test_validate_playbook_valid(void)
+{
+	struct playbook_request r;
+
+	CHECK(playbook_body("{\"playbook_name\":\"p.yml\",\"inventory\":{\"all\":{\"hosts\":"
+	    "{\"h\":null}}},\"extra_vars\":{\"v\":[1]},\"progress\":\"http://h/p\","
+	    "\"progress_is_incremental\":false}", &r));
+	CHECK_STR(r.name, "p.yml");
+	/* As YAML, every string !unsafe (yaml.c). */
+	CHECK_STR(r.inventory, "{? !unsafe \"all\" : {? !unsafe \"hosts\" : {? !unsafe \"h\" : null}}}\n");
+	CHECK(r.extra_vars && cJSON_IsObject(r.extra_vars));
+	{
+		/* As YAML once the job has its id, with lso's job_id and job_files_dir over the client's. */
+		char *yaml = playbook_extra_vars(r.extra_vars, FILES_JOB);
+
+		CHECK_STR(yaml, "{? !unsafe \"v\" : [1], ? !unsafe \"job_id\" : !unsafe \"" FILES_JOB "\"}\n");
+		free(yaml);
+	}
+	CHECK_STR(r.progress, "http://h/p");
+	CHECK(r.callback == NULL);
+	CHECK(!r.incremental);
+	validate_playbook_free(&r);
+
+	CHECK(playbook_body("{\"playbook_name\":\"p.yml\",\"inventory\":\"[web]\\nh1 # x\\n\"}", &r));
+	/* ini text, converted (inventory.c), as YAML. */
+	CHECK_STR(r.inventory, "{? !unsafe \"ungrouped\" : {}, ? !unsafe \"web\" : "
+	    "{? !unsafe \"hosts\" : {? !unsafe \"h1\" : {}}}}\n");
+	CHECK_STR(detail(), "{\"detail\":[]}");
+	CHECK(r.extra_vars == NULL);
+	CHECK(r.incremental);
+	validate_playbook_free(&r);
+	test_playbook_extra_vars();
+}
+
+static void
+test_validate_playbook_fields(void)
+{
+	CHECK_PLAYBOOK_422("{\"playbook_name\":\"p\"}", "{\"detail\":[{\"type\":\"missing\","
+	    "\"loc\":[\"body\",\"inventory\"],\"msg\":\"Field required\",\"input\":{\"playbook_name\":\"p\"}}]}");
+	CHECK_PLAYBOOK_422("{\"playbook_name\":\"p\",\"inventory\":7}", "{\"detail\":[{\"type\":"
+	    "\"dict_type\",\"loc\":[\"body\",\"inventory\",\"dict[str,any]\"],\"msg\":\"Input should be a "
+	    "valid dictionary\",\"input\":7},{\"type\":\"string_type\",\"loc\":[\"body\",\"inventory\","
+	    "\"str\"],\"msg\":\"Input should be a valid string\",\"input\":7}]}");
+	/* A field of the wrong type: the list form, and the inventory is not looked at (upstream). */
+	CHECK_PLAYBOOK_422("{\"playbook_name\":\"p\",\"inventory\":{},\"extra_vars\":[]}",
+	    "{\"detail\":[{\"type\":\"dict_type\",\"loc\":[\"body\",\"extra_vars\"],"
+	    "\"msg\":\"Input should be a valid dictionary\",\"input\":[]}]}");
+	/* An inventory Ansible would refuse: upstream 5.x's structured detail. */
+	CHECK_PLAYBOOK_422("{\"playbook_name\":\"p\",\"inventory\":{}}", "{\"detail\":{\"error\":\"invalid_inventory\",\"reason\":\"unparsable\",\"messages\":[\"Parsed empty YAML file\"],\"parsed_groups\":[\"all\",\"ungrouped\"],\"parsed_hosts\":[]}}");
+	CHECK_PLAYBOOK_422("{\"playbook_name\":\"p\",\"inventory\":{\"plugin\":\"x\"}}",
+	    "{\"detail\":{\"error\":\"invalid_inventory\",\"reason\":\"unparsable\",\"messages\":[\"Plugin configuration YAML file, not YAML inventory\"],\"parsed_groups\":[\"all\",\"ungrouped\"],\"parsed_hosts\":[]}}");
+	CHECK_PLAYBOOK_422("{\"playbook_name\":\"p\",\"inventory\":{\"g\":{\"hosts\":[1]}}}",
+	    "{\"detail\":{\"error\":\"invalid_inventory\",\"reason\":\"unparsable\",\"messages\":[\"Invalid \\\"hosts\\\" entry for \\\"g\\\" group, requires a dictionary, found \\\"<class 'list'>\\\" instead.\"],\"parsed_groups\":[\"all\",\"ungrouped\"],\"parsed_hosts\":[]}}");
+	/* Hosts read before the bad group: rejected_with_warnings, and what was read. */
+	CHECK_PLAYBOOK_422("{\"playbook_name\":\"p\",\"inventory\":{\"g1\":{\"hosts\":{\"b\":null,\"a\":{}},"
+	    "\"children\":{\"c\":{\"hosts\":{\"d\":null}}}},\"g2\":{\"hosts\":[1]},\"g3\":{\"hosts\":{\"e\":null}}}}",
+	    "{\"detail\":{\"error\":\"invalid_inventory\",\"reason\":\"rejected_with_warnings\",\"messages\":"
+	    "[\"Invalid \\\"hosts\\\" entry for \\\"g2\\\" group, requires a dictionary, found \\\"<class 'list'>\\\" "
+	    "instead.\"],\"parsed_groups\":[\"all\",\"c\",\"g1\",\"ungrouped\"],\"parsed_hosts\":[\"a\",\"b\",\"d\"]}}");
+	CHECK_PLAYBOOK_422("{\"playbook_name\":\"p\",\"inventory\":\"h1\\n[web]\\nw1\\n[bad group]\\nh\"}",
+	    "{\"detail\":{\"error\":\"invalid_inventory\",\"reason\":\"rejected_with_warnings\",\"messages\":"
+	    "[\"Invalid section entry: '[bad group]'. Please make sure that there are no spaces or other "
+	    "characters in the group name\"],\"parsed_groups\":[\"all\",\"ungrouped\",\"web\"],"
+	    "\"parsed_hosts\":[\"h1\",\"w1\"]}}");
+	CHECK_PLAYBOOK_422("{\"playbook_name\":\"p\",\"inventory\":{\"g\":{\"children\":{\"c\":"
+	    "{\"hosts\":{\"h\":\"s\"}}}}}}", "{\"detail\":{\"error\":\"invalid_inventory\",\"reason\":\"unparsable\",\"messages\":[\"Invalid variables for host \\\"h\\\" in group \\\"c\\\", requires a dictionary, found \\\"<class 'str'>\\\" instead.\"],\"parsed_groups\":[\"all\",\"ungrouped\"],\"parsed_hosts\":[]}}");
+	CHECK_PLAYBOOK_422("{\"playbook_name\":\"p\",\"inventory\":\"[bad group]\\nh\"}",
+	    "{\"detail\":{\"error\":\"invalid_inventory\",\"reason\":\"unparsable\",\"messages\":[\"Invalid section entry: '[bad group]'. Please make sure that there are no spaces or other characters in the group name\"],\"parsed_groups\":[\"all\",\"ungrouped\"],\"parsed_hosts\":[]}}");
+	CHECK_PLAYBOOK_422("{\"playbook_name\":\"p\",\"inventory\":{\"all\":{\"vars\":{\"k\":\"\\u0000\"}}}}",
+	    "{\"detail\":[{\"type\":\"value_error\",\"loc\":[\"body\",\"inventory\"],\"msg\":\"Value "
+	    "error, string must not hold a NUL character\",\"input\":{\"all\":{\"vars\":{\"k\":"
+	    "\"\\u0000\"}}}}]}");
+	CHECK_PLAYBOOK_422("{\"playbook_name\":\"p\",\"inventory\":\"h\",\"extra_vars\":{\"k\":\"\\u0000\"}}",
+	    "{\"detail\":[{\"type\":\"value_error\",\"loc\":[\"body\",\"extra_vars\"],\"msg\":\"Value "
+	    "error, string must not hold a NUL character\",\"input\":{\"k\":\"\\u0000\"}}]}");
+	CHECK_PLAYBOOK_422("{\"playbook_name\":\"p\",\"inventory\":\"h\",\"progress\":\"x\","
+	    "\"progress_is_incremental\":\"x\"}", "{\"detail\":[{\"type\":\"url_parsing\",\"loc\":"
+	    "[\"body\",\"progress\"],\"msg\":\"Input should be a valid URL, relative URL without a base\","
+	    "\"input\":\"x\"},{\"type\":\"bool_parsing\",\"loc\":[\"body\",\"progress_is_incremental\"],"
+	    "\"msg\":\"Input should be a valid boolean, unable to interpret input\",\"input\":\"x\"}]}");
+}
+
+static void
+test_validate_inventory_depth(void)
+{
+	struct jbuf inv = { 0 };
+	struct playbook_request r;
+
+	/* Groups nested as deep as the limit pass, one deeper are refused. */
+	for (int depth = REQUEST_INVENTORY_DEPTH_MAX; depth <= REQUEST_INVENTORY_DEPTH_MAX + 1; depth++) {
+		inv.len = 0;
+		jbuf_puts(&inv, "{\"playbook_name\":\"p\",\"inventory\":{\"g\":");
+		for (int i = 0; i < depth; i++)
+			jbuf_puts(&inv, "{\"children\":{\"g\":");
+		jbuf_puts(&inv, "{}");
+		for (int i = 0; i < depth; i++)
+			jbuf_puts(&inv, "}}");
+		jbuf_puts(&inv, "}}");
+		if (depth == REQUEST_INVENTORY_DEPTH_MAX) {
+			CHECK(playbook_body(inv.data, &r));
+		} else {
+			CHECK(!playbook_body(inv.data, &r));
+			CHECK(detail() && strstr(jb.data, "\"messages\":[\"Inventory groups nest too deep.\"]"));
+		}
+		validate_playbook_free(&r);
+	}
+	jbuf_free(&inv);
+	validate_free(&v);
+	jbuf_free(&jb);
+}
+
+/* ---- a job's files (files.c) ---- */
+
+static void
+test_files_job_id(void)
+{
+	job_id id;
+
+	CHECK(files_parse_job_id(FILES_JOB, id));
+	CHECK_STR(id, FILES_JOB);
+	CHECK(files_parse_job_id("0C8E0000-0000-4000-8000-0000000000F1", id));
+	CHECK_STR(id, FILES_JOB);
+	CHECK(files_parse_job_id("0c8e0000000040008000" "0000000000f1", id));
+	CHECK_STR(id, FILES_JOB);
+	CHECK(files_parse_job_id("{" FILES_JOB "}", id));
+	CHECK(files_parse_job_id("urn:uuid:" FILES_JOB, id));
+	CHECK_STR(id, FILES_JOB);
+	CHECK(!files_parse_job_id("", id));
+	CHECK(!files_parse_job_id("..", id));
+	CHECK(!files_parse_job_id("0c8e0000-0000-4000-8000-0000000000f", id));
+	CHECK(!files_parse_job_id("0c8e0000-0000-4000-8000-0000000000f1x", id));
+	CHECK(!files_parse_job_id("0c8e0000-0000-4000-8000_0000000000f1", id));
+	CHECK(!files_parse_job_id("0c8e0000-0000-4000-8000-0000000000g1", id));
+	CHECK(!files_parse_job_id("../../../../../../../../etc/passwd00", id));
+}
+
+static void
+test_files_decode(void)
+{
+	static const struct { const char *in, *out; } cases[] = {
+		{ "a.txt", "a.txt" }, { "sub%2Fb", "sub/b" }, { "sub%2fb", "sub/b" },
+		{ "..%2F..%2Fx", "../../x" }, { "%2e%2e/x", "../x" }, { "a%20b", "a b" },
+		{ "%zz", "%zz" }, { "%", "%" }, { "%2", "%2" }, { "a%00b", "a%00b" },
+		{ "%252F", "%2F" }, { "%C3%A9", "\xc3\xa9" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *got = files_decode(cases[i].in, strlen(cases[i].in));
+
+		CHECK_STR(got, cases[i].out);
+		free(got);
+	}
+}
+
+/*
+ * tmp/jobfiles/<FILES_JOB>/{a.txt, sub/b.bin, sub/deep/c, in -> a.txt, out -> ../../secret,
+ * abs -> <tmp>/secret, updir -> .., outdir -> <tmp>, gone -> ../../nowhere, fifo, emptydir/},
+ * tmp/secret, tmp/jobfiles/<other job> -> tmp/outfolder (a job folder that is a link).
+ */
+static void
+setup_job_files(void)
+{
+	char target[TREE_PATH_MAX];
+
+	make_dir("jobfiles");
+	make_dir("jobfiles/" FILES_JOB);
+	make_dir("jobfiles/" FILES_JOB "/sub");
+	make_dir("jobfiles/" FILES_JOB "/sub/deep");
+	make_dir("jobfiles/" FILES_JOB "/emptydir");
+	make_dir("outfolder");
+	make_file("jobfiles/" FILES_JOB "/a.txt", 0644);
+	make_file("jobfiles/" FILES_JOB "/sub/b.bin", 0644);
+	make_file("jobfiles/" FILES_JOB "/sub/deep/c", 0644);
+	make_file("secret", 0644);
+	make_file("outfolder/kept", 0644);
+	make_link("a.txt", "jobfiles/" FILES_JOB "/in");
+	make_link("../../secret", "jobfiles/" FILES_JOB "/out");
+	snprintf(target, sizeof(target), "%s/secret", tmp_dir);
+	make_link(target, "jobfiles/" FILES_JOB "/abs");
+	make_link("..", "jobfiles/" FILES_JOB "/updir");
+	make_link(tmp_dir, "jobfiles/" FILES_JOB "/outdir");
+	make_link("../../nowhere", "jobfiles/" FILES_JOB "/gone");
+	make_link(tmp_dir, "jobfiles/0c8e0000-0000-4000-8000-0000000000f2");
+	snprintf(target, sizeof(target), "%s/jobfiles/" FILES_JOB "/fifo", tmp_dir);
+	mkfifo(target, 0600);
+}
+
+static enum outcome
+open_job_file(const char *name)
+{
+	enum outcome found;
+	off_t size;
+	int fd = -1;
+
+	found = files_open(FILES_JOB, name, &fd, &size);
+	if (found == FILES_FOUND)
+		close(fd);
+	return found;
+}
+
+static void
+check_job_file_names(void)
+{
+	CHECK_INT(open_job_file("a.txt"), FILES_FOUND);
+	CHECK_INT(open_job_file("sub/b.bin"), FILES_FOUND);
+	CHECK_INT(open_job_file("./sub//deep/c"), FILES_FOUND);
+	CHECK_INT(open_job_file("sub/../a.txt"), FILES_FOUND);
+	CHECK_INT(open_job_file("missing"), FILES_MISSING);
+	CHECK_INT(open_job_file("sub"), FILES_MISSING);        /* a folder is not a file */
+	CHECK_INT(open_job_file("fifo"), FILES_MISSING);       /* nor a FIFO (and no hang) */
+	CHECK_INT(open_job_file("a.txt/x"), FILES_MISSING);
+	/* Out, whether or not it exists, however it is spelled. */
+	CHECK_INT(open_job_file("../x"), FILES_OUTSIDE);
+	CHECK_INT(open_job_file(".."), FILES_OUTSIDE);
+	CHECK_INT(open_job_file("sub/../../" FILES_JOB "/a.txt"), FILES_OUTSIDE);
+	CHECK_INT(open_job_file("/etc/passwd"), FILES_OUTSIDE);
+	CHECK_INT(open_job_file("/nonexistent"), FILES_OUTSIDE);
+	CHECK_INT(open_job_file("out"), FILES_OUTSIDE);
+	CHECK_INT(open_job_file("abs"), FILES_OUTSIDE);
+	CHECK_INT(open_job_file("updir/secret"), FILES_OUTSIDE);
+	CHECK_INT(open_job_file("outdir/secret"), FILES_OUTSIDE);
+	CHECK_INT(open_job_file("gone"), FILES_OUTSIDE);
+}
+
+static void
+test_files_open(void)
+{
+	config.job_files_root = NULL;
+	CHECK_INT(open_job_file("a.txt"), FILES_MISSING);
+	CHECK_INT(open_job_file("../x"), FILES_OUTSIDE);  /* decided before there is a folder */
+	config.job_files_root = jobfiles_dir;
+	check_job_file_names();
+	CHECK_INT(open_job_file("in"), FILES_FOUND);      /* a link staying inside is followed */
+	/* Kernels without openat2: a walk that follows no link at all. */
+	files_without_openat2 = true;
+	check_job_file_names();
+	CHECK_INT(open_job_file("in"), FILES_OUTSIDE);
+	files_without_openat2 = false;
+	/* A job folder that is itself a link is no folder. */
+	{
+		off_t size;
+		int fd;
+
+		CHECK_INT(files_open("0c8e0000-0000-4000-8000-0000000000f2", "secret", &fd, &size),
+		    FILES_MISSING);
+	}
+}
+
+static void
+test_files_list(void)
+{
+	jbuf_free(&jb);
+	config.job_files_root = jobfiles_dir;
+	CHECK_INT(files_list(FILES_JOB, &jb), FILES_LISTED);
+	/* Regular files only, sorted; links, FIFOs and folders are not listed. */
+	CHECK_STR(jb.data, "{\"job_id\":\"" FILES_JOB "\",\"files\":[\"a.txt\",\"sub/b.bin\","
+	    "\"sub/deep/c\"]}");
+	jbuf_free(&jb);
+	CHECK_INT(files_list("0c8e0000-0000-4000-8000-0000000000f2", &jb), FILES_LISTED);
+	CHECK_STR(jb.data, "{\"job_id\":\"0c8e0000-0000-4000-8000-0000000000f2\",\"files\":[]}");
+	jbuf_free(&jb);
+	CHECK_INT(files_list("0c8e0000-0000-4000-8000-0000000000f3", &jb), FILES_LISTED);
+	CHECK_STR(jb.data, "{\"job_id\":\"0c8e0000-0000-4000-8000-0000000000f3\",\"files\":[]}");
+	jbuf_free(&jb);
+	config.job_files_root = NULL;
+	CHECK_INT(files_list(FILES_JOB, &jb), FILES_LISTED);
+	CHECK(strstr(jb.data, "\"files\":[]") != NULL);
+	jbuf_free(&jb);
+}
+
+static bool
+exists_in_tmp(const char *rel)
+{
+	char path[TREE_PATH_MAX];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/%s", tmp_dir, rel);
+	return lstat(path, &st) == 0;
+}
+
+static void
+test_files_delete(void)
+{
+	char dir[TREE_PATH_MAX];
+
+	config.job_files_root = jobfiles_dir;
+	CHECK_INT(files_delete(FILES_JOB), FILES_DELETED);
+	CHECK(!exists_in_tmp("jobfiles/" FILES_JOB));
+	/* Nothing the links pointed at went with it. */
+	CHECK(exists_in_tmp("secret") && exists_in_tmp("outfolder/kept") && exists_in_tmp("jobfiles"));
+	/* A job folder that is a link: the link goes, what it points to stays. */
+	CHECK_INT(files_delete("0c8e0000-0000-4000-8000-0000000000f2"), FILES_DELETED);
+	CHECK(!exists_in_tmp("jobfiles/0c8e0000-0000-4000-8000-0000000000f2"));
+	CHECK(exists_in_tmp("secret") && exists_in_tmp("outfolder/kept"));
+	CHECK_INT(files_delete(FILES_JOB), FILES_DELETED);  /* none: 204 all the same */
+	config.job_files_root = NULL;
+	CHECK_INT(files_delete(FILES_JOB), FILES_DELETED);
+	CHECK(files_job_dir(FILES_JOB, dir, sizeof(dir)) == false);
+	config.job_files_root = jobfiles_dir;
+	CHECK(files_job_dir(FILES_JOB, dir, sizeof(dir)));
+	CHECK(strstr(dir, "/jobfiles/" FILES_JOB) && dir[0] == '/');
+	config.job_files_root = NULL;
+}
+
+/* ---- settings (config.c) ---- */
+
+static const char *const setting_names[] = {
+	"EXECUTABLE_TIMEOUT_SEC", "REQUEST_TIMEOUT_SEC", "MAX_THREAD_POOL_WORKERS",
+	"LSO_MAX_BODY_BYTES", "LSO_MAX_OUTPUT_BYTES", "LSO_READ_TIMEOUT_SEC", "LSO_CALLBACK_RETRIES",
+	"ANSIBLE_PLAYBOOK_TIMEOUT_SEC", "LSO_PLAYBOOK_MAX_SEC", "ANSIBLE_PLAYBOOKS_ROOT_DIR",
+	"ANSIBLE_PLAYBOOK", "EXECUTABLES_ROOT_DIR", "LSO_STATE_DIR", "STATE_DIRECTORY",
+	"LSO_API_KEY", "CREDENTIALS_DIRECTORY", "LSO_OAUTH2_ACTIVE", "JOB_FILES_ROOT_DIR",
+	"LSO_DOCS_ASSETS_URL",
+};
+
+static void
+clear_settings(void)
+{
+	for (size_t i = 0; i < sizeof(setting_names) / sizeof(setting_names[0]); i++)
+		unsetenv(setting_names[i]);
+}
+
+/* The numeric settings, in the order of setting_names, against want. */
+static void
+check_numbers(const long long want[9])
+{
+	long long got[9] = { config.executable_timeout_sec, config.callback_timeout_sec,
+		config.slot_count, (long long)config.max_body_bytes, (long long)config.max_output_bytes,
+		config.read_timeout_sec, config.callback_retries, config.playbook_idle_sec,
+		config.playbook_max_sec };
+
+	for (int i = 0; i < 9; i++)
+		check(got[i] == want[i], __FILE__, __LINE__, "%s: expected %lld, got %lld",
+		    setting_names[i], want[i], got[i]);
+}
+
+static void
+test_config_defaults(void)
+{
+	static const long long defaults[9] = { 300, 10, 0, 1048576, 16777216, 10, 5, 300, 86400 };
+
+	clear_settings();
+	CHECK(config_load() == NULL);
+	check_numbers(defaults);
+	CHECK(config.playbooks_root == NULL && config.ansible_playbook == NULL &&
+	    config.executables_root == NULL);
+	CHECK_STR(config.state_dir, "/var/lib/lso");
+	CHECK(config.job_files_root == NULL);
+	CHECK_STR(config.docs_assets_url, "https://cdn.jsdelivr.net/npm");
+	CHECK(!config.oauth2_active);
+}
+
+static void
+test_config_each_variable_its_field(void)
+{
+	static const long long one_to_nine[9] = { 1, 2, 3, 4, 5, 6, 7, 8, 9 };
+	char value[4];
+
+	clear_settings();
+	for (int i = 0; i < 9; i++) {
+		snprintf(value, sizeof(value), "%lld", one_to_nine[i]);
+		setenv(setting_names[i], value, 1);
+	}
+	setenv("ANSIBLE_PLAYBOOKS_ROOT_DIR", "/pb", 1);
+	setenv("ANSIBLE_PLAYBOOK", "/ap", 1);
+	setenv("EXECUTABLES_ROOT_DIR", "/ex", 1);
+	setenv("STATE_DIRECTORY", "/sd", 1);
+	setenv("LSO_API_KEY", "tok", 1);
+	setenv("JOB_FILES_ROOT_DIR", "/jf", 1);
+	setenv("LSO_DOCS_ASSETS_URL", "http://docs", 1);
+	CHECK(config_load() == NULL);
+	check_numbers(one_to_nine);
+	CHECK_STR(config.playbooks_root, "/pb");
+	CHECK_STR(config.ansible_playbook, "/ap");
+	CHECK_STR(config.executables_root, "/ex");
+	CHECK_STR(config.state_dir, "/sd");  /* $STATE_DIRECTORY when LSO_STATE_DIR is unset */
+	setenv("LSO_STATE_DIR", "/lsd", 1);
+	CHECK(config_load() == NULL);
+	CHECK_STR(config.state_dir, "/lsd");
+	CHECK_STR(config.job_files_root, "/jf");
+	CHECK_STR(config.docs_assets_url, "http://docs");
+	clear_settings();
+}
+
+/* config_auth after loading the settings: its verdict, the key, and why (NULL when fine). */
+static enum config_auth
+auth_now(const char **key, const char **why)
+{
+	*key = *why = NULL;
+	if (config_load() != NULL)
+		return (enum config_auth)-1;
+	return config_auth(key, why);
+}
+
+static void
+write_credential(const char *dir, const char *text, size_t len)
+{
+	char path[TREE_PATH_MAX];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/lso-api-key", dir);
+	unlink(path);
+	rmdir(path);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0 || write(fd, text, len) != (ssize_t)len)
+		perror("write_credential");
+	close(fd);
+}
+
+static void
+test_config_auth(void)
+{
+	static const char *const on[] = { "true", "TRUE", "1", "yes", "On", "t", "Y" };
+	static const char *const off[] = { "false", "0", "no", "OFF", "f", "n", "" };
+	char dir[] = "/tmp/lso-unit-cred-XXXXXX", path[TREE_PATH_MAX], *big;
+	const char *key, *why;
+
+	clear_settings();
+	if (!mkdtemp(dir)) {
+		perror("mkdtemp");
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/lso-api-key", dir);
+	/* A key alone changes nothing (as upstream). */
+	setenv("LSO_API_KEY", "k3y", 1);
+	CHECK_INT(auth_now(&key, &why), CONFIG_AUTH_OFF);
+	for (size_t i = 0; i < sizeof(off) / sizeof(off[0]); i++) {
+		setenv("LSO_OAUTH2_ACTIVE", off[i], 1);
+		CHECK_INT(auth_now(&key, &why), CONFIG_AUTH_OFF);
+	}
+	for (size_t i = 0; i < sizeof(on) / sizeof(on[0]); i++) {
+		setenv("LSO_OAUTH2_ACTIVE", on[i], 1);
+		CHECK_INT(auth_now(&key, &why), CONFIG_AUTH_ON);
+		CHECK_STR(key, "k3y");
+	}
+	setenv("LSO_OAUTH2_ACTIVE", "maybe", 1);
+	CHECK_STR(config_load(), "LSO_OAUTH2_ACTIVE");
+	setenv("LSO_OAUTH2_ACTIVE", "true", 1);
+	/* On without a key: broken, never open. */
+	unsetenv("LSO_API_KEY");
+	CHECK_INT(auth_now(&key, &why), CONFIG_AUTH_BROKEN);
+	CHECK(key == NULL && why && strstr(why, "LSO_API_KEY"));
+	setenv("LSO_API_KEY", "", 1);
+	CHECK_INT(auth_now(&key, &why), CONFIG_AUTH_BROKEN);
+	setenv("CREDENTIALS_DIRECTORY", dir, 1);
+	CHECK_INT(auth_now(&key, &why), CONFIG_AUTH_BROKEN);  /* no file there */
+	write_credential(dir, "s3cret\n", 7);
+	CHECK_INT(auth_now(&key, &why), CONFIG_AUTH_ON);
+	CHECK_STR(key, "s3cret");
+	write_credential(dir, "s3cret\r\nsecond line\n", 21);
+	CHECK_INT(auth_now(&key, &why), CONFIG_AUTH_ON);
+	CHECK_STR(key, "s3cret");
+	write_credential(dir, "s3cret", 6);
+	CHECK_INT(auth_now(&key, &why), CONFIG_AUTH_ON);
+	CHECK_STR(key, "s3cret");
+	/* LSO_API_KEY, when set, is the key. */
+	setenv("LSO_API_KEY", "from-env", 1);
+	CHECK_INT(auth_now(&key, &why), CONFIG_AUTH_ON);
+	CHECK_STR(key, "from-env");
+	unsetenv("LSO_API_KEY");
+	write_credential(dir, "", 0);
+	CHECK_INT(auth_now(&key, &why), CONFIG_AUTH_BROKEN);
+	CHECK(why && strstr(why, "empty"));
+	write_credential(dir, "\ns3cret\n", 8);
+	CHECK_INT(auth_now(&key, &why), CONFIG_AUTH_BROKEN);
+	CHECK(why && strstr(why, "blank line"));
+	big = malloc(API_KEY_MAX_BYTES + 2);
+	memset(big, 'k', API_KEY_MAX_BYTES + 1);
+	write_credential(dir, big, API_KEY_MAX_BYTES);
+	CHECK_INT(auth_now(&key, &why), CONFIG_AUTH_ON);
+	CHECK_INT(strlen(key), API_KEY_MAX_BYTES);
+	write_credential(dir, big, API_KEY_MAX_BYTES + 1);
+	CHECK_INT(auth_now(&key, &why), CONFIG_AUTH_BROKEN);  /* never cut to a shorter key */
+	free(big);
+	unlink(path);
+	mkdir(path, 0700);
+	CHECK_INT(auth_now(&key, &why), CONFIG_AUTH_BROKEN);
+	CHECK(why && strstr(why, "not a regular file"));
+	rmdir(path);
+	mkfifo(path, 0600);
+	CHECK_INT(auth_now(&key, &why), CONFIG_AUTH_BROKEN);  /* and no hang */
+	unlink(path);
+	rmdir(dir);
+	clear_settings();
+}
+
+static void
+test_config_bounds(void)
+{
+	static const struct { const char *name, *value; bool ok; } cases[] = {
+		{ "EXECUTABLE_TIMEOUT_SEC", "0", false },
+		{ "EXECUTABLE_TIMEOUT_SEC", "31622400", true },   /* a leap year of seconds */
+		{ "EXECUTABLE_TIMEOUT_SEC", "31622401", false },
+		{ "EXECUTABLE_TIMEOUT_SEC", "-1", false },
+		{ "EXECUTABLE_TIMEOUT_SEC", "5s", false },
+		{ "EXECUTABLE_TIMEOUT_SEC", "", true },           /* empty: the default */
+		{ "MAX_THREAD_POOL_WORKERS", "0", true },
+		{ "MAX_THREAD_POOL_WORKERS", "4096", true },
+		{ "MAX_THREAD_POOL_WORKERS", "4097", false },
+		{ "LSO_MAX_BODY_BYTES", "1073741824", true },
+		{ "LSO_MAX_BODY_BYTES", "1073741825", false },
+		{ "LSO_CALLBACK_RETRIES", "0", true },
+		{ "LSO_CALLBACK_RETRIES", "31", false },
+		{ "LSO_PLAYBOOK_MAX_SEC", "99999999999999999999", false },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *bad;
+
+		clear_settings();
+		setenv(cases[i].name, cases[i].value, 1);
+		bad = config_load();
+		check(cases[i].ok ? bad == NULL : bad && strcmp(bad, cases[i].name) == 0,
+		    __FILE__, __LINE__, "%s=%s: got %s", cases[i].name, cases[i].value,
+		    bad ? bad : "accepted");
+	}
+	/* A bad number changes nothing, not even the settings before it in the table. */
+	clear_settings();
+	setenv("LSO_READ_TIMEOUT_SEC", "3", 1);
+	setenv("LSO_CALLBACK_RETRIES", "x", 1);
+	CHECK_STR(config_load(), "LSO_CALLBACK_RETRIES");
+	CHECK_INT(config.read_timeout_sec, 10);
+	clear_settings();
 }
 
 /* ---- YAML for Ansible: every string !unsafe (yaml.c) ---- */
@@ -1903,7 +2781,28 @@ main(void)
 	test_resolve_bad_root();
 	test_resolve_long_name();
 	test_resolve_root_is_slash();
+	setup_job_files();
+	test_files_job_id();
+	test_files_decode();
+	test_files_open();
+	test_files_list();
+	test_files_delete();
 	teardown_tree();
+
+	test_jsonparse_strict_scan();
+	test_jsonparse_nul_escapes();
+	test_validate_execute_valid();
+	test_validate_body_shape();
+	test_validate_execute_fields();
+	test_validate_safe_names();
+	test_validate_urls();
+	test_validate_playbook_valid();
+	test_validate_playbook_fields();
+	test_validate_inventory_depth();
+	test_config_defaults();
+	test_config_each_variable_its_field();
+	test_config_bounds();
+	test_config_auth();
 
 	reset_req();
 	free(req);

@@ -42,7 +42,8 @@ VALGRIND=(valgrind --tool=memcheck --leak-check=full --errors-for-leak-kinds=def
 	--error-exitcode=99 --num-callers=30)
 # lso's environment: programs from the fixtures, a private state directory,
 # nothing inherited that would change how it starts or detaches.
-unset LISTEN_PID LISTEN_FDS LISTEN_FDNAMES INVOCATION_ID LSO_API_TOKEN CREDENTIALS_DIRECTORY \
+unset LISTEN_PID LISTEN_FDS LISTEN_FDNAMES INVOCATION_ID LSO_API_KEY LSO_OAUTH2_ACTIVE CREDENTIALS_DIRECTORY \
+	JOB_FILES_ROOT_DIR LSO_DOCS_ASSETS_URL \
 	STATE_DIRECTORY LSO_MAX_BODY_BYTES LSO_READ_TIMEOUT_SEC
 export EXECUTABLES_ROOT_DIR="$PROGRAMS" LSO_STATE_DIR="$TMP/state" LSO_CALLBACK_RETRIES=2
 # valgrind 3.19 does not know pidfd_open (ENOSYS), and lso then never sees a
@@ -202,14 +203,32 @@ serve 431-header 431
 request 503-not-file POST /api/execute '{"executable_name":"adir","is_async":false}'
 serve 503-not-file 503
 
-request 403-outside POST /api/execute '{"executable_name":"../lso","is_async":false}'
-serve 403-outside 403
+request 400-outside POST /api/execute '{"executable_name":"../lso","is_async":false}'
+serve 400-outside 400
+
+request 422-unsafe-name POST /api/execute '{"executable_name":"a b","is_async":false}'
+serve 422-unsafe-name 422
 
 request 403-not-executable POST /api/execute '{"executable_name":"not-executable","is_async":false}'
 serve 403-not-executable 403
 
-request 401-token GET "/api/jobs/123e4567-e89b-42d3-a456-426614174000"
-serve 401-token 401 LSO_API_TOKEN=secret
+request 401-key GET "/api/jobs/123e4567-e89b-42d3-a456-426614174000"
+serve 401-key 401 LSO_OAUTH2_ACTIVE=true LSO_API_KEY=secret
+
+request 500-no-key GET /api/version
+serve 500-no-key 500 LSO_OAUTH2_ACTIVE=true
+
+request 200-doc GET /api/doc
+serve 200-doc 200
+
+request 200-files GET "/api/files/123e4567-e89b-42d3-a456-426614174000"
+serve 200-files 200 JOB_FILES_ROOT_DIR="$TMP"
+
+request 404-file GET "/api/files/123e4567-e89b-42d3-a456-426614174000/a.txt"
+serve 404-file 404 JOB_FILES_ROOT_DIR="$TMP"
+
+request 422-job-id GET /api/files/nope
+serve 422-job-id 422
 
 request 505-version GET /api/version
 sed -i 's|HTTP/1.1\r|HTTP/2.0\r|' "$TMP/req/505-version"

@@ -1,4 +1,3 @@
-#define _POSIX_C_SOURCE 200809L
 /*
  * tests/yaml-tool.c: lso's YAML for Ansible, for tests/yaml-roundtrip.py.
  * Reads NUL-terminated records on stdin, writes one NUL-terminated answer each:

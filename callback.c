@@ -1,0 +1,230 @@
+/* callback.c: POSTing a job's result (and playbook progress) with libcurl, loaded on use; retries. */
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <curl/curl.h>
+
+#include "config.h"
+#include "job-internal.h"
+#include "log.h"
+#include "lso.h"
+
+/* libcurl's functions, loaded here only: every other path stays lean. */
+struct callback_curl {
+	void *lib;
+	CURL *(*easy_init)(void);
+	CURLcode (*easy_setopt)(CURL *, CURLoption, ...);
+	CURLcode (*easy_perform)(CURL *);
+	CURLcode (*easy_getinfo)(CURL *, CURLINFO, ...);
+	void (*easy_cleanup)(CURL *);
+	const char *(*easy_strerror)(CURLcode);
+	struct curl_slist *(*slist_append)(struct curl_slist *, const char *);
+	void (*slist_free_all)(struct curl_slist *);
+};
+
+/* Once per process: a runner, a progress process or a delivery of its own. */
+struct callback_curl *
+callback_load_curl(char *why, size_t why_size)
+{
+	static struct callback_curl curl;
+	static bool loaded;
+	struct callback_curl *c = &curl;
+
+	if (loaded)
+		return c;
+	c->lib = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
+	if (!c->lib) {
+		snprintf(why, why_size, "cannot load libcurl: %s", dlerror());
+		return NULL;
+	}
+#define LOAD(field, symbol) \
+	if (!(*(void **)&c->field = dlsym(c->lib, symbol))) { \
+		snprintf(why, why_size, "libcurl lacks %s", symbol); \
+		return NULL; \
+	}
+	LOAD(easy_init, "curl_easy_init")
+	LOAD(easy_setopt, "curl_easy_setopt")
+	LOAD(easy_perform, "curl_easy_perform")
+	LOAD(easy_getinfo, "curl_easy_getinfo")
+	LOAD(easy_cleanup, "curl_easy_cleanup")
+	LOAD(easy_strerror, "curl_easy_strerror")
+	LOAD(slist_append, "curl_slist_append")
+	LOAD(slist_free_all, "curl_slist_free_all")
+#undef LOAD
+	loaded = true;
+	return c;
+}
+
+static size_t
+discard_response(char *data, size_t size, size_t n, void *unused)
+{
+	(void)data, (void)unused;
+	return size * n;
+}
+
+/* One POST: the HTTP status, or 0 with why set when none came back. */
+long
+callback_post(struct callback_curl *c, const char *url, const struct jbuf *body,
+    char *why, size_t why_size)
+{
+	struct curl_slist *headers = NULL;
+	CURL *curl = c->easy_init();
+	long http_status = 0;
+	CURLcode rc;
+
+	if (!curl) {
+		snprintf(why, why_size, "curl_easy_init failed");
+		return 0;
+	}
+	headers = c->slist_append(headers, "Content-Type: application/json");
+	c->easy_setopt(curl, CURLOPT_URL, url);
+	c->easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+	c->easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
+	c->easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+	c->easy_setopt(curl, CURLOPT_TIMEOUT, config.callback_timeout_sec);
+	c->easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+	c->easy_setopt(curl, CURLOPT_USERAGENT, "lso/" LSO_VERSION);
+	c->easy_setopt(curl, CURLOPT_POSTFIELDS, body->data);
+	c->easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body->len);
+	c->easy_setopt(curl, CURLOPT_WRITEFUNCTION, discard_response);
+	rc = c->easy_perform(curl);
+	if (rc == CURLE_OK)
+		c->easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &http_status);
+	else
+		snprintf(why, why_size, "%s", c->easy_strerror(rc));
+	c->easy_cleanup(curl);
+	c->slist_free_all(headers);
+	return http_status;
+}
+
+static void
+set_last_error(struct job *j, const char *error)
+{
+	free(j->last_error);
+	j->last_error = error ? strdup(error) : NULL;
+}
+
+static void
+log_attempt(const struct job *j, const char *outcome)
+{
+	log_line(j->id, "callback job=%s attempt=%ld %s", j->id, j->attempts, outcome);
+}
+
+/* Each non-empty line of text as a JSON string of the array being written. */
+void
+callback_json_lines(struct jbuf *b, const char *text, size_t len, bool *first)
+{
+	const char *end = text + len, *nl;
+
+	for (; text < end; text = nl + 1) {
+		nl = memchr(text, '\n', (size_t)(end - text));
+		if (!nl)
+			nl = end;
+		if (nl > text) {
+			jbuf_puts(b, *first ? "\"" : ",\"");
+			json_escape(b, text, (size_t)(nl - text), true);
+			jbuf_puts(b, "\"");
+			*first = false;
+		}
+	}
+}
+
+/*
+ * A playbook's callback, in upstream's shape: {"status", "job_id", "output":
+ * [non-empty stdout lines], "return_code"}; a run that never ran (or was lost)
+ * says why in one line.
+ */
+static void
+playbook_callback_body(const struct job *j, struct jbuf *b)
+{
+	const char *status = job_status_names[j->status == JOB_LOST ? JOB_FAILED : j->status];
+	const struct jbuf *lines = j->stdout_lines.len ? &j->stdout_lines : &j->result.output;
+	bool first = true;
+
+	jbuf_printf(b, "{\"status\":\"%s\",\"job_id\":\"%s\",\"output\":[", status, j->id);
+	if (j->failure) {
+		jbuf_puts(b, "\"Ansible playbook run failed: ");
+		json_escape(b, j->failure, strlen(j->failure), true);
+		jbuf_puts(b, "\"");
+	} else if (lines->data) {
+		callback_json_lines(b, lines->data, lines->len, &first);
+	}
+	jbuf_printf(b, "],\"return_code\":%d}", j->failure ? -1 : j->result.return_code);
+}
+
+/* The body the callback receives: upstream's shape for each kind of job. */
+static void
+callback_body(const struct job *j, struct jbuf *b)
+{
+	if (j->kind == JOB_KIND_PLAYBOOK) {
+		playbook_callback_body(j, b);
+		return;
+	}
+	jbuf_printf(b, "{\"job_id\":\"%s\",\"result\":", j->id);
+	run_result_json(b, &j->result);
+	jbuf_puts(b, "}");
+}
+
+/* Are more attempts worth it after this outcome? Not after a 3xx or 4xx. */
+static bool
+worth_retrying(long http_status)
+{
+	return http_status == 0 || http_status >= 500;
+}
+
+/*
+ * POST the result to the callback URL: retried with exponential backoff on
+ * connection errors, timeouts and 5xx; recorded after every attempt.
+ */
+void
+callback_deliver(struct job *j)
+{
+	struct callback_curl *curl;
+	struct jbuf body = { 0 };
+	char why[CURL_ERROR_SIZE + 64], outcome[CURL_ERROR_SIZE + 96];
+	long http_status = 0, backoff_ms = CALLBACK_BACKOFF_FIRST_MS;
+
+	if (!j->callback_url || j->delivered)
+		return;
+	if (!(curl = callback_load_curl(why, sizeof(why)))) {
+		set_last_error(j, why);
+		record_write(j, false);
+		log_attempt(j, why);
+		return;
+	}
+	callback_body(j, &body);
+	while (j->attempts <= config.callback_retries) {
+		if (j->attempts > 0 && j->last_error) {
+			struct timespec pause = { backoff_ms / 1000, (backoff_ms % 1000) * 1000000 };
+			while (nanosleep(&pause, &pause) < 0 && errno == EINTR)
+				;
+			backoff_ms = backoff_ms * 2 > CALLBACK_BACKOFF_MAX_MS ? CALLBACK_BACKOFF_MAX_MS : backoff_ms * 2;
+		}
+		*why = '\0';
+		http_status = callback_post(curl, j->callback_url, &body, why, sizeof(why));
+		j->attempts++;
+		j->delivered = http_status >= 200 && http_status < 300;
+		if (http_status)
+			snprintf(why, sizeof(why), "HTTP %ld", http_status);
+		set_last_error(j, j->delivered ? NULL : why);
+		record_write(j, false);
+		snprintf(outcome, sizeof(outcome), "%s", why);
+		log_attempt(j, outcome);
+		if (j->delivered || !worth_retrying(http_status))
+			break;
+	}
+	jbuf_free(&body);
+}
+
+/* Deliver what a dead runner left undelivered, unless the receiver refused it. */
+bool
+callback_pending(const struct job *j)
+{
+	return j->callback_url && !j->delivered && j->attempts <= config.callback_retries &&
+	    !(j->last_error && (strncmp(j->last_error, "HTTP 3", 6) == 0 ||
+	    strncmp(j->last_error, "HTTP 4", 6) == 0));
+}

@@ -1,0 +1,174 @@
+/*
+ * job-internal.h: what the job side shares: its limits, a job as its record
+ * holds it, and the functions of record.c, callback.c and detach.c. lso.c
+ * sees jobs only through job.h.
+ */
+#ifndef LSO_JOB_INTERNAL_H
+#define LSO_JOB_INTERNAL_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "job.h"
+#include "json.h"
+#include "resolve.h"
+#include "run.h"
+
+/*
+ * Limits of running a job, each named once (area, what, unit). The limits
+ * of serving a request are in http.h; the settings' defaults in config.c.
+ */
+/* After SIGTERM, how long the process group has before SIGKILL. */
+#define RUN_KILL_GRACE_MS 2000
+/* After the program exits, how long its leftovers may keep its pipes open. */
+#define RUN_EXIT_LINGER_MS 1000
+/* Without a pidfd (old kernels, valgrind), how often the watch looks for the exit. */
+#define RUN_EXIT_POLL_MS 50
+/* The longest single wait of the watch (poll takes an int). */
+#define RUN_POLL_MAX_MS 60000
+/* Between two rounds of killing escapees. */
+#define RUN_KILL_POLL_MS 10
+/* How often a queued job looks for a free slot. */
+#define SLOT_WAIT_POLL_MS 100
+/* Slots when MAX_THREAD_POOL_WORKERS is 0: upstream's min(32, ncpu + 4). */
+#define SLOT_DEFAULT_MAX 32
+#define SLOT_DEFAULT_CPU_EXTRA 4
+/* How long detaching into a systemd scope may take, and how often we look. */
+#define DETACH_SCOPE_WAIT_MS 5000
+#define DETACH_SCOPE_POLL_MS 10
+/* Callback retries wait 1 s, 2 s, 4 s, ... at most this long. */
+#define CALLBACK_BACKOFF_FIRST_MS 1000
+#define CALLBACK_BACKOFF_MAX_MS 60000
+/* How long a cancel waits for a just-started runner to name itself, and how often it looks. */
+#define CANCEL_RUNNER_WAIT_MS 1000
+#define CANCEL_RUNNER_POLL_MS 10
+/* Progress: at most one POST per interval, each at most this many bytes of lines. */
+#define PROGRESS_INTERVAL_MS 200
+#define PROGRESS_BODY_MAX_BYTES (256 * 1024)
+/* Blocks waiting for the progress process beyond this are dropped, not waited for. */
+#define PROGRESS_PENDING_MAX_BYTES (1024 * 1024)
+/* How often the runner looks whether the progress process has exited. */
+#define PROGRESS_EXIT_POLL_MS 20
+/* Longer stdout lines of a playbook are cut: Ansible's are short. */
+#define PLAYBOOK_LINE_MAX_BYTES 65536
+/* A record that keeps trading places while one waits for its lock: give up after this. */
+#define RECORD_OPEN_TRIES 8
+
+#define JOB_MSG_LOST "Job lost: the process running it ended without recording a result."
+
+/* Where a job is; its name in records and callbacks is job_status_names[status]. */
+enum job_status {
+	JOB_QUEUED,
+	JOB_RUNNING,
+	JOB_SUCCESSFUL,   /* the first of the final statuses */
+	JOB_FAILED,
+	JOB_TIMEOUT,
+	JOB_CANCELED,
+	JOB_LOST,         /* its runner ended without recording a result */
+	JOB_STATUS_COUNT
+};
+
+/* A job as its record holds it. Strings are owned (malloc'ed). */
+struct job {
+	job_id id;
+	enum job_kind kind;
+	char *name;
+	char **args;
+	size_t nargs;
+	char *callback_url;
+	enum job_status status;
+	char created_at[32], started_at[32], finished_at[32]; /* "" is null */
+	struct run_result result;
+	bool has_result;
+	long attempts;
+	bool delivered;
+	char *last_error;
+	struct program prog;
+	int lock_fd;   /* held by the job's runner for its whole life */
+	/* playbooks */
+	char *inventory;   /* YAML (yaml.h) */
+	char *extra_vars;  /* YAML (yaml.h) */
+	char *progress_url;
+	bool incremental;
+	struct jbuf stdout_lines;  /* non-empty stdout lines, each ending in '\n' */
+	char *failure;             /* why the run failed without running, for the callback */
+};
+
+/* --- job.c --- */
+
+extern const char *const job_status_names[JOB_STATUS_COUNT];
+extern const char *const job_kind_names[2];
+
+/* Free what j owns and close its lock; j may be loaded again. */
+void job_free(struct job *j);
+
+/* --- record.c: the state directory --- */
+
+/* "$LSO_STATE_DIR/<sub>/<file><suffix>" into buf; false when it does not fit. */
+bool record_path(char buf[PATH_MAX], const char *sub, const char *file, const char *suffix);
+
+/* Create the state directory and its jobs/ and slots/. */
+int record_make_dirs(void);
+
+/* Now in UTC, RFC 3339 with milliseconds. */
+void record_now(char buf[32]);
+
+/* Write j's record (first: it is created); -1 with errno. The writer holds j->lock_fd. */
+int record_write(const struct job *j, bool first);
+
+/* After the last record: empty the spare. */
+void record_done(const struct job *j);
+
+/* A job's record as stored (malloc'ed), read under a shared lock; NULL with errno. */
+char *record_text(const char *id, size_t *len);
+
+/* Load a record into j; -1 with errno ENOENT when there is none. */
+int record_read(const char *id, struct job *j);
+
+/* The job's lock file, opened (not locked); -1 with errno. */
+int record_lock_open(const char *id);
+
+/* The job's lock taken if nobody holds it: its runner is gone. -1 while it lives. */
+int record_lock_if_dead(const char *id);
+
+/* Note the runner's and its program's pids in the lock file (program 0: none yet). */
+void record_lock_note_pids(int lock_fd, pid_t runner, pid_t program);
+
+/* The pids in a job's lock file; false when it names no runner. */
+bool record_lock_pids(const char *id, pid_t *runner, pid_t *program);
+
+/* --- callback.c: POSTs with libcurl, loaded here only --- */
+
+struct callback_curl;
+
+/* libcurl, loaded; NULL with why set. */
+struct callback_curl *callback_load_curl(char *why, size_t why_size);
+
+/* One POST: the HTTP status, or 0 with why set when none came back. */
+long callback_post(struct callback_curl *c, const char *url, const struct jbuf *body,
+    char *why, size_t why_size);
+
+/* Each non-empty line of text as a JSON string of the array being written. */
+void callback_json_lines(struct jbuf *b, const char *text, size_t len, bool *first);
+
+/* POST j's result to its callback URL, with retries; recorded after every attempt. */
+void callback_deliver(struct job *j);
+
+/* Is there a callback left to deliver for a dead runner's job? */
+bool callback_pending(const struct job *j);
+
+/* --- detach.c --- */
+
+/*
+ * Leave the instance behind: returns in the instance once the job no longer
+ * depends on it; the job's own process runs work(j) and exits. scope_kind
+ * names the scope, lso-<scope_kind>-<id>.scope.
+ */
+void detach_job(struct job *j, const char *scope_kind, void (*work)(struct job *));
+
+/* SIGKILL what is left in a dead runner's scope. */
+void detach_kill_scope(const char *id);
+
+#endif

@@ -1,0 +1,391 @@
+/*
+ * record.c: the state directory: a job's record (<id>.json), its spare
+ * (<id>.next) and its lock file (<id>.lock).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "config.h"
+#include "file.h"
+#include "job-internal.h"
+
+/*
+ * Now in UTC, RFC 3339 with milliseconds. The date is computed by hand (days
+ * to civil date, after H. Hinnant): glibc's gmtime_r and strftime would read
+ * /etc/localtime on every request.
+ */
+void
+record_now(char buf[32])
+{
+	struct timespec ts;
+	long long days, secs, era, doe, yoe, doy, mp, year;
+	unsigned month, day;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	days = ts.tv_sec / 86400;
+	secs = ts.tv_sec % 86400;
+	days += 719468;
+	era = days / 146097;
+	doe = days - era * 146097;
+	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	mp = (5 * doy + 2) / 153;
+	day = (unsigned)(doy - (153 * mp + 2) / 5 + 1);
+	month = (unsigned)(mp < 10 ? mp + 3 : mp - 9);
+	year = yoe + era * 400 + (month <= 2);
+	snprintf(buf, 32, "%04u-%02u-%02uT%02u:%02u:%02u.%03uZ", (unsigned)year % 10000,
+	    month % 100, day % 100, (unsigned)(secs / 3600), (unsigned)(secs / 60 % 60),
+	    (unsigned)(secs % 60), (unsigned)(ts.tv_nsec / 1000000) % 1000);
+}
+
+/* "$LSO_STATE_DIR/<sub>/<file><suffix>" into buf; false when it does not fit. */
+bool
+record_path(char buf[PATH_MAX], const char *sub, const char *file, const char *suffix)
+{
+	int n = snprintf(buf, PATH_MAX, "%s/%s%s%s%s", config.state_dir, sub,
+	    file ? "/" : "", file ? file : "", suffix ? suffix : "");
+
+	return n > 0 && n < PATH_MAX;
+}
+
+int
+record_make_dirs(void)
+{
+	char path[PATH_MAX];
+
+	if (mkdir(config.state_dir, 0750) < 0 && errno != EEXIST)
+		return -1;
+	if (!record_path(path, "jobs", NULL, NULL) || (mkdir(path, 0750) < 0 && errno != EEXIST))
+		return -1;
+	if (!record_path(path, "slots", NULL, NULL) || (mkdir(path, 0750) < 0 && errno != EEXIST))
+		return -1;
+	return 0;
+}
+
+static void
+json_string_or_null(struct jbuf *b, const char *s)
+{
+	json_string(b, s && *s ? s : NULL);
+}
+
+static void
+record_json(const struct job *j, struct jbuf *b)
+{
+	jbuf_printf(b, "{\"job_id\":\"%s\",\"kind\":", j->id);
+	json_string(b, job_kind_names[j->kind]);
+	jbuf_printf(b, ",\"status\":\"%s\",\"name\":", job_status_names[j->status]);
+	json_string(b, j->name);
+	jbuf_puts(b, ",\"args\":[");
+	for (size_t i = 0; i < j->nargs; i++) {
+		jbuf_puts(b, i ? "," : "");
+		json_string(b, j->args[i]);
+	}
+	jbuf_puts(b, "],\"created_at\":");
+	json_string_or_null(b, j->created_at);
+	jbuf_puts(b, ",\"started_at\":");
+	json_string_or_null(b, j->started_at);
+	jbuf_puts(b, ",\"finished_at\":");
+	json_string_or_null(b, j->finished_at);
+	jbuf_puts(b, ",\"result\":");
+	if (j->has_result)
+		run_result_json(b, &j->result);
+	else
+		jbuf_puts(b, "null");
+	jbuf_puts(b, ",\"callback\":");
+	if (j->callback_url) {
+		jbuf_puts(b, "{\"url\":");
+		json_string(b, j->callback_url);
+		jbuf_printf(b, ",\"attempts\":%ld,\"delivered\":%s,\"last_error\":",
+		    j->attempts, j->delivered ? "true" : "false");
+		json_string_or_null(b, j->last_error);
+		jbuf_puts(b, "}");
+	} else {
+		jbuf_puts(b, "null");
+	}
+	jbuf_puts(b, "}\n");
+}
+
+/*
+ * A record's file, opened and flock'ed (how), and still the one at path once
+ * the lock is held: records trade places with their spare (record_write), so
+ * the file one opened may have moved while one waited.
+ */
+static int
+open_locked(const char *path, int flags, int how, struct stat *held)
+{
+	struct stat named;
+
+	for (int tries = 0; tries < RECORD_OPEN_TRIES; tries++) {
+		int fd = open(path, flags | O_CLOEXEC, 0640);
+
+		if (fd < 0)
+			return -1;
+		if (flock(fd, how) == 0 && fstat(fd, held) == 0 && stat(path, &named) == 0 &&
+		    held->st_ino == named.st_ino && held->st_dev == named.st_dev)
+			return fd;
+		close(fd);
+	}
+	return errno = EAGAIN, -1;
+}
+
+/* A job's record as stored, read under a shared lock so no writer reuses it meanwhile. */
+char *
+record_text(const char *id, size_t *len)
+{
+	char path[PATH_MAX], *text;
+	struct stat held;
+	int fd;
+
+	if (!record_path(path, "jobs", id, ".json"))
+		return errno = ENAMETOOLONG, NULL;
+	if ((fd = open_locked(path, O_RDONLY, LOCK_SH, &held)) < 0)
+		return NULL;
+	text = file_read_fd(fd, len);
+	close(fd);
+	return text;
+}
+
+/* b's text at the start of fd, which held old_size bytes before. */
+static int
+write_whole(int fd, const struct jbuf *b, off_t old_size)
+{
+	for (size_t done = 0; done < b->len;) {
+		ssize_t n = pwrite(fd, b->data + done, b->len - done, (off_t)done);
+		if (n < 0 && errno != EINTR)
+			return -1;
+		done += n > 0 ? (size_t)n : 0;
+	}
+	return old_size > (off_t)b->len ? ftruncate(fd, (off_t)b->len) : 0;
+}
+
+/* The spare, holding the new text, becomes the record; the old record becomes the spare. */
+static int
+swap_in(const char *spare, const char *path)
+{
+	if (renameat2(AT_FDCWD, spare, AT_FDCWD, path, RENAME_EXCHANGE) == 0)
+		return 0;
+	/* The first record has nothing to trade with; some file systems cannot trade. */
+	if (errno == ENOENT || errno == EINVAL || errno == ENOSYS)
+		return rename(spare, path);
+	return -1;
+}
+
+/*
+ * Write the record so that a reader sees the old one or the new one, whole.
+ * The new text goes into the job's spare file (<id>.next), which then trades
+ * places with <id>.json; the old record is the next spare. An update thus
+ * creates and deletes no file: on ext4 without a journal, creating a file
+ * skips, one by one, every inode deleted in the last minute (see
+ * bench/README.md). The spare is overwritten under an exclusive flock, and
+ * readers hold a shared one (record_text), so nobody reads a spare while it
+ * is rewritten. The writers of a job take turns: they hold its lock
+ * (j->lock_fd).
+ *
+ * The first record is created where it stays, without a spare: nobody knows
+ * the job's id before the 201, so nobody reads it half written. An instance
+ * killed while writing it leaves an empty record, which --recover skips and
+ * GET answers with 404.
+ */
+int
+record_write(const struct job *j, bool first)
+{
+	char path[PATH_MAX], spare[PATH_MAX];
+	struct jbuf b = { 0 };
+	struct stat held = { 0 };
+	int fd = -1, r = -1, saved;
+
+	if (!record_path(path, "jobs", j->id, ".json") || !record_path(spare, "jobs", j->id, ".next"))
+		return errno = ENAMETOOLONG, -1;
+	record_json(j, &b);
+	errno = ENOMEM;
+	if (!b.failed)
+		fd = first ? open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640) :
+		    open_locked(spare, O_RDWR | O_CREAT, LOCK_EX, &held);
+	if (fd >= 0 && write_whole(fd, &b, held.st_size) == 0 &&
+	    (first || swap_in(spare, path) == 0))
+		r = 0;
+	saved = errno;
+	if (fd >= 0)
+		close(fd);
+	jbuf_free(&b);
+	errno = saved;
+	return r;
+}
+
+/*
+ * The job's last record is written: empty its spare, which holds the one
+ * before (up to LSO_MAX_OUTPUT_BYTES of output twice otherwise). Emptied, not
+ * deleted, for the reason above; the tmpfiles rule ages it with the record.
+ */
+void
+record_done(const struct job *j)
+{
+	char spare[PATH_MAX];
+	struct stat held;
+	int fd;
+
+	if (!record_path(spare, "jobs", j->id, ".next"))
+		return;
+	fd = open_locked(spare, O_WRONLY, LOCK_EX, &held);
+	if (fd >= 0) {
+		(void)!ftruncate(fd, 0);
+		close(fd);
+	}
+}
+
+static char *
+dup_string(const cJSON *item)
+{
+	return cJSON_IsString(item) ? strdup(item->valuestring) : NULL;
+}
+
+static void
+copy_time(char dst[32], const cJSON *item)
+{
+	snprintf(dst, 32, "%s", cJSON_IsString(item) ? item->valuestring : "");
+}
+
+static void
+result_from_json(struct job *j, const cJSON *result)
+{
+	const cJSON *output = cJSON_GetObjectItemCaseSensitive(result, "output");
+	const cJSON *rc = cJSON_GetObjectItemCaseSensitive(result, "return_code");
+
+	if (!cJSON_IsObject(result))
+		return;
+	j->has_result = true;
+	if (cJSON_IsString(output))
+		jbuf_puts(&j->result.output, output->valuestring);
+	j->result.return_code = cJSON_IsNumber(rc) ? rc->valueint : -1;
+}
+
+static void
+callback_from_json(struct job *j, const cJSON *callback)
+{
+	const cJSON *attempts = cJSON_GetObjectItemCaseSensitive(callback, "attempts");
+
+	if (!cJSON_IsObject(callback))
+		return;
+	j->callback_url = dup_string(cJSON_GetObjectItemCaseSensitive(callback, "url"));
+	j->attempts = cJSON_IsNumber(attempts) ? attempts->valueint : 0;
+	j->delivered = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(callback, "delivered"));
+	j->last_error = dup_string(cJSON_GetObjectItemCaseSensitive(callback, "last_error"));
+}
+
+/* A status as recorded; what no record of ours holds reads as lost. */
+static enum job_status
+known_status(const char *status)
+{
+	for (int i = 0; i < JOB_STATUS_COUNT; i++)
+		if (status && strcmp(status, job_status_names[i]) == 0)
+			return (enum job_status)i;
+	return JOB_LOST;
+}
+
+static enum job_kind
+known_kind(const char *kind)
+{
+	return kind && strcmp(kind, job_kind_names[JOB_KIND_PLAYBOOK]) == 0 ?
+	    JOB_KIND_PLAYBOOK : JOB_KIND_EXECUTE;
+}
+
+/* Load a record into j; -1 with errno ENOENT when there is none. */
+int
+record_read(const char *id, struct job *j)
+{
+	const cJSON *args, *arg;
+	char *text;
+	size_t len;
+	cJSON *root;
+
+	*j = (struct job){ .lock_fd = -1 };
+	if (!(text = record_text(id, &len)))
+		return -1;
+	root = cJSON_ParseWithLength(text, len);
+	free(text);
+	if (!cJSON_IsObject(root)) {
+		cJSON_Delete(root);
+		return errno = EINVAL, -1;
+	}
+	snprintf(j->id, sizeof(j->id), "%s", id);
+	j->kind = known_kind(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(root, "kind")));
+	j->name = dup_string(cJSON_GetObjectItemCaseSensitive(root, "name"));
+	j->status = known_status(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(root, "status")));
+	args = cJSON_GetObjectItemCaseSensitive(root, "args");
+	j->args = calloc((size_t)cJSON_GetArraySize(args) + 1, sizeof(*j->args));
+	cJSON_ArrayForEach(arg, args)
+		if (j->args && cJSON_IsString(arg))
+			j->args[j->nargs++] = strdup(arg->valuestring);
+	copy_time(j->created_at, cJSON_GetObjectItemCaseSensitive(root, "created_at"));
+	copy_time(j->started_at, cJSON_GetObjectItemCaseSensitive(root, "started_at"));
+	copy_time(j->finished_at, cJSON_GetObjectItemCaseSensitive(root, "finished_at"));
+	result_from_json(j, cJSON_GetObjectItemCaseSensitive(root, "result"));
+	callback_from_json(j, cJSON_GetObjectItemCaseSensitive(root, "callback"));
+	cJSON_Delete(root);
+	return 0;
+}
+
+/* --- the lock file: its runner holds an exclusive flock on it for its whole life --- */
+
+int
+record_lock_open(const char *id)
+{
+	char path[PATH_MAX];
+
+	if (!record_path(path, "jobs", id, ".lock"))
+		return errno = ENAMETOOLONG, -1;
+	return open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+}
+
+/* Take the job's lock if nobody holds it: its runner is gone. -1 while it lives. */
+int
+record_lock_if_dead(const char *id)
+{
+	int fd = record_lock_open(id);
+
+	if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/*
+ * A job's runner names itself, and later its program, in the job's lock file:
+ * cancellation signals the runner, and a lost job's leftovers are found by the program's group.
+ */
+void
+record_lock_note_pids(int lock_fd, pid_t runner, pid_t program)
+{
+	char buf[48];
+	int n = snprintf(buf, sizeof(buf), "%ld %ld\n", (long)runner, (long)program);
+
+	if (ftruncate(lock_fd, 0) == 0)
+		(void)!pwrite(lock_fd, buf, (size_t)n, 0);
+}
+
+/* The pids in a job's lock file (see record_lock_note_pids); false when it names no runner. */
+bool
+record_lock_pids(const char *id, pid_t *runner, pid_t *program)
+{
+	char path[PATH_MAX], *text;
+	long r = 0, p = 0;
+	size_t len;
+
+	if (!record_path(path, "jobs", id, ".lock") || !(text = file_read(path, &len)))
+		return false;
+	sscanf(text, "%ld %ld", &r, &p);
+	free(text);
+	*runner = (pid_t)r, *program = (pid_t)p;
+	return r > 0;
+}
