@@ -311,6 +311,7 @@ poll_timeout(const struct burst *b, int64_t now)
 	return until <= now ? 0 : (int)(until - now > 60000 ? 60000 : until - now);
 }
 
+/* Ready the burst: 0, or the exit status lso ends with. */
 static int
 setup(struct burst *b, int listen_fd)
 {
@@ -328,7 +329,7 @@ setup(struct burst *b, int listen_fd)
 	    pipe2(b->taken, O_CLOEXEC | O_NONBLOCK) < 0 ||
 	    pipe2(b->relay, O_CLOEXEC | O_NONBLOCK | O_DIRECT) < 0) {
 		fprintf(stderr, "lso: burst: signalfd, pipe: %s\n", strerror(errno));
-		return -1;
+		return EXIT_SYSTEM;
 	}
 	/* Room for a burst of messages (a packet takes a slot); when full, children send directly. */
 	fcntl(b->relay[1], F_SETPIPE_SZ, BURST_RELAY_BYTES);
@@ -336,12 +337,16 @@ setup(struct burst *b, int listen_fd)
 	if (fcntl(listen_fd, F_SETFD, FD_CLOEXEC) < 0 ||
 	    fcntl(listen_fd, F_SETFL, fcntl(listen_fd, F_GETFL) | O_NONBLOCK) < 0) {
 		fprintf(stderr, "lso: burst: listening socket: %s\n", strerror(errno));
-		return -1;
+		return EXIT_SYSTEM;
 	}
 	/* What every request would look up, once for all children (the API key too, when auth is on). */
 	log_preload();
 	run_preload();
-	config_auth(&key, &why);
+	/* Auth on without a usable key: serve nothing, as upstream refuses to start. */
+	if (config_auth(&key, &why) == CONFIG_AUTH_BROKEN) {
+		fprintf(stderr, "lso: burst: LSO_OAUTH2_ACTIVE is on but there is no API key: %s\n", why);
+		return EXIT_CONFIG;
+	}
 	return 0;
 }
 
@@ -351,9 +356,10 @@ burst_serve(int listen_fd)
 	struct burst b;
 	struct pollfd fds[3];
 	int64_t now;
+	int status;
 
-	if (setup(&b, listen_fd) < 0)
-		return EXIT_SYSTEM;
+	if ((status = setup(&b, listen_fd)) != 0)
+		return status;
 	for (;;) {
 		now = http_now_ms();
 		if ((b.stopping && b.active == 0 && !b.spare) || idle_done(&b, now))

@@ -202,7 +202,29 @@ burst_many() {
 	expect "... with status 0" "$?" 0
 }
 
+# Auth switched on without a key: a burst lso refuses to start (exit 78,
+# the log names the setting) and answers nothing, as upstream refuses to start.
+burst_auth_refused() {
+	local pid rc
+	start_server burst-noauth burst "${common[@]}" LSO_STATE_DIR="$TMP/burst-noauth-state" \
+		LSO_OAUTH2_ACTIVE=true
+	pid=$SERVER_PID
+	request GET /api/version
+	expect "burst, auth on without a key: no HTTP answer at all" "$CODE" 000
+	if wait_for 10 eval "! kill -0 $pid 2>/dev/null || gone $pid"; then
+		wait "$pid"
+		rc=$?
+		expect "burst, auth on without a key: lso exits 78 (EX_CONFIG)" "$rc" 78
+	else
+		fail "burst, auth on without a key: lso exits" "still running 10 s after a connection"
+		kill -KILL "$pid"
+	fi
+	check "burst, auth on without a key: the log names LSO_OAUTH2_ACTIVE" \
+		grep -q "LSO_OAUTH2_ACTIVE is on but there is no API key" "$TMP/burst-noauth.log"
+}
+
 suite_burst() {
+	burst_auth_refused
 	burst_bound
 	burst_idle
 	burst_race
