@@ -11,7 +11,9 @@
 #   resident     the resident floor (bench/resident.c): accepts itself, forks only the program
 # every one running the same `hello` program per request, a sync run for lso. Per subject:
 # sequential p50/p99 (one connection at a time) and req/s at 1, 8 and 32 connections
-# (bench/load.c, inside the box), then the ratios within the run and the idle check
+# (bench/load.c, inside the box), the box's CPU time per request at 8 connections (its
+# services' cgroup: the subject, PID 1 and journald; not the load client), then the ratios
+# within the run and the idle check
 # (after LSO_IDLE_EXIT_SEC as shipped: lso processes left, their resident memory).
 # lso.socket and lso-burst.socket share an address, as shipped; the bench switches
 # between them (systemctl start, which stops the other) before each lso subject's turn,
@@ -159,16 +161,30 @@ switch_to() {
 	esac
 }
 
+# The CPU time the box's services used, in µs (the box's cgroup as seen from here; the load
+# client runs in the box's namespaces but not in its cgroup, so it is not counted): all of
+# them, and systemd's own part (PID 1 and journald), which grows with units and log lines.
+CG=
+for d in "/sys/fs/cgroup/unified/lso-box-$LSO_BOX_NAME/payload" "/sys/fs/cgroup/lso-box-$LSO_BOX_NAME/payload"; do
+	[ -r "$d/cpu.stat" ] && CG=$d && break
+done
+[ -n "$CG" ] || die "cannot find the box's cgroup (cpu.stat) under /sys/fs/cgroup"
+usec() { awk '/^usage_usec/ { print $2 }' "$CG/${1-}cpu.stat" 2>/dev/null || echo 0; }
+cpu_now() { echo "$(usec) $(( $(usec init.scope/) + $(usec system.slice/systemd-journald.service/) ))"; }
+
 # load ID N CONC RECORD: one batch; RECORD=2 keeps the latencies, 1 the batch, 0 nothing.
 FAILURES=0
 load() {
-	local id=$1 n=$2 c=$3 rec=$4 out lat=()
+	local id=$1 n=$2 c=$3 rec=$4 out lat=() cpu0 cpu1
 	[ "$rec" = 2 ] && lat=(-o "/srv/bench/lat.$id")
+	read -r -a cpu0 < <(cpu_now)
 	out=$(bx /srv/bench/bin/load -t "$TIMEOUT" "${lat[@]}" 127.0.0.1 "${PORTOF[$id]}" \
 		"/srv/bench/req.$id" "$n" "$c" 2>"$T/load.err") || out="count=$n failures=$n wall_s=0"
+	read -r -a cpu1 < <(cpu_now)
 	[ -s "$T/load.err" ] && say "${LABEL[$id]} @$c: $(cat "$T/load.err")"
 	[[ $out =~ failures=([0-9]+).*wall_s=([0-9.]+) ]] || die "cannot parse: $out"
-	[ "$rec" = 0 ] || echo "$c $n ${BASH_REMATCH[1]} ${BASH_REMATCH[2]}" >>"$T/runs.$id"
+	[ "$rec" = 0 ] || echo "$c $n ${BASH_REMATCH[1]} ${BASH_REMATCH[2]}" \
+		"$((cpu1[0] - cpu0[0])) $((cpu1[1] - cpu0[1]))" >>"$T/runs.$id"
 	[ "$rec" = 0 ] || FAILURES=$((FAILURES + BASH_REMATCH[1]))
 }
 
@@ -263,6 +279,10 @@ pct() { # latfile p -> ms
 rps() { # id conc
 	awk -v c="$2" '$1 == c {ok += $2 - $3; w += $4} END { if (w > 0) printf "%.0f", ok / w; else print "nan" }' "$T/runs.$1"
 }
+cpu_per_req() { # id conc -> "total (systemd's part)" µs of the box's CPU per request
+	awk -v c="$2" '$1 == c {n += $2; t += $5; s += $6} END {
+		if (n > 0) printf "%.0f (%.0f)", t / n, s / n; else print "nan" }' "$T/runs.$1"
+}
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "nan" || b == "nan" || b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'; }
 declare -A P50 P99
 for id in "${SUBJ[@]}"; do P50[$id]=$(pct "$T/lat.$id" 0.50); P99[$id]=$(pct "$T/lat.$id" 0.99); done
@@ -278,12 +298,13 @@ echo
 hdr="| subject | p50 ms | p99 ms |"
 sep="|---|---:|---:|"
 for c in $CONC; do hdr+=" req/s @$c |"; sep+="---:|"; done
-echo "$hdr p50 ×webhook | req/s @8 ×webhook |"
-echo "$sep---:|---:|"
+echo "$hdr p50 ×webhook | req/s @8 ×webhook | CPU µs/req @8 (systemd's) |"
+echo "$sep---:|---:|---:|"
 for id in "${SUBJ[@]}"; do
 	row="| ${LABEL[$id]} | ${P50[$id]} | ${P99[$id]} |"
 	for c in $CONC; do row+=" $(rps "$id" "$c") |"; done
 	row+=" $(ratio "${P50[$id]}" "${P50[webhook]}") | $(ratio "$(rps "$id" 8)" "$(rps webhook 8)") |"
+	row+=" $(cpu_per_req "$id" 8) |"
 	echo "$row"
 done
 echo
