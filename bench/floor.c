@@ -20,6 +20,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "escape.h"
+
 extern char **environ;
 
 #define HDR_MAX 65536
@@ -141,30 +143,6 @@ static int run(char **argv, size_t *outlen)
 	if (WIFSIGNALED(st))
 		return -WTERMSIG(st);
 	return -1;
-}
-
-static size_t json_escape(char *dst, const char *src, size_t n)
-{
-	static const char hex[] = "0123456789abcdef";
-	size_t o = 0;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)src[i];
-		if (c == '"' || c == '\\') {
-			dst[o++] = '\\';
-			dst[o++] = (char)c;
-		} else if (c == '\n') {
-			dst[o++] = '\\';
-			dst[o++] = 'n';
-		} else if (c < 0x20) {
-			memcpy(dst + o, "\\u00", 4);
-			dst[o + 4] = hex[c >> 4];
-			dst[o + 5] = hex[c & 15];
-			o += 6;
-		} else {
-			dst[o++] = (char)c;
-		}
-	}
-	return o;
 }
 
 int main(int argc, char **argv)

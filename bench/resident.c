@@ -25,6 +25,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "escape.h"
+
 extern char **environ;
 
 #define HDR_MAX 65536
@@ -128,30 +130,6 @@ static int run(struct conn *c, size_t *outlen)
 		if (errno != EINTR)
 			return -1;
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static size_t json_escape(char *dst, const char *src, size_t n)
-{
-	static const char hex[] = "0123456789abcdef";
-	size_t o = 0;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char ch = (unsigned char)src[i];
-		if (ch == '"' || ch == '\\') {
-			dst[o++] = '\\';
-			dst[o++] = (char)ch;
-		} else if (ch == '\n') {
-			dst[o++] = '\\';
-			dst[o++] = 'n';
-		} else if (ch < 0x20) {
-			memcpy(dst + o, "\\u00", 4);
-			dst[o + 4] = hex[ch >> 4];
-			dst[o + 5] = hex[ch & 15];
-			o += 6;
-		} else {
-			dst[o++] = (char)ch;
-		}
-	}
-	return o;
 }
 
 static void *serve(void *arg)

@@ -56,16 +56,7 @@ serve_lso() {
 browser_ready() {
 	command -v chromium >/dev/null || apt_install chromium >/dev/null || {
 		echo "chromium is not installed and could not be"; return 1; }
-	command -v npm >/dev/null || { echo "npm is not installed (tests/deps.sh installs npm)"; return 1; }
-	local p have=1
-	for p in "${NPM_PACKAGES[@]}"; do
-		[ "$(jq -r .version "$NPM_DIR/node_modules/${p%@*}/package.json" 2>/dev/null)" = "${p##*@}" ] || have=0
-	done
-	[ "$have" = 1 ] && return 0
-	mkdir -p "$NPM_DIR" && { [ -e "$NPM_DIR/package.json" ] || echo '{"private": true}' >"$NPM_DIR/package.json"; }
-	npm install --prefix "$NPM_DIR" --no-audit --no-fund --no-save --prefer-offline --loglevel=error \
-		"${NPM_PACKAGES[@]}" >"$TMP/npm.log" 2>&1 ||
-		{ echo "npm install failed: $(tail -n 3 "$TMP/npm.log" | tr '\n' ' ')"; return 1; }
+	npm_install "$NPM_DIR" "${NPM_PACKAGES[@]}"
 }
 
 if [ -z "$LSO_BIN" ]; then

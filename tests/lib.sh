@@ -60,3 +60,21 @@ apt_install() {
 		DEBIAN_FRONTEND=noninteractive apt-get install "${opts[@]}" "${missing[@]}" >>"$TMP/apt.log" 2>&1
 	} || { tail -n 5 "$TMP/apt.log" >&2; return 1; }
 }
+
+# npm_install DIR PACKAGE@VERSION...: the pinned packages in DIR (a project-local
+# node_modules), from the npm registry unless those versions are there already;
+# on failure prints why and returns 1. Uses $TMP for npm's log.
+npm_install() {
+	local dir=$1 p have=1
+	shift
+	command -v npm >/dev/null || { echo "npm is not installed (tests/deps.sh installs npm)"; return 1; }
+	for p in "$@"; do
+		[ "$(jq -r .version "$dir/node_modules/${p%@*}/package.json" 2>/dev/null)" = "${p##*@}" ] || have=0
+	done
+	[ "$have" = 1 ] && return 0
+	mkdir -p "$dir" 2>/dev/null || { echo "cannot create $dir"; return 1; }
+	[ -e "$dir/package.json" ] || echo '{"private": true}' >"$dir/package.json"
+	npm install --prefix "$dir" --no-audit --no-fund --no-save --prefer-offline --loglevel=error \
+		"$@" >"$TMP/npm.log" 2>&1 ||
+		{ echo "npm install $* failed: $(tail -n 3 "$TMP/npm.log" | tr '\n' ' ')"; return 1; }
+}

@@ -49,21 +49,8 @@ trap 'exit 130' INT TERM
 # install_validators: the pinned NPM_PACKAGES in NPM_DIR, from the npm
 # registry unless already there; on failure prints why and returns 1.
 install_validators() {
-	local want have=1 p
 	command -v node >/dev/null || { echo "node is not installed (tests/deps.sh installs nodejs)"; return 1; }
-	command -v npm >/dev/null || { echo "npm is not installed (tests/deps.sh installs npm)"; return 1; }
-	for p in "${NPM_PACKAGES[@]}"; do
-		want=${p##*@}
-		[ "$(jq -r .version "$NPM_DIR/node_modules/${p%@*}/package.json" 2>/dev/null)" = "$want" ] || have=0
-	done
-	[ "$have" = 1 ] && return 0
-	mkdir -p "$NPM_DIR" 2>/dev/null || { echo "cannot create $NPM_DIR"; return 1; }
-	[ -e "$NPM_DIR/package.json" ] || echo '{"private": true}' >"$NPM_DIR/package.json"
-	if ! npm install --prefix "$NPM_DIR" --no-audit --no-fund --no-save --prefer-offline \
-		--loglevel=error "${NPM_PACKAGES[@]}" >"$TMP/npm.log" 2>&1; then
-		echo "npm install ${NPM_PACKAGES[*]} failed: $(tail -n 3 "$TMP/npm.log" | tr '\n' ' ')"
-		return 1
-	fi
+	npm_install "$NPM_DIR" "${NPM_PACKAGES[@]}"
 }
 
 if [ "$1" = --install ]; then
