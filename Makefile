@@ -175,6 +175,10 @@ bench: deps
 bench-systemd: lso
 	bench/systemd.sh
 
+# Async time-to-201 with and without LSO_SYNC_RECORDS, on disk and on tmpfs (root).
+bench-durable: lso
+	bench/durable.sh
+
 install: lso
 	mkdir -p $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(TMPFILESDIR) $(DESTDIR)$(SYSCONFDIR)/lso \
 	    $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(DOCDIR)
@@ -205,4 +209,4 @@ clean:
 	rm -rf run-state
 
 .PHONY: all check-headers deps test test-valgrind test-systemd test-package test-launchers \
-	test-openapi test-docs test-fresh test-crash fuzz run bench bench-systemd install uninstall clean
+	test-openapi test-docs test-fresh test-crash fuzz run bench bench-systemd bench-durable install uninstall clean
