@@ -46,10 +46,15 @@ for s in $subjects; do
 done
 sleep 0.5
 for s in $subjects; do "$B/load" 127.0.0.1 "${PORT[$s]}" "$B/req" 5 1 >/dev/null; done  # warm up
+# runners_gone: the jobs of the last batch have ended (their syncs would weigh on the next).
+runners_gone() { ! pgrep -f "^$LSO\$" >/dev/null; }
+order=($subjects)
 for r in $(seq "$ROUNDS"); do
-	for s in $subjects; do
+	for i in "${!order[@]}"; do
+		s=${order[$(((i + r) % ${#order[@]}))]}  # each round starts with the next subject
 		"$B/load" -o "$B/$s.lat" 127.0.0.1 "${PORT[$s]}" "$B/req" "$N" 1 >"$B/$s.out"
 		grep -q 'failures=0' "$B/$s.out" || { echo "bench/durable.sh: $s: $(cat "$B/$s.out")" >&2; exit 1; }
+		for _ in $(seq 100); do runners_gone && break; sleep 0.05; done
 	done
 	printf '\rbench/durable.sh: round %d of %d' "$r" "$ROUNDS" >&2
 done
