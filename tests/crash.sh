@@ -106,7 +106,7 @@ mount_crashfs() {
 
 umount_crashfs() {
 	fusermount3 -u "$WORK/mnt" || { fail "unmount crashfs"; fusermount3 -u -z "$WORK/mnt"; }
-	wait_for 10 eval "! kill -0 $FS_PID 2>/dev/null" || kill -KILL "$FS_PID"
+	wait_for 30 eval "! kill -0 $FS_PID 2>/dev/null" || { fail "crashfs exits once unmounted"; kill -KILL "$FS_PID"; }
 	wait "$FS_PID"
 }
 
@@ -128,7 +128,11 @@ check_after() {
 	local l=$1 state="$WORK/mnt/state" job="" f record n
 	for f in "$state"/jobs/*.json; do
 		[ -e "$f" ] || continue
-		jq -e 'type == "object"' "$f" >/dev/null 2>&1 || fail "$l: an unreadable record" "$(basename "$f"): $(head -c 200 "$f" | od -c | head -n 3)"
+		if ! jq -e 'type == "object"' "$f" >/dev/null 2>&1; then
+			fail "$l: an unreadable record" "$(basename "$f"): $(head -c 200 "$f" | od -c | head -n 3)"
+		elif ! jq -e '.status | IN("successful", "failed", "timeout", "canceled", "lost")' "$f" >/dev/null; then
+			fail "$l: --recover left a job unsettled" "$(cat "$f")"
+		fi
 	done
 	if [ "$(cat "$WORK/code" 2>/dev/null)" = 201 ]; then
 		job=$(jq -r .job_id "$WORK/body")
@@ -194,7 +198,7 @@ if want cuts; then
 echo "== power cuts at every step of an async job (LSO_SYNC_RECORDS=$SYNC)"
 heard=0 lost=0 cuts=0 callbacks=0 duplicates=0
 run_cut 0
-steps=$(sed -n 's/^steps //p' "$TMP/cut-0/fs.log")
+steps=$(awk '$1 == "step" { n = $2 } END { print n }' "$TMP/cut-0/fs.log")
 check "the job's steps are counted" test "${steps:-0}" -gt 10
 for n in $(seq 1 "${steps:-0}"); do
 	run_cut "$n"
