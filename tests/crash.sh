@@ -128,7 +128,7 @@ check_after() {
 	local l=$1 state="$WORK/mnt/state" job="" f record n
 	for f in "$state"/jobs/*.json; do
 		[ -e "$f" ] || continue
-		if ! jq -e 'type == "object"' "$f" >/dev/null 2>&1; then
+		if [ ! -s "$f" ] || ! jq -e 'type == "object"' "$f" >/dev/null 2>&1; then  # jq 1.6 takes an empty file
 			fail "$l: an unreadable record" "$(basename "$f"): $(head -c 200 "$f" | od -c | head -n 3)"
 		elif ! jq -e '.status | IN("successful", "failed", "timeout", "canceled", "lost")' "$f" >/dev/null; then
 			fail "$l: --recover left a job unsettled" "$(cat "$f")"
