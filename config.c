@@ -81,6 +81,7 @@ struct flag_setting {
 
 static const struct flag_setting flag_settings[] = {
 	{ "LSO_OAUTH2_ACTIVE", &config.oauth2_active, false },
+	{ "LSO_SYNC_RECORDS", &config.sync_records, true },
 };
 
 #define STRING(x) STRING_OF(x)

@@ -9,6 +9,7 @@
 struct config {
 	const char *executables_root;  /* EXECUTABLES_ROOT_DIR, NULL: none */
 	const char *state_dir;         /* LSO_STATE_DIR, $STATE_DIRECTORY, /var/lib/lso */
+	bool sync_records;             /* LSO_SYNC_RECORDS: records on disk before a client hears of them */
 	bool oauth2_active;            /* LSO_OAUTH2_ACTIVE: every route but the public ones needs the key */
 	const char *api_key;           /* LSO_API_KEY or credential lso-api-key, NULL: none */
 	const char *api_key_problem;   /* why there is none (for the log) */

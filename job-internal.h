@@ -53,6 +53,9 @@
 #define PROGRESS_EXIT_POLL_MS 20
 /* Longer stdout lines of a playbook are cut: Ansible's are short. */
 #define PLAYBOOK_LINE_MAX_BYTES 65536
+/* A runner whose result cannot be recorded tries again after 1 s, 2 s, ... at most this long. */
+#define RECORD_RETRY_FIRST_MS 1000
+#define RECORD_RETRY_MAX_MS 30000
 /* A record that keeps trading places while one waits for its lock: give up after this. */
 #define RECORD_OPEN_TRIES 8
 
@@ -115,7 +118,10 @@ int record_make_dirs(void);
 /* Now in UTC, RFC 3339 with milliseconds. */
 void record_now(char buf[32]);
 
-/* Write j's record (first: it is created); -1 with errno. The writer holds j->lock_fd. */
+/*
+ * Write j's record (first: it is created), on disk when this returns; -1
+ * with errno, logged (a first record is then removed). The writer holds j->lock_fd.
+ */
 int record_write(const struct job *j, bool first);
 
 /* After the last record: empty the spare. */
@@ -129,6 +135,9 @@ int record_read(const char *id, struct job *j);
 
 /* The job's lock file, opened (not locked); -1 with errno. */
 int record_lock_open(const char *id);
+
+/* A refused submission's lock file, removed. */
+void record_lock_remove(const char *id);
 
 /* The job's lock taken if nobody holds it: its runner is gone. -1 while it lives. */
 int record_lock_if_dead(const char *id);

@@ -213,13 +213,31 @@ out:
 
 /* --- the runner --- */
 
-static void
+/* Record j's final status; -1 when the record could not be written (logged). */
+static int
 finish(struct job *j, enum job_status status)
 {
 	j->status = status;
 	record_now(j->finished_at);
 	j->has_result = true;
-	record_write(j, false);
+	return record_write(j, false);
+}
+
+/*
+ * The runner's result, recorded before anyone hears of it: while the state
+ * directory cannot take it (full, read-only), the runner keeps trying and
+ * keeps its lock, so the job looks running, never abandoned, and no
+ * callback announces a result that a later GET would contradict.
+ */
+static void
+finish_for_sure(struct job *j, enum job_status status)
+{
+	long pause_ms = RECORD_RETRY_FIRST_MS;
+
+	while (finish(j, status) < 0) {
+		poll(NULL, 0, (int)pause_ms);
+		pause_ms = pause_ms * 2 > RECORD_RETRY_MAX_MS ? RECORD_RETRY_MAX_MS : pause_ms * 2;
+	}
 }
 
 static void
@@ -256,7 +274,7 @@ run_job(struct job *j)
 		j->result.return_code = -1;
 		jbuf_puts(&j->result.output, cancel_requested ? RUN_MSG_CANCELED :
 		    "Could not take a worker slot.");
-		finish(j, cancel_requested ? JOB_CANCELED : JOB_FAILED);
+		finish_for_sure(j, cancel_requested ? JOB_CANCELED : JOB_FAILED);
 	} else {
 		struct run_control control = { .cancel_fd = cancel_pipe[0], .lock_fd = j->lock_fd };
 
@@ -269,7 +287,7 @@ run_job(struct job *j)
 			run_program(&j->prog, (const char *const *)j->args, j->nargs, j->id,
 			    &control, &j->result);
 		/* Recorded before the slot is freed: no more records say running than there are slots. */
-		finish(j, status_of_run(&j->result));
+		finish_for_sure(j, status_of_run(&j->result));
 		close(slot_fd);
 	}
 	log_line(j->id, "job %s %s rc=%d", j->id, job_status_names[j->status], j->result.return_code);
@@ -326,6 +344,8 @@ job_submit(const struct job_request *r, const char *id, struct job **out)
 fail:
 	if (j) {
 		int saved = errno;
+		if (j->lock_fd >= 0)
+			record_lock_remove(id);  /* nothing left of a refused submission */
 		job_free(j);
 		free(j);
 		errno = saved;
@@ -355,7 +375,8 @@ deliver_and_exit(struct job *j)
 
 /*
  * A job whose runner is gone without a final record is lost: record that
- * and send the failure callback. j->lock_fd must be held.
+ * and send the failure callback. j->lock_fd must be held. When lost cannot
+ * be recorded nothing is sent: the next GET or --recover settles it again.
  */
 static void
 settle_lost(struct job *j, bool deliver_here)
@@ -370,7 +391,8 @@ settle_lost(struct job *j, bool deliver_here)
 	jbuf_puts(&j->result.output, JOB_MSG_LOST);
 	if (j->kind == JOB_KIND_PLAYBOOK)
 		j->failure = strdup(JOB_MSG_LOST);
-	finish(j, JOB_LOST);
+	if (finish(j, JOB_LOST) < 0)
+		return;
 	log_line(j->id, "job %s lost", j->id);
 	if (!j->callback_url || deliver_here) {
 		callback_deliver(j);

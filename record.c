@@ -1,9 +1,11 @@
 /*
  * record.c: the state directory: a job's record (<id>.json), its spare
- * (<id>.next) and its lock file (<id>.lock).
+ * (<id>.next) and its lock file (<id>.lock); every record written is on disk
+ * (file and directory entry) before record_write returns.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +20,7 @@
 #include "config.h"
 #include "file.h"
 #include "job-internal.h"
+#include "log.h"
 
 /*
  * Now in UTC, RFC 3339 with milliseconds. The date is computed by hand (days
@@ -58,16 +61,52 @@ record_path(char buf[PATH_MAX], const char *sub, const char *file, const char *s
 	return n > 0 && n < PATH_MAX;
 }
 
+/*
+ * fsync a directory: the entries created, renamed or exchanged in it are on
+ * disk. One call covers every entry of the directory, so a first record and
+ * its lock file cost one.
+ */
+static int
+sync_dir(const char *path)
+{
+	int fd, r;
+
+	if (!config.sync_records)
+		return 0;
+	if ((fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return -1;
+	r = fsync(fd);
+	close(fd);
+	return r;
+}
+
+/* The file's data (and size) on disk; not its entry, see sync_dir. */
+static int
+sync_data(int fd)
+{
+	return config.sync_records ? fdatasync(fd) : 0;
+}
+
+/* mkdir path, whose entry is on disk (in parent) when it is new; 0 when it exists. */
+static int
+make_dir(const char *path, const char *parent)
+{
+	if (mkdir(path, 0750) < 0)
+		return errno == EEXIST ? 0 : -1;
+	return sync_dir(parent);
+}
+
 int
 record_make_dirs(void)
 {
-	char path[PATH_MAX];
+	char path[PATH_MAX], parent[PATH_MAX];
 
-	if (mkdir(config.state_dir, 0750) < 0 && errno != EEXIST)
+	snprintf(parent, sizeof(parent), "%s", config.state_dir);
+	if (make_dir(config.state_dir, dirname(parent)) < 0)
 		return -1;
-	if (!record_path(path, "jobs", NULL, NULL) || (mkdir(path, 0750) < 0 && errno != EEXIST))
+	if (!record_path(path, "jobs", NULL, NULL) || make_dir(path, config.state_dir) < 0)
 		return -1;
-	if (!record_path(path, "slots", NULL, NULL) || (mkdir(path, 0750) < 0 && errno != EEXIST))
+	if (!record_path(path, "slots", NULL, NULL) || make_dir(path, config.state_dir) < 0)
 		return -1;
 	return 0;
 }
@@ -181,7 +220,8 @@ swap_in(const char *spare, const char *path)
 }
 
 /*
- * Write the record so that a reader sees the old one or the new one, whole.
+ * Write the record so that a reader sees the old one or the new one, whole,
+ * and so that after a power cut the disk holds one of them, whole.
  * The new text goes into the job's spare file (<id>.next), which then trades
  * places with <id>.json; the old record is the next spare. An update thus
  * creates and deletes no file: on ext4 without a journal, creating a file
@@ -191,30 +231,47 @@ swap_in(const char *spare, const char *path)
  * is rewritten. The writers of a job take turns: they hold its lock
  * (j->lock_fd).
  *
+ * Durable before it returns (LSO_SYNC_RECORDS): the spare's data is synced
+ * before the trade, so the entry never names a half-written file, and the
+ * directory after it, so what the caller then tells a client (a 201, a
+ * callback) is on disk.
+ *
  * The first record is created where it stays, without a spare: nobody knows
- * the job's id before the 201, so nobody reads it half written. An instance
- * killed while writing it leaves an empty record, which --recover skips and
- * GET answers with 404.
+ * the job's id before the 201, so nobody reads it half written. Its directory
+ * sync also covers the lock file's entry, created just before. A first
+ * record that cannot be written is removed: a refused submission leaves
+ * nothing behind.
  */
 int
 record_write(const struct job *j, bool first)
 {
-	char path[PATH_MAX], spare[PATH_MAX];
+	char path[PATH_MAX], spare[PATH_MAX], dir[PATH_MAX];
 	struct jbuf b = { 0 };
 	struct stat held = { 0 };
 	int fd = -1, r = -1, saved;
+	const char *step = "out of memory";
 
-	if (!record_path(path, "jobs", j->id, ".json") || !record_path(spare, "jobs", j->id, ".next"))
+	if (!record_path(path, "jobs", j->id, ".json") || !record_path(spare, "jobs", j->id, ".next") ||
+	    !record_path(dir, "jobs", NULL, NULL))
 		return errno = ENAMETOOLONG, -1;
 	record_json(j, &b);
 	errno = ENOMEM;
-	if (!b.failed)
+	if (!b.failed) {
+		step = first ? "create" : "open the spare";
 		fd = first ? open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640) :
 		    open_locked(spare, O_RDWR | O_CREAT, LOCK_EX, &held);
-	if (fd >= 0 && write_whole(fd, &b, held.st_size) == 0 &&
-	    (first || swap_in(spare, path) == 0))
+	}
+	if (fd >= 0 && (step = "write", write_whole(fd, &b, held.st_size) == 0) &&
+	    (step = "sync", sync_data(fd) == 0) &&
+	    (first || (step = "swap in", swap_in(spare, path) == 0)) &&
+	    (step = "sync the directory", sync_dir(dir) == 0))
 		r = 0;
 	saved = errno;
+	if (r < 0)
+		log_line(j->id, "lso: job %s: cannot record %s (%s: %s)", j->id,
+		    job_status_names[j->status], step, strerror(saved));
+	if (r < 0 && first && fd >= 0)
+		unlink(path);
 	if (fd >= 0)
 		close(fd);
 	jbuf_free(&b);
@@ -345,6 +402,16 @@ record_lock_open(const char *id)
 	if (!record_path(path, "jobs", id, ".lock"))
 		return errno = ENAMETOOLONG, -1;
 	return open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+}
+
+/* A refused submission's lock file, removed (its record is gone already). */
+void
+record_lock_remove(const char *id)
+{
+	char path[PATH_MAX];
+
+	if (record_path(path, "jobs", id, ".lock"))
+		unlink(path);
 }
 
 /* Take the job's lock if nobody holds it: its runner is gone. -1 while it lives. */

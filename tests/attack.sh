@@ -941,6 +941,111 @@ attack_templating() {
 	check "$l: nasty strings arrive verbatim" jq -e --argjson d "$data" '. == $d' "$TMP/attack-tpl-data.json"
 }
 
+# --- a full state directory (issue 17, item 3): a small tmpfs the test mounts ---
+
+# attack_fill DIR [KIB]: fill the file system of DIR to the last byte, or with KIB KiB.
+attack_fill() { dd if=/dev/zero of="$1/filler" bs=1k ${2:+count=$2} status=none 2>/dev/null; }
+
+# attack_callback_count JOB: how many callbacks the receiver got for it.
+attack_callback_count() { callbacks_for "$1" | wc -l | tr -d ' '; }
+
+# attack_state_files DIR: the names in DIR/jobs, sorted, on one line.
+attack_state_files() { ls "$1/jobs" | sort | tr '\n' ' '; }
+
+# A result that cannot be recorded is never announced, then contradicted.
+attack_full_result() {
+	local mnt=$1 l="full state dir: result"
+	attack_fill "$mnt" 3072  # 1 MiB left: room for small records, not for 2 MB of output
+	submit big-output '["2000000"]' "$RECEIVER/ok/full-result"
+	expect "$l: 201" "$CODE" 201
+	sleep 3
+	expect "$l: no callback while the result cannot be recorded" "$(attack_callback_count "$JOB")" 0
+	request GET "/api/jobs/$JOB"
+	jqcheck "$l: GET while full: not lost (its runner keeps its lock)" '.status == "running"'
+	request GET "/api/jobs/$JOB"
+	expect "$l: still no callback after GETs" "$(attack_callback_count "$JOB")" 0
+	check "$l: the failed write is logged" grep -q "job $JOB: cannot record" "$TMP/attack-full.log"
+	rm -f "$mnt/filler"
+	check "$l: room again: the callback goes out" wait_for 60 has_callbacks "$JOB"
+	check "$l: recorded successful" wait_for 5 job_status_is "$JOB" successful
+	request GET "/api/jobs/$JOB"
+	sleep 1
+	expect "$l: exactly one callback" "$(attack_callback_count "$JOB")" 1
+	check "$l: the callback says success" bash -c "callbacks_for $JOB | jq -e '.body.result.return_code == 0'"
+}
+
+# A settle that cannot record lost sends nothing; once it can, one failure
+# callback. The job is queued (one slot, taken), so its lost record needs a
+# new file (its spare), which a full file system refuses.
+attack_full_settle() {
+	local mnt=$1 l="full state dir: settle" runner blocker
+	submit sleep-echo '["30"]'
+	blocker=$JOB
+	check "$l: the slot taken" wait_for 5 job_status_is "$blocker" running
+	submit sleep-echo '["1"]' "$RECEIVER/ok/full-settle"
+	check "$l: queued" job_status_is "$JOB" queued
+	runner=$(runner_of "$JOB")
+	kill -KILL "$runner"
+	check "$l: runner gone" gone "$runner"
+	attack_fill "$mnt"
+	request GET "/api/jobs/$JOB"
+	request GET "/api/jobs/$JOB"
+	sleep 2
+	expect "$l: lost cannot be recorded: no callback" "$(attack_callback_count "$JOB")" 0
+	check "$l: the failed write is logged" grep -q "job $JOB: cannot record lost" "$TMP/attack-full.log"
+	rm -f "$mnt/filler"
+	check "$l: room again: lost" job_status_is "$JOB" lost
+	check "$l: its failure callback" wait_for 10 has_callbacks "$JOB"
+	request GET "/api/jobs/$JOB"
+	sleep 1
+	expect "$l: exactly one callback" "$(attack_callback_count "$JOB")" 1
+	request DELETE "/api/jobs/$blocker"
+	expect "$l: the blocker canceled" "$CODE" 202
+	check "$l: the blocker's record says so" wait_for 10 job_status_is "$blocker" canceled
+	sleep 1  # its runner empties its spare last
+}
+
+# A submission the state directory cannot take: 500, and no file left behind.
+attack_full_submit() {
+	local mnt=$1 l="full state dir: submission" before
+	attack_fill "$mnt"
+	before=$(attack_state_files "$mnt")
+	submit echo-args '["no room"]' "$RECEIVER/ok/full-submit"
+	expect "$l: 500" "$CODE" 500
+	expect "$l: no file left behind" "$(attack_state_files "$mnt")" "$before"
+	rm -f "$mnt/filler"
+	submit echo-args '["room"]'
+	expect "$l: room again: 201" "$CODE" 201
+}
+
+# The full state directory attacks: test.sh's section "fulldisk".
+suite_attack_full_disk() {
+	local mnt="$TMP/attack-full-state" lock pid
+	if [ "$(id -u)" != 0 ]; then
+		echo "SKIP: full state directory: mounting a tmpfs needs root"
+		skipped=$((skipped + 1))
+		return
+	fi
+	mkdir -p "$mnt"
+	mount -t tmpfs -o size=4m,mode=0750 tmpfs "$mnt" || { fail "full state dir: mount a tmpfs"; return; }
+	mkdir -p "$mnt/jobs" "$mnt/slots"
+	STATE=$mnt
+	start_receiver full
+	start_server attack-full inetd "${common[@]}" LSO_STATE_DIR="$mnt" EXECUTABLE_TIMEOUT_SEC=40 \
+		LSO_MAX_OUTPUT_BYTES=4000000 MAX_THREAD_POOL_WORKERS=1
+	attack_full_result "$mnt"
+	attack_full_settle "$mnt"
+	attack_full_submit "$mnt"
+	sleep 1
+	# A runner still retrying (a check above failed) would retry forever: none outlives the suite.
+	for lock in "$mnt"/jobs/*.lock; do
+		pid=$(cut -d ' ' -f 1 "$lock" 2>/dev/null)
+		[ -n "$pid" ] && [ "$pid" -gt 1 ] && kill -KILL "$pid" 2>/dev/null
+	done
+	umount -l "$mnt"
+	check "full state dir: no lso crashed or failed" bash -c "! grep -hE 'died with (code [1-9]|signal)|Sanitizer|runtime error' $TMP/attack-full.log"
+}
+
 # --- the suite ---
 
 suite_attack() {

@@ -9,6 +9,7 @@
 #   test      what make test and make run use (the default: build test)
 #   fuzz      clang and its libFuzzer runtime (make fuzz)
 #   valgrind  valgrind (make test-valgrind)
+#   crash     libfuse3 and strace (make test-crash: tests/crashfs, tests/crash.sh)
 # tests/package.sh, tests/launchers.sh and bench/bench.sh install their own.
 cd "$(dirname "$0")/.." || exit 1
 [ $# -gt 0 ] || set -- build test
@@ -27,7 +28,8 @@ for group; do
 	test) packages="$packages $test" ;;
 	fuzz) packages="$packages clang libclang-rt-dev" ;;
 	valgrind) packages="$packages valgrind" ;;
-	*) echo "tests/deps.sh: unknown group $group (build, test, fuzz, valgrind)" >&2; exit 2 ;;
+	crash) packages="$packages libfuse3-dev fuse3 strace" ;;
+	*) echo "tests/deps.sh: unknown group $group (build, test, fuzz, valgrind, crash)" >&2; exit 2 ;;
 	esac
 done
 
