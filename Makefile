@@ -124,6 +124,13 @@ test-docs: deps
 	@$(MAKE) lso
 	tests/docs.sh ./lso
 
+# Three lso hosts behind HAProxy (examples/haproxy/haproxy.cfg), each in a
+# network namespace of its own, curl over TLS (root; see tests/scale.sh).
+test-scale: deps
+	@tests/deps.sh scale
+	@$(MAKE) lso
+	tests/scale.sh ./lso
+
 # The README's make test and make run on a fresh Debian 12 minbase, from a clone
 # of the committed HEAD (root; boots it with ../shared/tools/systemd-box).
 test-fresh:
@@ -193,4 +200,4 @@ clean:
 	rm -rf run-state
 
 .PHONY: all check-headers deps test test-valgrind test-systemd test-package test-launchers \
-	test-openapi test-docs test-fresh fuzz run bench bench-systemd install uninstall clean
+	test-openapi test-docs test-fresh test-scale fuzz run bench bench-systemd bench-scale install uninstall clean

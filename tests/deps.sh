@@ -9,6 +9,8 @@
 #   test      what make test and make run use (the default: build test)
 #   fuzz      clang and its libFuzzer runtime (make fuzz)
 #   valgrind  valgrind (make test-valgrind)
+#   scale     HAProxy, iproute2 (ip netns), OpenSSL's command, curl, jq and
+#             python3 (make test-scale, make bench-scale)
 # tests/package.sh, tests/launchers.sh and bench/bench.sh install their own.
 cd "$(dirname "$0")/.." || exit 1
 [ $# -gt 0 ] || set -- build test
@@ -27,7 +29,8 @@ for group; do
 	test) packages="$packages $test" ;;
 	fuzz) packages="$packages clang libclang-rt-dev" ;;
 	valgrind) packages="$packages valgrind" ;;
-	*) echo "tests/deps.sh: unknown group $group (build, test, fuzz, valgrind)" >&2; exit 2 ;;
+	scale) packages="$packages haproxy iproute2 openssl curl jq python3 procps" ;;
+	*) echo "tests/deps.sh: unknown group $group (build, test, fuzz, valgrind, scale)" >&2; exit 2 ;;
 	esac
 done
 
