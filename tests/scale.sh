@@ -18,12 +18,12 @@ LSO=$(realpath "${1:-./lso}")
 passed=0 failed=0
 pass() { passed=$((passed + 1)); }
 fail() { failed=$((failed + 1)); echo "FAIL: $1${2:+: $2}" >&2; }
+# abort WHAT [WHY]: a step the rest needs failed: the count, and out.
+abort() { fail "$1" "${2:-}"; echo "$passed passed, $failed failed"; exit 1; }
 expect() { if [ "$2" = "$3" ]; then pass; else fail "$1" "expected '$3', got '$2'"; fi; }
 
 if [ "$(id -u)" != 0 ]; then
-	echo "tests/scale.sh: needs root (network namespaces)" >&2
-	echo "0 passed, 1 failed"
-	exit 1
+	abort "tests/scale.sh needs root (network namespaces)"
 fi
 SCALE_DIR=$(mktemp -d /tmp/lso-scale.XXXXXX)
 SCALE_KEY=scale-key-$RANDOM$RANDOM
@@ -72,14 +72,11 @@ EOF
 chmod +x "$SCALE_DIR"/programs/*
 
 # --- the network, the hosts, the edge, the receiver ---
-scale_network 3 || { echo "cannot make the namespaces" >&2; exit 1; }
-scale_cert || { echo "openssl failed" >&2; exit 1; }
-for i in 1 2 3; do scale_start_host "$i" || exit 1; done
-scale_haproxy_cfg 3 || exit 1
-if ! scale_start_haproxy 3; then
-	cat "$SCALE_DIR/haproxy.log" >&2
-	exit 1
-fi
+scale_network 3 || abort "setup: the namespaces"
+scale_cert || abort "setup: the certificate (openssl)"
+for i in 1 2 3; do scale_start_host "$i" || abort "setup: host $i"; done
+scale_haproxy_cfg 3 || abort "setup: haproxy.cfg for the test"
+scale_start_haproxy 3 || abort "setup: HAProxy with three hosts up" "$(tail -n 5 "$SCALE_DIR/haproxy.log")"
 pass
 scale_in client python3 tests/receiver.py "$SCALE_DIR/receiver.port" "$SCALE_DIR/callbacks.log" \
 	0 "$SCALE_CLIENT" &
@@ -255,7 +252,7 @@ expect "down: 30 async, all 201, none on host 2" \
 expect "down: no callback for the lost job yet" "$(grep -c "\"job_id\": \"$lost\"" "$SCALE_DIR/callbacks.log")" 0
 # Back: the boot's lso --recover, then its socket.
 scale_recover 2 && pass || fail "back: lso --recover on host 2" "$(cat "$SCALE_DIR/h2/recover.log")"
-scale_start_host 2 || exit 1
+scale_start_host 2 || abort "back: host 2 started again"
 scale_wait_up 3 && pass || fail "back: HAProxy's checks see host 2 up"
 for _ in $(seq 300); do
 	grep -q "\"job_id\": \"$lost\"" "$SCALE_DIR/callbacks.log" && break
