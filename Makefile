@@ -170,6 +170,12 @@ bench: deps
 bench-systemd: lso
 	bench/systemd.sh
 
+# Requests a second through HAProxy with 1, 2 and 3 lso hosts (root; see bench/scale.sh).
+bench-scale: deps
+	@tests/deps.sh scale
+	@$(MAKE) lso
+	bench/scale.sh ./lso
+
 install: lso
 	mkdir -p $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(TMPFILESDIR) $(DESTDIR)$(SYSCONFDIR)/lso \
 	    $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(DOCDIR)

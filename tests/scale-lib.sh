@@ -105,10 +105,12 @@ scale_start_host() {
 	mkdir -p "$SCALE_DIR/h$1/state" "$SCALE_DIR/h$1/files"
 	while IFS= read -r kv; do args+=(-E "$kv"); done < <(scale_host_env "$1")
 	: >"$log"
-	scale_in "h$1" sh -c '[ -z "$1" ] || echo $$ >"$1"; shift; exec "$@"' sh "${2:-}" \
+	ip netns exec "$(scale_ns "h$1")" sh -c '[ -z "$1" ] || echo $$ >"$1"; shift; exec "$@"' sh "${2:-}" \
 		systemd-socket-activate "${args[@]}" -l "$(scale_host_address "$1"):$SCALE_PORT" "$LSO" \
 		>>"$log" 2>&1 &
-	disown # killed by scale_kill_ns: no "Killed" notice from bash then
+	# ip itself in the background, disowned: killed by scale_kill_ns with no
+	# "Killed" notice from bash.
+	disown
 	for _ in $(seq 100); do
 		grep -q "Listening on" "$log" && return 0
 		sleep 0.05

@@ -78,7 +78,7 @@ for i in 1 2 3; do scale_start_host "$i" || abort "setup: host $i"; done
 scale_haproxy_cfg 3 || abort "setup: haproxy.cfg for the test"
 scale_start_haproxy 3 || abort "setup: HAProxy with three hosts up" "$(tail -n 5 "$SCALE_DIR/haproxy.log")"
 pass
-scale_in client python3 tests/receiver.py "$SCALE_DIR/receiver.port" "$SCALE_DIR/callbacks.log" \
+ip netns exec "$(scale_ns client)" python3 tests/receiver.py "$SCALE_DIR/receiver.port" "$SCALE_DIR/callbacks.log" \
 	0 "$SCALE_CLIENT" &
 disown
 for _ in $(seq 100); do [ -s "$SCALE_DIR/receiver.port" ] && break; sleep 0.05; done
