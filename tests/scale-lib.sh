@@ -72,20 +72,22 @@ scale_cleanup() {
 		ip netns del "$ns" 2>/dev/null
 	done
 	SCALE_NS=()
+	# A cgroup goes once its last killed process is gone (bounded).
 	for cg in "${SCALE_CGROUPS[@]}"; do
-		rmdir "$cg" 2>/dev/null
+		for _ in $(seq 50); do rmdir "$cg" 2>/dev/null && break; sleep 0.1; done
 	done
 	SCALE_CGROUPS=()
 }
 
 # scale_cpu_limit NAME PERCENT: a cgroup (v1 cpu controller) holding at most
-# PERCENT of one core; prints its tasks file, or nothing when there is none.
+# PERCENT of one core; SCALE_TASKS is its tasks file (fails without one).
 scale_cpu_limit() {
 	local cg=/sys/fs/cgroup/cpu/$SCALE_PREFIX-$1
-	[ -d /sys/fs/cgroup/cpu ] || return 0
+	SCALE_TASKS=
+	[ -d /sys/fs/cgroup/cpu ] || return 1
 	mkdir -p "$cg" && SCALE_CGROUPS+=("$cg") &&
 		echo 100000 >"$cg/cpu.cfs_period_us" &&
-		echo $(($2 * 1000)) >"$cg/cpu.cfs_quota_us" && echo "$cg/tasks"
+		echo $(($2 * 1000)) >"$cg/cpu.cfs_quota_us" && SCALE_TASKS=$cg/tasks
 }
 
 # scale_host_env I: the settings of host I (tag 0I, its own state, files and
@@ -105,11 +107,14 @@ scale_start_host() {
 	mkdir -p "$SCALE_DIR/h$1/state" "$SCALE_DIR/h$1/files"
 	while IFS= read -r kv; do args+=(-E "$kv"); done < <(scale_host_env "$1")
 	: >"$log"
-	ip netns exec "$(scale_ns "h$1")" sh -c '[ -z "$1" ] || echo $$ >"$1"; shift; exec "$@"' sh "${2:-}" \
+	# Into the cgroup before the namespace: ip netns exec mounts a /sys of
+	# its own, without /sys/fs/cgroup. One process, exec after exec, in the
+	# background and disowned: killed by scale_kill_ns with no "Killed"
+	# notice from bash.
+	sh -c '[ -z "$1" ] || echo $$ >"$1"; shift; exec "$@"' sh "${2:-}" \
+		ip netns exec "$(scale_ns "h$1")" \
 		systemd-socket-activate "${args[@]}" -l "$(scale_host_address "$1"):$SCALE_PORT" "$LSO" \
 		>>"$log" 2>&1 &
-	# ip itself in the background, disowned: killed by scale_kill_ns with no
-	# "Killed" notice from bash.
 	disown
 	for _ in $(seq 100); do
 		grep -q "Listening on" "$log" && return 0
