@@ -170,6 +170,27 @@ expect "read: each record its own job's, successful" "$(bodies read 300 |
 expect "read: an id of no host here gets lso's 404" \
 	"$(c -w ' %{http_code}' "$EDGE/api/jobs/7f000000-0000-4000-8000-000000000000")" '{"detail":"Job not found."} 404'
 
+echo "== new work to the host with the fewest connections (leastconn)"
+# Two sync runs of 8 s hold a connection on two hosts; six quick requests one
+# after another then all go to the third (round robin would send it two).
+for i in 1 2; do
+	c -o "$SCALE_DIR/held.$i" -H 'Content-Type: application/json' \
+		-d '{"executable_name": "sleeper", "args": ["8"], "is_async": false}' "$EDGE/api/execute/" &
+	held_pids[i]=$!
+	for _ in $(seq 100); do
+		[ "$(scale_show_stat | awk -F, '$1 == "lso_new" && $2 != "BACKEND" {n += $5} END {print n + 0}')" -ge "$i" ] && break
+		sleep 0.1
+	done
+done
+: >"$SCALE_DIR/least.ids"
+for _ in $(seq 6); do submit '{"executable_name": "hello", "is_async": false}' >>"$SCALE_DIR/least.ids"; done
+wait "${held_pids[1]}" "${held_pids[2]}"
+held_tags=$(jq -r '.job_id[0:2]' "$SCALE_DIR/held.1" "$SCALE_DIR/held.2" | sort -u | tr '\n' ' ')
+least_tags=$(cut -c1-2 "$SCALE_DIR/least.ids" | sort | uniq -c | awk '{print $1 "x" $2}' | tr '\n' ' ')
+[[ $least_tags =~ ^6x(0[123])\ $ ]] && [[ $held_tags != *"${BASH_REMATCH[1]}"* ]] &&
+	[ "$(echo "$held_tags" | wc -w)" = 2 ] && pass ||
+	fail "leastconn: six quick requests all on the host not busy" "busy: $held_tags quick: $least_tags"
+
 echo "== jobs canceled through HAProxy, on every host"
 : >"$SCALE_DIR/cancel.ids"
 for _ in $(seq 15); do
