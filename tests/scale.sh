@@ -5,11 +5,12 @@
 # another namespace with a certificate made here; curl over TLS and the
 # callback receiver in a third. Auth is on throughout. Shows: 300 sync and 300
 # async requests spread over the three with no error and every callback once;
-# every job read and canceled through HAProxy; files downloaded through it; a
-# host killed (its jobs 503, new work elsewhere at once) and back (its lost
-# jobs' callbacks sent by lso --recover); the key required at the edge; no
-# cleartext HTTP; an HAProxy reload under load. Root (ip netns). Every wait
-# is bounded; namespaces and processes go on any exit.
+# new work to the host with the fewest connections; every job read and
+# canceled through HAProxy; files downloaded through it; a host killed (its
+# jobs 503, new work elsewhere at once) and back (its lost jobs' callbacks
+# sent by lso --recover); the key required at the edge; no cleartext HTTP; an
+# HAProxy reload under load. Root (ip netns). Every wait is bounded;
+# namespaces and processes go on any exit.
 # Ends with "N passed, M failed".
 set -u
 cd "$(dirname "$0")/.." || exit 1
