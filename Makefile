@@ -136,6 +136,13 @@ test-docs: deps
 	@$(MAKE) lso
 	tests/docs.sh ./lso
 
+# Three lso hosts behind HAProxy (examples/haproxy/haproxy.cfg), each in a
+# network namespace of its own, curl over TLS (root; see tests/scale.sh).
+test-scale: deps
+	@tests/deps.sh scale
+	@$(MAKE) lso
+	tests/scale.sh ./lso
+
 # The README's make test and make run on a fresh Debian 12 minbase, from a clone
 # of the committed HEAD (root; boots it with ../shared/tools/systemd-box).
 test-fresh:
@@ -178,6 +185,11 @@ bench-systemd: lso
 # Async time-to-201 with and without LSO_SYNC_RECORDS, on disk and on tmpfs (root).
 bench-durable: lso
 	bench/durable.sh
+# Requests a second through HAProxy with 1, 2 and 3 lso hosts (root; see bench/scale.sh).
+bench-scale: deps
+	@tests/deps.sh scale
+	@$(MAKE) lso
+	bench/scale.sh ./lso
 
 install: lso
 	mkdir -p $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(TMPFILESDIR) $(DESTDIR)$(SYSCONFDIR)/lso \
@@ -209,4 +221,5 @@ clean:
 	rm -rf run-state
 
 .PHONY: all check-headers deps test test-valgrind test-systemd test-package test-launchers \
-	test-openapi test-docs test-fresh test-crash fuzz run bench bench-systemd bench-durable install uninstall clean
+	test-openapi test-docs test-fresh test-crash test-scale fuzz run bench bench-systemd bench-durable \
+	bench-scale install uninstall clean

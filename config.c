@@ -132,6 +132,28 @@ env_seconds_ms(const char *name, long long fallback_ms, long long max_ms)
 	return *p ? -1 : ms;
 }
 
+/*
+ * LSO_HOST_TAG: exactly two hex digits, the first two characters of every
+ * job id this host makes (README, Scaling out), so a balancer in front of
+ * several hosts routes a request naming a job to its owner by the id alone.
+ * Unset: -1, ids wholly random. Malformed: -2.
+ */
+static int
+env_host_tag(const char *name)
+{
+	const char *value = getenv(name);
+	char *end;
+	long tag;
+
+	if (!value || !*value)
+		return -1;
+	if (strlen(value) != 2 || !strchr("0123456789abcdefABCDEF", value[0]) ||
+	    !strchr("0123456789abcdefABCDEF", value[1]))
+		return -2;
+	tag = strtol(value, &end, 16);
+	return *end ? -2 : (int)tag;
+}
+
 /* pydantic's bool from a string: 1, else 0, or -1 when it is none of its words. */
 static int
 parse_flag(const char *value)
@@ -254,6 +276,10 @@ config_load(void)
 		if (flag < 0)
 			return f->variable;
 		*f->flag = flag;
+	}
+	if ((config.host_tag = env_host_tag("LSO_HOST_TAG")) < -1) {
+		config.host_tag = -1;
+		return "LSO_HOST_TAG";
 	}
 	for (t = text_settings; t < text_settings + COUNT(text_settings); t++)
 		*t->text = env_or(t->variable, env_or(t->fallback_variable, t->fallback));

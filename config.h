@@ -29,6 +29,7 @@ struct config {
 	const char *docs_assets_url;   /* LSO_DOCS_ASSETS_URL: where the doc pages' scripts come from */
 	long max_connections;          /* LSO_MAX_CONNECTIONS: burst mode's children serving at once */
 	long idle_exit_ms;             /* LSO_IDLE_EXIT_SEC (fractions too): burst mode's idle exit, 0: never */
+	int host_tag;                  /* LSO_HOST_TAG: a job id's first byte (0..255), -1: random */
 };
 
 extern struct config config;

@@ -85,6 +85,9 @@ job_new_id(job_id id)
 
 	if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
 		return -1;
+	/* The host's tag, when set, replaces random bits only: still a version 4 UUID. */
+	if (config.host_tag >= 0)
+		r[0] = (unsigned char)config.host_tag;
 	r[6] = (r[6] & 0x0f) | 0x40; /* version 4 */
 	r[8] = (r[8] & 0x3f) | 0x80; /* RFC 4122 variant */
 	snprintf(id, JOB_ID_LEN + 1,

@@ -10,6 +10,8 @@
 #   fuzz      clang and its libFuzzer runtime (make fuzz)
 #   valgrind  valgrind (make test-valgrind)
 #   crash     libfuse3 and strace (make test-crash: tests/crashfs, tests/crash.sh)
+#   scale     HAProxy, iproute2 (ip netns), OpenSSL's command, curl, jq and
+#             python3 (make test-scale, make bench-scale)
 # tests/package.sh, tests/launchers.sh and bench/bench.sh install their own.
 cd "$(dirname "$0")/.." || exit 1
 [ $# -gt 0 ] || set -- build test
@@ -29,7 +31,8 @@ for group; do
 	fuzz) packages="$packages clang libclang-rt-dev" ;;
 	valgrind) packages="$packages valgrind" ;;
 	crash) packages="$packages libfuse3-dev fuse3 strace" ;;
-	*) echo "tests/deps.sh: unknown group $group (build, test, fuzz, valgrind, crash)" >&2; exit 2 ;;
+	scale) packages="$packages haproxy iproute2 openssl curl jq python3 procps" ;;
+	*) echo "tests/deps.sh: unknown group $group (build, test, fuzz, valgrind, crash, scale)" >&2; exit 2 ;;
 	esac
 done
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Callback receiver for the tests: logs every POST as one JSON line.
 
-receiver.py PORTFILE LOGFILE [PORT]: listens on 127.0.0.1:PORT (default a
-free port), and writes the port to PORTFILE. The path chooses the answer: /ok/... 200, /notfound/... 404,
+receiver.py PORTFILE LOGFILE [PORT [ADDRESS]]: listens on ADDRESS:PORT
+(default 127.0.0.1 and a free port), and writes the port to PORTFILE. The path chooses the answer: /ok/... 200, /notfound/... 404,
 /flaky/... 503 for the first two POSTs to that path, then 200;
 /redirect/... 307 to /ok/redirected; /slow/... waits 3 s before its first
 answer, then 200.
@@ -52,7 +52,8 @@ class Handler(BaseHTTPRequestHandler):
 
 
 port = int(sys.argv[3]) if len(sys.argv) > 3 else 0
-server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+address = sys.argv[4] if len(sys.argv) > 4 else "127.0.0.1"
+server = ThreadingHTTPServer((address, port), Handler)
 with open(port_file, "w") as f:
     f.write(str(server.server_address[1]))
 server.serve_forever()

@@ -28,6 +28,7 @@
 #include "../files.h"
 #include "../http.h"
 #include "../inventory.h"
+#include "../job.h"
 #include "../json.h"
 #include "../jsonparse.h"
 #include "../lso.h"
@@ -2173,7 +2174,7 @@ static const char *const setting_names[] = {
 	"ANSIBLE_PLAYBOOK_TIMEOUT_SEC", "LSO_PLAYBOOK_MAX_SEC", "ANSIBLE_PLAYBOOKS_ROOT_DIR",
 	"ANSIBLE_PLAYBOOK", "EXECUTABLES_ROOT_DIR", "LSO_STATE_DIR", "STATE_DIRECTORY",
 	"LSO_API_KEY", "CREDENTIALS_DIRECTORY", "LSO_OAUTH2_ACTIVE", "JOB_FILES_ROOT_DIR",
-	"LSO_DOCS_ASSETS_URL",
+	"LSO_DOCS_ASSETS_URL", "LSO_HOST_TAG",
 };
 
 static void
@@ -2383,6 +2384,59 @@ test_config_bounds(void)
 	setenv("LSO_CALLBACK_RETRIES", "x", 1);
 	CHECK_STR(config_load(), "LSO_CALLBACK_RETRIES");
 	CHECK_INT(config.read_timeout_sec, 10);
+	clear_settings();
+}
+
+/* LSO_HOST_TAG: two hex digits or nothing; it becomes the id's first byte, the id stays a v4 UUID. */
+static void
+test_config_host_tag(void)
+{
+	static const struct { const char *value; int tag; } good[] = {
+		{ "00", 0 }, { "0a", 10 }, { "A0", 160 }, { "ff", 255 }, { "", -1 },
+	};
+	static const char *const bad[] = { "1", "100", "0x1", "g1", " 1", "-1", "1 " };
+
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		clear_settings();
+		setenv("LSO_HOST_TAG", good[i].value, 1);
+		CHECK(config_load() == NULL);
+		check(config.host_tag == good[i].tag, __FILE__, __LINE__, "LSO_HOST_TAG=%s: got %d",
+		    good[i].value, config.host_tag);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		clear_settings();
+		setenv("LSO_HOST_TAG", bad[i], 1);
+		check(config_load() != NULL && strcmp(config_load(), "LSO_HOST_TAG") == 0,
+		    __FILE__, __LINE__, "LSO_HOST_TAG=%s accepted", bad[i]);
+		CHECK_INT(config.host_tag, -1);
+	}
+	clear_settings();
+	CHECK(config_load() == NULL);
+	CHECK_INT(config.host_tag, -1);
+}
+
+static void
+test_job_id_host_tag(void)
+{
+	job_id id;
+	bool saw_other_first_byte = false;
+
+	clear_settings();
+	CHECK(config_load() == NULL);
+	/* Untagged: the first byte is random (32 ids all starting 0a: 2^-155). */
+	for (int i = 0; i < 32; i++) {
+		CHECK(job_new_id(id) == 0);
+		saw_other_first_byte |= strncmp(id, "0a", 2) != 0;
+	}
+	CHECK(saw_other_first_byte);
+	setenv("LSO_HOST_TAG", "0A", 1);
+	CHECK(config_load() == NULL);
+	for (int i = 0; i < 64; i++) {
+		CHECK(job_new_id(id) == 0);
+		CHECK(job_id_valid(id));
+		check(strncmp(id, "0a", 2) == 0 && id[14] == '4' && strchr("89ab", id[19]),
+		    __FILE__, __LINE__, "tagged id %s", id);
+	}
 	clear_settings();
 }
 
@@ -2802,6 +2856,8 @@ main(void)
 	test_config_defaults();
 	test_config_each_variable_its_field();
 	test_config_bounds();
+	test_config_host_tag();
+	test_job_id_host_tag();
 	test_config_auth();
 
 	reset_req();
