@@ -155,9 +155,10 @@ detach_kill_scope(const char *id)
 /*
  * The instance's connection (a GET that settles a lost job is still
  * answering it) is none of the job's business: a connected stream socket on
- * 0, 1 or 2 becomes /dev/null, elsewhere it is closed. Descriptors are looked
- * up in /proc/self/fd; other kinds (the lock, the journal's datagram socket)
- * stay.
+ * 0 or 1 becomes /dev/null, above 2 it is closed. Descriptors are looked up
+ * in /proc/self/fd; other kinds (the lock, the journal's datagram socket)
+ * stay, and so does 2: under systemd it is journald's stream, and where
+ * inetd handed the connection as stderr too, lso.c has put /dev/null there.
  */
 static bool
 is_connection(int fd)
@@ -183,13 +184,13 @@ drop_connections(void)
 	dir_fd = dirfd(dir);
 	while ((entry = readdir(dir)) && n < (int)(sizeof(fds) / sizeof(fds[0]))) {
 		int fd = (int)strtol(entry->d_name, NULL, 10);
-		if ((fd > 0 || entry->d_name[0] == '0') && fd != dir_fd && is_connection(fd))
+		if ((fd > 0 || entry->d_name[0] == '0') && fd != 2 && fd != dir_fd && is_connection(fd))
 			fds[n++] = fd;
 	}
 	closedir(dir);
 	null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
 	for (int i = 0; i < n; i++) {
-		if (fds[i] <= 2 && null_fd >= 0)
+		if (fds[i] < 2 && null_fd >= 0)
 			dup2(null_fd, fds[i]);
 		else
 			close(fds[i]);
