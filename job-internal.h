@@ -56,6 +56,8 @@
 #define PROGRESS_EXIT_POLL_MS 20
 /* Longer stdout lines of a playbook are cut: Ansible's are short. */
 #define PLAYBOOK_LINE_MAX_BYTES 65536
+/* A sweep starts at most this many callback deliveries (a process each); the rest wait for the next. */
+#define SWEEP_DELIVERIES_MAX 64
 /* A record that keeps trading places while one waits for its lock: give up after this. */
 #define RECORD_OPEN_TRIES 8
 

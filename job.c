@@ -193,14 +193,22 @@ out:
 /*
  * A job with nothing left to do, ever, says so in its lock file (the pids its
  * runner noted there are of no more use): a sweep skips it without reading
- * its record. j->lock_fd must be held.
+ * its record. Only what the record on disk says counts (a write may have
+ * failed): it is read back once. j->lock_fd must be held.
  */
 #define JOB_SETTLED_MARK "settled\n"
 
 static void
 note_settled(const struct job *j)
 {
-	if (is_final(j->status) && !callback_pending(j) && ftruncate(j->lock_fd, 0) == 0)
+	struct job stored;
+	bool settled;
+
+	if (!is_final(j->status) || callback_pending(j) || record_read(j->id, &stored) < 0)
+		return;
+	settled = is_final(stored.status) && !callback_pending(&stored);
+	job_free(&stored);
+	if (settled && ftruncate(j->lock_fd, 0) == 0)
 		(void)!pwrite(j->lock_fd, JOB_SETTLED_MARK, strlen(JOB_SETTLED_MARK), 0);
 }
 
@@ -346,11 +354,14 @@ deliver_and_exit(struct job *j)
 	exit(0);
 }
 
+/* How many more deliveries this process may start; -1: no bound (a GET starts one). */
+static long deliveries_left = -1;
+
 /*
  * What a dead runner left of a final job's callback, delivered by a process
  * of its own (lso-callback-<id>.scope), which takes the lock with it: the
  * caller (a GET, a sweep) does not wait for the receiver, and sweeps deliver
- * in parallel. j->lock_fd must be held.
+ * in parallel, at most SWEEP_DELIVERIES_MAX per pass. j->lock_fd must be held.
  */
 static void
 deliver_detached(struct job *j)
@@ -360,6 +371,10 @@ deliver_detached(struct job *j)
 		note_settled(j);
 		return;
 	}
+	if (deliveries_left == 0)
+		return;  /* still pending: the next pass delivers it */
+	if (deliveries_left > 0)
+		deliveries_left--;
 	detach_job(j, "callback", false, deliver_and_exit);
 }
 
@@ -577,6 +592,7 @@ job_recover(void)
 
 	if (!record_path(path, "jobs", NULL, NULL) || !(dir = opendir(path)))
 		return errno == ENOENT ? 0 : -1;
+	deliveries_left = SWEEP_DELIVERIES_MAX;
 	while ((entry = readdir(dir))) {
 		size_t len = strlen(entry->d_name);
 		if (len != JOB_ID_LEN + 5 || strcmp(entry->d_name + JOB_ID_LEN, ".json") != 0)

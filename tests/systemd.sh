@@ -505,9 +505,19 @@ box_runner() {
 
 # delivered_count JOB: how many of the job's callbacks the receiver answered 2xx.
 delivered_count() { callbacks_for "$1" | jq -s '[.[] | select(.status < 300)] | length'; }
-all_delivered() { # JOB...
-	local j
-	for j in "$@"; do [ "$(delivered_count "$j")" -ge 1 ] || return 1; done
+# all_delivered JOB...: each job has a callback answered 2xx (one read of the receiver's log).
+all_delivered() {
+	bx cat /run/lso-test/callbacks.log 2>/dev/null </dev/null | jq -s -e --args \
+		'[.[] | select(.status < 300) | .body.job_id] as $got | $ARGS.positional - $got == []' "$@"
+}
+# within SECONDS COMMAND...: retry (every half second) until the command succeeds or time is up.
+within() {
+	local end=$((SECONDS + $1))
+	shift
+	until "$@" >/dev/null 2>&1; do
+		[ "$SECONDS" -lt "$end" ] || return 1
+		sleep 0.5
+	done
 }
 
 # lso-recover.timer, every 2 s here: runners SIGKILLed at random moments near
@@ -531,7 +541,7 @@ test_timer() {
 		sleep "0.$((RANDOM % 10))"
 		[[ $runner =~ ^[0-9]+$ ]] && bx kill -KILL "$runner" 2>/dev/null </dev/null && landed=$((landed + 1))
 	done
-	check "every job called back, without a GET" wait_for 60 all_delivered "${jobs[@]}"
+	check "every job called back, without a GET" within 60 all_delivered "${jobs[@]}"
 	for j in "${jobs[@]}"; do
 		got=$(delivered_count "$j")
 		if [ "$got" = 0 ]; then none=$((none + 1)); elif [ "$got" -gt 1 ]; then twice=$((twice + 1)); fi
@@ -565,13 +575,39 @@ test_cancel_at_once() {
 		codes+=("$CODE")
 	done
 	expect "$n DELETEs answered 202" "$(printf '%s\n' "${codes[@]}" | sort | uniq -c | tr -s ' ')" " $n 202"
-	check "every callback arrives" wait_for 120 all_delivered "${jobs[@]}"
+	check "every callback arrives" within 120 all_delivered "${jobs[@]}"
 	for j in "${jobs[@]}"; do
 		callbacks_for "$j" | jq -s -e 'last | .body.result.output | endswith("Execution canceled.")' >/dev/null ||
 			bad=$((bad + 1))
 	done
 	expect "every callback says canceled" "$bad" 0
 	echo "     cancel at once: $n DELETEs, $((n - bad)) canceled callbacks"
+}
+
+# SIGTERM (what DELETE and systemctl stop send) the moment the runner names
+# itself in its lock file, while it is still moving into its scope: canceled,
+# with its callback, every time.
+test_term_at_once() {
+	local n=${SETTLE_TERMS:-30} jobs=() j bad=0 body
+	section "SIGTERM the moment a runner names itself, $n times"
+	body='{"executable_name":"sleep-echo","args":["20"],"callback":"'$RECEIVER'/ok/term-at-once"}'
+	for i in $(seq "$n"); do
+		j=$(bx sh -c 'id=$(curl -s -H "Content-Type: application/json" --data-binary "$1" \
+			http://127.0.0.1:'$PORT'/api/execute/ | jq -r .job_id)
+			t=0 p=
+			until read -r p _ <'$STATE'/jobs/$id.lock 2>/dev/null && [ -n "$p" ]; do
+				t=$((t + 1)); [ $t -lt 100000 ] || break
+			done
+			[ -n "$p" ] && kill -TERM "$p"; echo "$id"' sh "$body" </dev/null)
+		jobs+=("$j")
+	done
+	check "every callback arrives" within 120 all_delivered "${jobs[@]}"
+	for j in "${jobs[@]}"; do
+		callbacks_for "$j" | jq -s -e 'last | .body.result.output | endswith("Execution canceled.")' >/dev/null ||
+			bad=$((bad + 1))
+	done
+	expect "every callback says canceled" "$bad" 0
+	echo "     SIGTERM at once: $n runners, $((n - bad)) canceled callbacks"
 }
 
 test_credential() {
@@ -761,6 +797,7 @@ test_cancel
 test_recover
 test_timer
 test_cancel_at_once
+test_term_at_once
 test_credential
 test_supervise
 test_hardening
