@@ -523,7 +523,7 @@ within() {
 # lso-recover.timer, every 2 s here: runners SIGKILLed at random moments near
 # their program's end get their job's callback without a GET, exactly once.
 test_timer() {
-	local n=${SETTLE_KILLS:-20} jobs=() runner landed=0 twice=0 none=0 lost=0 real=0 j got path
+	local n=${SETTLE_KILLS:-20} jobs=() runner landed=0 twice=0 none=0 lost=0 real=0 contradicted=0 j got path
 	section "lso-recover.timer settles killed runners without a GET"
 	check "lso-recover.timer installed" bx test -f /usr/local/lib/systemd/system/lso-recover.timer -o \
 		-f /lib/systemd/system/lso-recover.timer
@@ -543,17 +543,19 @@ test_timer() {
 	done
 	check "every job called back, without a GET" within 60 all_delivered "${jobs[@]}"
 	for j in "${jobs[@]}"; do
-		got=$(delivered_count "$j")
-		if [ "$got" = 0 ]; then none=$((none + 1)); elif [ "$got" -gt 1 ]; then twice=$((twice + 1)); fi
-		callbacks_for "$j" | jq -s -e '[.[] | select(.status < 300)] | last | .body.result.output == "slept 0.5\n"' \
-			>/dev/null && real=$((real + 1))
-		callbacks_for "$j" | jq -s -e '[.[] | select(.status < 300)] | last | .body.result.output |
-			startswith("Job lost")' >/dev/null && lost=$((lost + 1))
+		callbacks_for "$j" | jq -s -c '[.[] | select(.status < 300) | .body]' >"$TMP/kill.json"
+		got=$(jq 'length' "$TMP/kill.json")
+		[ "$got" = 0 ] && none=$((none + 1))
+		[ "$got" -gt 1 ] && twice=$((twice + 1))
+		jq -e 'unique | length > 1' "$TMP/kill.json" >/dev/null && contradicted=$((contradicted + 1))
+		jq -e 'last | .result.output == "slept 0.5\n"' "$TMP/kill.json" >/dev/null && real=$((real + 1))
+		jq -e 'last | .result.output | startswith("Job lost")' "$TMP/kill.json" >/dev/null && lost=$((lost + 1))
 	done
 	expect "no job without its callback" "$none" 0
-	expect "no job called back twice" "$twice" 0
+	# At least once: the same callback again is possible (a kill between the receiver's answer and the record), two different ones never.
+	expect "no job called back with two different results" "$contradicted" 0
 	expect "each callback the result or lost" "$((real + lost))" "$n"
-	echo "     random kills under the timer: $n tried, $landed landed; callbacks: $real results, $lost lost, $none missing, $twice twice"
+	echo "     random kills under the timer: $n tried, $landed landed; callbacks: $real results, $lost lost, $none missing, $twice resent, $contradicted contradicted"
 	check "lso-recover.service ran from the timer" journal_has "job [0-9a-f-]{36} lost" -u lso-recover.service
 	for j in "${jobs[@]}"; do
 		no_job_processes "$j" || fail "nothing of job $j left running"
