@@ -25,7 +25,7 @@ SAN_FLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-san
 # The parts of lso, one concern each (README.md, Source map). lso.c holds
 # main, burst.c the accept loop of burst mode (it calls lso_serve); the unit
 # tests link the others.
-PARTS = config validate jsonparse yaml inventory http job run record callback playbook detach resolve \
+PARTS = config validate jsonparse yaml inventory http job run record callback playbook detach cancel resolve \
 	log file files docs
 COMPONENTS = lso burst $(PARTS)
 SRC = $(COMPONENTS:=.c)
@@ -200,9 +200,11 @@ install: lso
 	sed 's|/usr/local/bin/lso|$(BINDIR)/lso|' lso-recover.service > $(DESTDIR)$(UNITDIR)/lso-recover.service
 	sed 's|/usr/local/bin/lso|$(BINDIR)/lso|' lso-burst.service > $(DESTDIR)$(UNITDIR)/lso-burst.service
 	cp lso.socket $(DESTDIR)$(UNITDIR)/lso.socket
+	cp lso-recover.timer $(DESTDIR)$(UNITDIR)/lso-recover.timer
 	cp lso-burst.socket $(DESTDIR)$(UNITDIR)/lso-burst.socket
 	cp lso.tmpfiles $(DESTDIR)$(TMPFILESDIR)/lso.conf
 	chmod 644 $(DESTDIR)$(UNITDIR)/lso@.service $(DESTDIR)$(UNITDIR)/lso-recover.service \
+	    $(DESTDIR)$(UNITDIR)/lso-recover.timer \
 	    $(DESTDIR)$(UNITDIR)/lso.socket $(DESTDIR)$(UNITDIR)/lso-burst.socket \
 	    $(DESTDIR)$(UNITDIR)/lso-burst.service $(DESTDIR)$(TMPFILESDIR)/lso.conf
 	[ -e $(DESTDIR)$(SYSCONFDIR)/lso/lso.env ] || cp lso.env $(DESTDIR)$(SYSCONFDIR)/lso/lso.env
@@ -212,7 +214,8 @@ install: lso
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/lso $(DESTDIR)$(UNITDIR)/lso@.service $(DESTDIR)$(UNITDIR)/lso.socket \
-	    $(DESTDIR)$(UNITDIR)/lso-recover.service $(DESTDIR)$(UNITDIR)/lso-burst.socket \
+	    $(DESTDIR)$(UNITDIR)/lso-recover.service $(DESTDIR)$(UNITDIR)/lso-recover.timer \
+	    $(DESTDIR)$(UNITDIR)/lso-burst.socket \
 	    $(DESTDIR)$(UNITDIR)/lso-burst.service $(DESTDIR)$(TMPFILESDIR)/lso.conf \
 	    $(DESTDIR)$(MANDIR)/man8/lso.8 $(DESTDIR)$(DOCDIR)/README.md
 

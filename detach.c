@@ -2,6 +2,7 @@
  * detach.c: a job outlives the instance that accepted it: in a systemd scope
  * of its own (sd-bus, loaded on use), or inetd style in a session of its own.
  */
+#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -151,28 +153,98 @@ detach_kill_scope(const char *id)
 #endif
 
 /*
+ * The instance's connection (a GET that settles a lost job is still
+ * answering it) is none of the job's business: a connected stream socket on
+ * 0 or 1 becomes /dev/null, above 2 it is closed. Descriptors are looked up
+ * in /proc/self/fd; other kinds (the lock, the journal's datagram socket)
+ * stay, and so does 2: under systemd it is journald's stream, and where
+ * inetd handed the connection as stderr too, lso.c has put /dev/null there.
+ */
+static bool
+is_connection(int fd)
+{
+	struct sockaddr_storage peer;
+	socklen_t len = sizeof(peer);
+	int type;
+	socklen_t type_len = sizeof(type);
+
+	return getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &type_len) == 0 && type == SOCK_STREAM &&
+	    getpeername(fd, (struct sockaddr *)&peer, &len) == 0;
+}
+
+static void
+drop_connections(void)
+{
+	int dir_fd, null_fd, fds[64], n = 0;
+	DIR *dir = opendir("/proc/self/fd");
+	struct dirent *entry;
+
+	if (!dir)
+		return;
+	dir_fd = dirfd(dir);
+	while ((entry = readdir(dir)) && n < (int)(sizeof(fds) / sizeof(fds[0]))) {
+		int fd = (int)strtol(entry->d_name, NULL, 10);
+		if ((fd > 0 || entry->d_name[0] == '0') && fd != 2 && fd != dir_fd && is_connection(fd))
+			fds[n++] = fd;
+	}
+	closedir(dir);
+	null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	for (int i = 0; i < n; i++) {
+		if (fds[i] < 2 && null_fd >= 0)
+			dup2(null_fd, fds[i]);
+		else
+			close(fds[i]);
+	}
+	if (null_fd > 2)
+		close(null_fd);
+}
+
+/*
+ * What every detached process does first, in order: it leaves the instance's
+ * connection and its session, gets its SIGTERM handler if it is a runner,
+ * and only then names itself in the lock file (a DELETE signals that pid).
+ */
+static void
+become_job_process(struct job *j, bool cancelable, const sigset_t *saved_mask)
+{
+	log_relay_drop();  /* the job outlives a burst process */
+	drop_connections();
+	setsid();
+	if (cancelable)
+		cancel_install();
+	cancel_unblock(saved_mask);
+	record_lock_note_pids(j->lock_fd, getpid(), 0);
+}
+
+/*
  * Under systemd: the job's process asks for a scope of its own and tells the
  * instance whether it got one ('S') or not ('F', then the reason). The
  * instance may exit only after 'S': until then the job is in its cgroup.
  */
 static void
-detach_under_systemd(struct job *j, const char *kind, void (*work)(struct job *))
+detach_under_systemd(struct job *j, const char *kind, bool cancelable, void (*work)(struct job *))
 {
 	int ready[2];
 	char how = 'F', why[512] = "";
 	ssize_t n;
 	pid_t pid;
+	sigset_t saved_mask;
 
-	if (pipe2(ready, O_CLOEXEC) < 0 || (pid = fork()) < 0) {
+	if (pipe2(ready, O_CLOEXEC) < 0) {
+		log_line(j->id, "lso: job %s: cannot detach (%s): running it here", j->id, strerror(errno));
+		work(j);
+		return;
+	}
+	cancel_block(&saved_mask);
+	if ((pid = fork()) < 0) {
+		cancel_unblock(&saved_mask);
 		log_line(j->id, "lso: job %s: cannot detach (%s): running it here", j->id, strerror(errno));
 		work(j);
 		return;
 	}
 	if (pid == 0) {
 		close(ready[0]);
-		log_relay_drop();  /* the job outlives a burst process */
-		setsid();
-		record_lock_note_pids(j->lock_fd, getpid(), 0);
+		become_job_process(j, cancelable, &saved_mask);
 		how = move_to_scope(kind, j->id, why, sizeof(why)) == 0 ? 'S' : 'F';
 		(void)!write(ready[1], &how, 1);
 		(void)!write(ready[1], why, strlen(why));
@@ -180,6 +252,7 @@ detach_under_systemd(struct job *j, const char *kind, void (*work)(struct job *)
 		work(j);
 		_exit(0);
 	}
+	cancel_unblock(&saved_mask);
 	close(ready[1]);
 	if (read(ready[0], &how, 1) != 1)
 		how = 'F';
@@ -199,22 +272,24 @@ detach_under_systemd(struct job *j, const char *kind, void (*work)(struct job *)
  * init when the instance exits (it never opens a terminal, so one fork will do).
  */
 void
-detach_job(struct job *j, const char *kind, void (*work)(struct job *))
+detach_job(struct job *j, const char *kind, bool cancelable, void (*work)(struct job *))
 {
+	sigset_t saved_mask;
 	pid_t pid;
 
 	if (getenv("INVOCATION_ID")) {
-		detach_under_systemd(j, kind, work);
+		detach_under_systemd(j, kind, cancelable, work);
 		return;
 	}
+	cancel_block(&saved_mask);
 	pid = fork();
+	if (pid != 0)
+		cancel_unblock(&saved_mask);
 	if (pid < 0) {
 		log_line(j->id, "lso: job %s: cannot detach (%s): running it here", j->id, strerror(errno));
 		work(j);
 	} else if (pid == 0) {
-		log_relay_drop();  /* the job outlives a burst process */
-		setsid();
-		record_lock_note_pids(j->lock_fd, getpid(), 0);
+		become_job_process(j, cancelable, &saved_mask);
 		work(j);
 		_exit(0);
 	}

@@ -7,6 +7,7 @@
 #define LSO_JOB_INTERNAL_H
 
 #include <limits.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -28,6 +29,8 @@
 #define RUN_EXIT_POLL_MS 50
 /* The longest single wait of the watch (poll takes an int). */
 #define RUN_POLL_MAX_MS 60000
+/* At most this many passes over /proc for a lost job's leftovers (each may find new forks). */
+#define RUN_LEFTOVER_PASSES 20
 /* Between two rounds of killing escapees. */
 #define RUN_KILL_POLL_MS 10
 /* How often a queued job looks for a free slot. */
@@ -56,6 +59,8 @@
 /* A runner whose result cannot be recorded tries again after 1 s, 2 s, ... at most this long. */
 #define RECORD_RETRY_FIRST_MS 1000
 #define RECORD_RETRY_MAX_MS 30000
+/* A sweep starts at most this many callback deliveries (a process each); the rest wait for the next. */
+#define SWEEP_DELIVERIES_MAX 64
 /* A record that keeps trading places while one waits for its lock: give up after this. */
 #define RECORD_OPEN_TRIES 8
 
@@ -168,14 +173,37 @@ void callback_deliver(struct job *j);
 /* Is there a callback left to deliver for a dead runner's job? */
 bool callback_pending(const struct job *j);
 
+/* --- cancel.c: the runner's SIGTERM, and DELETE's mark for a runner not yet named --- */
+
+extern volatile sig_atomic_t cancel_requested;
+extern int cancel_pipe[2];
+
+/* Hold SIGTERM and SIGINT back (the mask before in saved), and let them through again. */
+void cancel_block(sigset_t *saved);
+void cancel_unblock(const sigset_t *saved);
+
+/* The runner's handler: before it names itself, so no DELETE finds it unprotected. */
+void cancel_install(void);
+
+/* Wait until canceled or ms pass: true when canceled. */
+bool cancel_wait(int ms);
+
+/* DELETE's mark for a runner that has not named itself yet; -1 with errno. */
+int cancel_mark(const char *id);
+
+/* The runner, once named: a mark left by an earlier DELETE cancels it (and is removed). */
+void cancel_take_mark(const char *id);
+
 /* --- detach.c --- */
 
 /*
  * Leave the instance behind: returns in the instance once the job no longer
  * depends on it; the job's own process runs work(j) and exits. scope_kind
- * names the scope, lso-<scope_kind>-<id>.scope.
+ * names the scope, lso-<scope_kind>-<id>.scope. A cancelable process (a
+ * runner) has its SIGTERM handler before it names itself. The process holds
+ * none of the instance's connections.
  */
-void detach_job(struct job *j, const char *scope_kind, void (*work)(struct job *));
+void detach_job(struct job *j, const char *scope_kind, bool cancelable, void (*work)(struct job *));
 
 /* SIGKILL what is left in a dead runner's scope. */
 void detach_kill_scope(const char *id);

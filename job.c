@@ -132,29 +132,6 @@ job_free(struct job *j)
 
 /* --- slots: at most slot_count programs at once, freed by the kernel when a holder dies --- */
 
-static volatile sig_atomic_t cancel_requested;
-static int cancel_pipe[2] = { -1, -1 };
-
-static void
-on_cancel_signal(int sig)
-{
-	int saved = errno;
-
-	(void)sig;
-	cancel_requested = 1;
-	(void)!write(cancel_pipe[1], "c", 1);
-	errno = saved;
-}
-
-/* Wait until cancel_fd is readable or ms pass: true when canceled. */
-static bool
-wait_canceled(int ms)
-{
-	struct pollfd pfd = { .fd = cancel_pipe[0], .events = POLLIN };
-
-	return cancel_requested || poll(&pfd, 1, ms) > 0;
-}
-
 /* Upstream's thread pool default, min(32, ncpu + 4); looked up only by async jobs. */
 static long
 slot_count(void)
@@ -207,11 +184,44 @@ acquire_slot(void)
 		if (errno != EINTR || cancel_requested)
 			goto out;
 	while ((slot_fd = try_slots()) < 0)
-		if (wait_canceled(SLOT_WAIT_POLL_MS))
+		if (cancel_wait(SLOT_WAIT_POLL_MS))
 			break;
 out:
 	close(queue_fd);
 	return slot_fd;
+}
+
+/* --- the settled mark --- */
+
+/*
+ * A job with nothing left to do, ever, says so in its lock file (the pids its
+ * runner noted there are of no more use): a sweep skips it without reading
+ * its record. Only what the record on disk says counts (a write may have
+ * failed): it is read back once. j->lock_fd must be held.
+ */
+#define JOB_SETTLED_MARK "settled\n"
+
+static void
+note_settled(const struct job *j)
+{
+	struct job stored;
+	bool settled;
+
+	if (!is_final(j->status) || callback_pending(j) || record_read(j->id, &stored) < 0)
+		return;
+	settled = is_final(stored.status) && !callback_pending(&stored);
+	job_free(&stored);
+	if (settled && ftruncate(j->lock_fd, 0) == 0)
+		(void)!pwrite(j->lock_fd, JOB_SETTLED_MARK, strlen(JOB_SETTLED_MARK), 0);
+}
+
+static bool
+is_settled(int lock_fd)
+{
+	char text[sizeof(JOB_SETTLED_MARK)];
+	ssize_t n = pread(lock_fd, text, sizeof(text), 0);
+
+	return n == (ssize_t)strlen(JOB_SETTLED_MARK) && memcmp(text, JOB_SETTLED_MARK, (size_t)n) == 0;
 }
 
 /* --- the runner --- */
@@ -243,18 +253,6 @@ finish_for_sure(struct job *j, enum job_status status)
 	}
 }
 
-static void
-install_cancel_handler(void)
-{
-	struct sigaction sa = { .sa_handler = on_cancel_signal };
-
-	if (pipe2(cancel_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
-		return;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-}
-
 static enum job_status
 status_of_run(const struct run_result *result)
 {
@@ -271,7 +269,8 @@ run_job(struct job *j)
 {
 	int slot_fd;
 
-	install_cancel_handler();
+	cancel_install();  /* done already when detached; not when run in the instance */
+	cancel_take_mark(j->id);
 	slot_fd = acquire_slot();
 	if (slot_fd < 0) {
 		j->result.return_code = -1;
@@ -296,6 +295,7 @@ run_job(struct job *j)
 	log_line(j->id, "job %s %s rc=%d", j->id, job_status_names[j->status], j->result.return_code);
 	callback_deliver(j);
 	record_done(j);
+	note_settled(j);
 	job_free(j);
 	free(j);
 	exit(0);
@@ -359,36 +359,59 @@ fail:
 void
 job_start(struct job *j)
 {
-	detach_job(j, "job", run_job);
+	detach_job(j, "job", true, run_job);
 	job_free(j);
 	free(j);
 }
 
 /* --- reading, settling and canceling jobs --- */
 
-/* The entry point of a lost job's delivery, in a detached process of its own. */
+/* The entry point of a delivery for a dead runner's job, in a detached process of its own. */
 static void
 deliver_and_exit(struct job *j)
 {
 	callback_deliver(j);
 	record_done(j);
+	note_settled(j);
 	job_free(j);
 	exit(0);
 }
 
+/* How many more deliveries this process may start; -1: no bound (a GET starts one). */
+static long deliveries_left = -1;
+
 /*
- * A job whose runner is gone without a final record is lost: record that
- * and send the failure callback. j->lock_fd must be held. When lost cannot
- * be recorded nothing is sent: the next GET or --recover settles it again.
+ * What a dead runner left of a final job's callback, delivered by a process
+ * of its own (lso-callback-<id>.scope), which takes the lock with it: the
+ * caller (a GET, a sweep) does not wait for the receiver, and sweeps deliver
+ * in parallel, at most SWEEP_DELIVERIES_MAX per pass. j->lock_fd must be held.
  */
 static void
-settle_lost(struct job *j, bool deliver_here)
+deliver_detached(struct job *j)
 {
-	pid_t runner, program;
+	if (!callback_pending(j)) {
+		record_done(j);
+		note_settled(j);
+		return;
+	}
+	if (deliveries_left == 0)
+		return;  /* still pending: the next pass delivers it */
+	if (deliveries_left > 0)
+		deliveries_left--;
+	detach_job(j, "callback", false, deliver_and_exit);
+}
 
-	if (record_lock_pids(j->id, &runner, &program))
-		run_kill_leftovers(j->id, program);
+/*
+ * A job whose runner is gone without a final record is lost: kill what it
+ * left running, record that and send the failure callback. j->lock_fd must
+ * be held. When lost cannot be recorded nothing is sent: the next GET or
+ * sweep settles it again.
+ */
+static void
+settle_lost(struct job *j)
+{
 	detach_kill_scope(j->id);
+	run_kill_leftovers(j->id);
 	playbook_remove_files(j->id);
 	j->result.return_code = -1;
 	jbuf_puts(&j->result.output, JOB_MSG_LOST);
@@ -397,11 +420,17 @@ settle_lost(struct job *j, bool deliver_here)
 	if (finish(j, JOB_LOST) < 0)
 		return;
 	log_line(j->id, "job %s lost", j->id);
-	if (!j->callback_url || deliver_here) {
-		callback_deliver(j);
-		record_done(j);
-	} else
-		detach_job(j, "callback", deliver_and_exit);
+	deliver_detached(j);
+}
+
+/* A dead runner's job, its lock held: lost if it had no result, its callback resumed if pending. */
+static void
+settle(struct job *j)
+{
+	if (!is_final(j->status))
+		settle_lost(j);
+	else
+		deliver_detached(j);
 }
 
 /* Read a record and settle it if its runner died; -1 (errno) when unreadable. */
@@ -412,7 +441,7 @@ load_settled(const char *id, struct job *j)
 
 	if (record_read(id, j) < 0)
 		return -1;
-	if (is_final(j->status) || (lock_fd = record_lock_if_dead(id)) < 0)
+	if ((is_final(j->status) && !callback_pending(j)) || (lock_fd = record_lock_if_dead(id)) < 0)
 		return 0;
 	/* Reread under the lock: the runner may have finished just now. */
 	job_free(j);
@@ -421,9 +450,38 @@ load_settled(const char *id, struct job *j)
 		return -1;
 	}
 	j->lock_fd = lock_fd;
-	if (!is_final(j->status))
-		settle_lost(j, false);
+	settle(j);
 	return 0;
+}
+
+/*
+ * A callback URL's password (http://user:password@host/) is the client's
+ * secret: a record shown says "***" in its place. The record's callback is
+ * written by record.c in one shape, and in a JSON text the quotes of this
+ * pattern can only be the record's own.
+ */
+static void
+add_without_password(struct jbuf *out, const char *text, size_t len)
+{
+	static const char key[] = "\"callback\":{\"url\":\"";
+	const char *url = memmem(text, len, key, strlen(key)), *end = text + len, *host, *at = NULL, *colon;
+
+	if (!url || !(host = memmem(url, (size_t)(end - url), "://", 3))) {
+		jbuf_add(out, text, len);
+		return;
+	}
+	host += 3;
+	for (const char *p = host; p < end && !strchr("/?#\"", *p); p++)
+		if (*p == '@')
+			at = p;
+	colon = at ? memchr(host, ':', (size_t)(at - host)) : NULL;
+	if (!colon) {
+		jbuf_add(out, text, len);
+		return;
+	}
+	jbuf_add(out, text, (size_t)(colon + 1 - text));
+	jbuf_puts(out, "***");
+	jbuf_add(out, at, (size_t)(end - at));
 }
 
 /* The record as stored: only the runner's own copy of the output is exact. */
@@ -433,7 +491,10 @@ add_record_text(const char *id, struct jbuf *out)
 	size_t len = 0;
 	char *text = record_text(id, &len);
 
-	jbuf_add(out, text ? text : "null", text ? len : 4);
+	if (text)
+		add_without_password(out, text, len);
+	else
+		jbuf_add(out, "null", 4);
 	free(text);
 }
 
@@ -449,33 +510,59 @@ job_show(const char *id, struct jbuf *record)
 	return JOB_SHOWN;
 }
 
-/* The runner's pid, waiting briefly for a runner just born to name itself. */
+/* Is the job's lock held (by its runner, or the instance about to start it)? */
+static bool
+lock_held(const char *id)
+{
+	int lock_fd = record_lock_if_dead(id);
+
+	if (lock_fd < 0)
+		return true;
+	close(lock_fd);
+	return false;
+}
+
+/*
+ * The runner's pid; 0 when it has not named itself yet, and then the mark it
+ * reads once it has (cancel.c) cancels it. The mark is left first and the
+ * pid looked up after, while the runner names itself first and reads the mark
+ * after: one of the two sees the other.
+ */
 static pid_t
 runner_pid(const char *id)
 {
 	pid_t runner = 0, program;
 	int64_t end = http_now_ms() + CANCEL_RUNNER_WAIT_MS;
+	char mark[PATH_MAX];
 
+	if (record_lock_pids(id, &runner, &program))
+		return runner;
+	if (cancel_mark(id) < 0)
+		return -1;
 	while (!record_lock_pids(id, &runner, &program) && http_now_ms() < end)
 		poll(NULL, 0, CANCEL_RUNNER_POLL_MS);
-	return runner > 0 ? runner : -1;
+	if (runner > 0 && record_path(mark, "jobs", id, ".cancel"))
+		unlink(mark);  /* the signal will do; the runner may have taken the mark already */
+	return runner > 0 ? runner : 0;
 }
 
 /*
  * Signal the runner, never a stranger: the pidfd is opened first, then the
  * lock proves the runner still lived after that, so the pidfd is the runner's.
+ * A runner not yet named has the mark: canceled as well, while its lock is held.
  */
 static int
 signal_runner(const char *id)
 {
 	pid_t pid = runner_pid(id);
-	int pidfd = pid > 0 ? pidfd_open(pid, 0) : -1, lock_fd, r = -1;
+	int pidfd = pid > 0 ? pidfd_open(pid, 0) : -1, r = -1;
 
-	if (pidfd < 0 && (pid <= 0 || errno != ENOSYS))
+	if (pid == 0)
+		return lock_held(id) ? 0 : -1;
+	if (pidfd < 0 && (pid < 0 || errno != ENOSYS))
 		return -1;
-	lock_fd = record_lock_if_dead(id);
-	if (lock_fd >= 0)
-		close(lock_fd);
+	if (!lock_held(id))
+		r = -1;
 	else if (pidfd >= 0)
 		r = pidfd_send_signal(pidfd, SIGTERM, NULL, 0);
 	else
@@ -501,27 +588,23 @@ job_cancel(const char *id, struct jbuf *record)
 	return JOB_CANCELING;
 }
 
-/* --- recovery at boot --- */
+/* --- sweeping: lso --recover, at boot and from lso-recover.timer --- */
 
+/* One job of a sweep: settled if its runner is gone and something is left to do. */
 static void
-recover_one(const char *id)
+sweep_one(const char *id)
 {
 	struct job j;
 	int lock_fd = record_lock_if_dead(id);
 
 	if (lock_fd < 0)
-		return; /* its runner lives */
-	if (record_read(id, &j) < 0) {
+		return; /* its runner (or a delivery of its callback) lives */
+	if (is_settled(lock_fd) || record_read(id, &j) < 0) {
 		close(lock_fd);
 		return;
 	}
 	j.lock_fd = lock_fd;
-	if (!is_final(j.status))
-		settle_lost(&j, true);
-	else if (callback_pending(&j)) {
-		callback_deliver(&j);
-		record_done(&j);
-	}
+	settle(&j);
 	job_free(&j);
 }
 
@@ -534,13 +617,14 @@ job_recover(void)
 
 	if (!record_path(path, "jobs", NULL, NULL) || !(dir = opendir(path)))
 		return errno == ENOENT ? 0 : -1;
+	deliveries_left = SWEEP_DELIVERIES_MAX;
 	while ((entry = readdir(dir))) {
 		size_t len = strlen(entry->d_name);
 		if (len != JOB_ID_LEN + 5 || strcmp(entry->d_name + JOB_ID_LEN, ".json") != 0)
 			continue;
 		snprintf(id, sizeof(id), "%.*s", JOB_ID_LEN, entry->d_name);
 		if (job_id_valid(id))
-			recover_one(id);
+			sweep_one(id);
 	}
 	closedir(dir);
 	return 0;

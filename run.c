@@ -576,31 +576,33 @@ is_jobs_process(pid_t pid, const char *id)
 	return found;
 }
 
-/* Only the members that carry the job's id: a reused group id never hits a stranger. */
-void
-run_kill_leftovers(const char *id, pid_t program_pgid)
+/* One pass over /proc: SIGKILL every process that carries the job's id; how many there were. */
+static int
+kill_carriers(const char *id)
 {
-	pid_t pid;
-	char path[64], *stat_text, *after_comm;
 	struct dirent *entry;
-	long pgrp;
-	size_t len;
+	int killed = 0;
+	pid_t pid;
 	DIR *proc;
 
-	if (program_pgid <= 0 || !(proc = opendir("/proc")))
-		return;
-	while ((entry = readdir(proc))) {
-		if ((pid = (pid_t)strtol(entry->d_name, NULL, 10)) <= 0)
-			continue;
-		snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
-		if (!(stat_text = file_read(path, &len)))
-			continue;
-		/* "pid (comm) state ppid pgrp ...": comm may hold anything but ends at the last ')'. */
-		after_comm = strrchr(stat_text, ')');
-		if (after_comm && sscanf(after_comm + 1, " %*c %*d %ld", &pgrp) == 1 &&
-		    pgrp == program_pgid && is_jobs_process(pid, id))
-			kill(pid, SIGKILL);
-		free(stat_text);
-	}
+	if (!(proc = opendir("/proc")))
+		return 0;
+	while ((entry = readdir(proc)))
+		if ((pid = (pid_t)strtol(entry->d_name, NULL, 10)) > 0 && is_jobs_process(pid, id) &&
+		    kill(pid, SIGKILL) == 0)
+			killed++;
 	closedir(proc);
+	return killed;
+}
+
+/*
+ * A lost job's leftovers, whatever their group or session (a setsid escapee
+ * too): the processes that carry its id (LSO_JOB_ID), so a reused pid never
+ * hits a stranger. Again while a pass found some: one may have forked meanwhile.
+ */
+void
+run_kill_leftovers(const char *id)
+{
+	for (int pass = 0; pass < RUN_LEFTOVER_PASSES && kill_carriers(id) > 0; pass++)
+		;
 }

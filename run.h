@@ -55,9 +55,9 @@ void run_result_json(struct jbuf *b, const struct run_result *result);
 void run_result_free(struct run_result *result);
 
 /*
- * Kill what a dead runner's program left running: the members of its process
- * group (program_pgid) that carry the job's id in their environment.
+ * Kill what a dead runner's program left running: every process that carries
+ * the job's id in its environment, in whatever group or session.
  */
-void run_kill_leftovers(const char *id, pid_t program_pgid);
+void run_kill_leftovers(const char *id);
 
 #endif

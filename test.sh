@@ -419,7 +419,7 @@ test_units() {
 	# verify also looks up Documentation=man:lso(8): in the staged tree.
 	check "systemd-analyze verify" env MANPATH="$dest/usr/share/man" systemd-analyze verify \
 		"$dest/lib/systemd/system/lso.socket" "$dest/lib/systemd/system/lso@.service" \
-		"$dest/lib/systemd/system/lso-recover.service"
+		"$dest/lib/systemd/system/lso-recover.service" "$dest/lib/systemd/system/lso-recover.timer"
 	check "man page installed" [ -f "$dest/usr/share/man/man8/lso.8" ]
 	check "default KillMode" bash -c "! grep -q '^KillMode' '$dest/lib/systemd/system/lso@.service'"
 }
@@ -557,7 +557,7 @@ test_async_lost() {
 	check "lso --recover skips an empty record" test ! -s "$STATE/jobs/$torn.json"
 	request GET "/api/jobs/$torn"
 	expect "an empty record: 404" "$CODE" 404
-	check "lso --recover delivers the callback" has_callbacks "$JOB"
+	check "lso --recover delivers the callback" wait_for 5 has_callbacks "$JOB"
 	check "--recover leaves live jobs alone" bash -c "! grep -l '\"status\":\"running\"' $STATE/jobs/*.json | grep -q ."
 }
 
@@ -1015,6 +1015,12 @@ if want templating; then
 	echo "   tests/yaml-roundtrip.py: $(tail -n 1 "$TMP/yaml-roundtrip.out")"
 	. "$TOP/tests/attack.sh"
 	suite_attack_templating
+fi
+
+if want settle; then
+	echo "== settle: dead runners, cancels at once"
+	. "$TOP/tests/attack.sh"
+	suite_attack_settle
 fi
 
 if want limits; then

@@ -1241,3 +1241,255 @@ suite_attack_templating() {
 	check "templating: no lso crashed or failed" bash -c "! grep -hE 'died with (code [1-9]|signal)' $TMP/attack-playbook.log $TMP/attack-inventory.log"
 	check "templating: no sanitizer reports" bash -c "! grep -hE 'Sanitizer|runtime error' $TMP/attack-playbook.log $TMP/attack-inventory.log"
 }
+
+# --- dead runners, cancels (test.sh's section "settle") ---
+#
+# A runner killed like the OOM killer would (SIGKILL, at a random moment) must
+# cost its workflow nothing: a sweep (lso --recover, what lso-recover.timer
+# runs) settles the job and sends its callback without a GET; a GET resumes a
+# callback a runner was still retrying; nothing the job started is left.
+
+# attack_runner JOB: the pid its lock file names, once it names one (empty otherwise).
+attack_runner() {
+	local pid
+	for _ in $(seq 100); do
+		read -r pid _ <"$SETTLE_STATE/jobs/$1.lock" 2>/dev/null
+		[[ $pid =~ ^[0-9]+$ ]] && { echo "$pid"; return; }
+		sleep 0.01
+	done
+}
+
+# attack_record JOB FILTER: the job's record file (read by the test, not a GET) satisfies the filter.
+attack_record() { jq -e "$2" "$SETTLE_STATE/jobs/$1.json" >/dev/null 2>&1; }
+
+# attack_sweeps SECONDS: lso --recover every SECONDS, in the background (as the timer does); sets SWEEPER.
+attack_sweeps() {
+	(while :; do
+		env "${SETTLE_ENV[@]}" "$LSO" --recover 2>>"$TMP/attack-sweeps.log"
+		sleep "$1"
+	done) &
+	SWEEPER=$!
+	pids+=($SWEEPER)
+}
+
+# attack_delivered JOB: how many callbacks of the job were answered 2xx.
+attack_delivered() {
+	callbacks_for "$1" | jq -s '[.[] | select(.status < 300)] | length'
+}
+
+# attack_all_called JOB...: every job's callback was answered 2xx at least once.
+attack_all_called() {
+	local j
+	for j in "$@"; do
+		[ "$(attack_delivered "$j")" -ge 1 ] || return 1
+	done
+}
+
+# A runner killed during a retry's backoff: a GET resumes the callback.
+attack_backoff_resume() {
+	local l="killed in backoff" runner
+	submit echo-args '["backoff"]' "$RECEIVER/flaky/backoff"
+	check "$l: first attempt recorded" wait_for 10 attack_record "$JOB" '.callback.attempts == 1'
+	runner=$(attack_runner "$JOB")
+	kill -KILL "$runner"
+	check "$l: runner gone" gone "$runner"
+	request GET "/api/jobs/$JOB"
+	jqcheck "$l: still successful" '.status == "successful"'
+	check "$l: a GET resumes the callback" wait_for 10 has_callbacks "$JOB" 3
+	check "$l: delivered, attempts counted on" wait_for 5 attack_record "$JOB" \
+		'.callback.delivered and .callback.attempts == 3'
+	expect "$l: delivered once" "$(attack_delivered "$JOB")" 1
+}
+
+# A lost job's leftovers, also one that left the program's group and session.
+attack_setsid_leftover() {
+	local l="setsid escapee" runner escapee
+	submit setsid-sleeper "[\"$TMP/attack-escapee.pid\"]" "$RECEIVER/ok/escapee"
+	check "$l: started" wait_for 5 test -s "$TMP/attack-escapee.pid"
+	escapee=$(cat "$TMP/attack-escapee.pid")
+	check "$l: in a session of its own" bash -c "[ \"\$(ps -o sid= -p $escapee)\" -eq $escapee ]"
+	runner=$(attack_runner "$JOB")
+	kill -KILL "$runner"
+	gone "$runner"
+	check "$l: lost" job_status_is "$JOB" lost
+	check "$l: killed" gone "$escapee"
+	check "$l: callback" wait_for 5 has_callbacks "$JOB"
+}
+
+# The process a GET starts to deliver a lost job's callback holds no socket of the client's.
+attack_get_delivery_fds() {
+	local l="GET's delivery process" runner delivery port
+	port=$(free_port)  # nobody listens: every attempt is refused, retried after a backoff
+	submit sleep-echo '["30"]' "http://127.0.0.1:$port/ok/nobody"
+	check "$l: running first" wait_for 5 job_status_is "$JOB" running
+	runner=$(attack_runner "$JOB")
+	kill -KILL "$runner"
+	gone "$runner"
+	request GET "/api/jobs/$JOB"
+	jqcheck "$l: the GET settles it" '.status == "lost"'
+	check "$l: a process delivers" wait_for 5 bash -c "read -r p _ <'$SETTLE_STATE/jobs/$JOB.lock' && [ \"\$p\" != $runner ]"
+	delivery=$(attack_runner "$JOB")
+	# Between its attempts (each one's own socket closed, a backoff of seconds) it holds none.
+	check "$l: it holds no socket" wait_for 5 holds_no_socket "$delivery"
+	kill -KILL "$delivery"
+}
+
+# A callback URL's password is never shown, nor logged; the callback still goes out with it.
+attack_callback_password() {
+	local l="callback password"
+	submit echo-args '["secret url"]' "${RECEIVER/http:\/\//http://user:pa55word@}/ok/password"
+	check "$l: delivered" wait_for 5 has_callbacks "$JOB"
+	check "$l: recorded" wait_for 5 job_status_is "$JOB" successful
+	jqcheck "$l: GET shows no password" ".callback.url == \"${RECEIVER/http:\/\//http://user:***@}/ok/password\""
+	check "$l: nor anywhere in the body" attack_lacks "$(cat "$TMP/body")" pa55word
+	request DELETE "/api/jobs/$JOB"
+	check "$l: nor in DELETE's answer" attack_lacks "$(cat "$TMP/body")" pa55word
+	check "$l: nor in the log" attack_lacks "$(cat "$TMP/attack-settle.log")" pa55word
+}
+
+# DELETE right after the 201, many times: canceled, with its callback, every time.
+attack_cancel_at_once() {
+	local l="cancel at once" n=${1:-100} jobs=() codes=() j bad=0 missing=0
+	for i in $(seq "$n"); do
+		submit sleep-echo '["20"]' "$RECEIVER/ok/cancel-at-once"
+		jobs+=("$JOB")
+		request DELETE "/api/jobs/$JOB"
+		codes+=("$CODE")
+	done
+	expect "$l: $n DELETEs answered 202" "$(printf '%s\n' "${codes[@]}" | sort | uniq -c | tr -s ' ')" " $n 202"
+	check "$l: every callback arrives" wait_for 60 attack_all_called "${jobs[@]}"
+	for j in "${jobs[@]}"; do
+		attack_record "$j" '.status == "canceled"' || bad=$((bad + 1))
+		callbacks_for "$j" | jq -e '.body.result.output | endswith("Execution canceled.")' >/dev/null ||
+			missing=$((missing + 1))
+	done
+	expect "$l: all $n canceled" "$bad" 0
+	expect "$l: all $n callbacks say canceled" "$missing" 0
+	echo "   cancel at once: $n DELETEs, $((n - bad)) canceled, $((n - missing)) canceled callbacks"
+}
+
+# The issue's experiment: runners SIGKILLed at random moments near their
+# program's end (queued, running, recording, calling back, in a retry's
+# backoff). No GET: the sweep alone must bring every job its answered
+# callback, the real result or "lost", and never both. Delivery is at least
+# once: a runner killed after its receiver answered but before it recorded so
+# has the same callback sent again (counted, and shown: "resent").
+attack_random_kills() {
+	local l="random kills" n=${1:-50} jobs=() j runner landed=0 lost=0 real=0 none=0 resent=0 contradicted=0 got
+	for i in $(seq "$n"); do
+		# Half the receivers answer 503 twice first: some kills land in a backoff.
+		if [ $((i % 2)) = 0 ]; then path=flaky; else path=ok; fi
+		submit sleep-echo '["0.3"]' "$RECEIVER/$path/kill-$i"
+		jobs+=("$JOB")
+		runner=$(attack_runner "$JOB")
+		sleep "0.$((RANDOM % 9))$((RANDOM % 10))"
+		[ -n "$runner" ] && kill -KILL "$runner" 2>/dev/null && landed=$((landed + 1))
+	done
+	check "$l: every job called back, without a GET" wait_for 30 attack_all_called "${jobs[@]}"
+	for j in "${jobs[@]}"; do
+		callbacks_for "$j" | jq -s -c '[.[] | select(.status < 300) | .body]' >"$TMP/attack-kill.json"
+		got=$(jq 'length' "$TMP/attack-kill.json")
+		[ "$got" = 0 ] && none=$((none + 1))
+		[ "$got" -gt 1 ] && resent=$((resent + 1))
+		jq -e 'unique | length > 1' "$TMP/attack-kill.json" >/dev/null &&
+			{ contradicted=$((contradicted + 1)); echo "   $l: $j: $(cat "$TMP/attack-kill.json")" >&2; }
+		jq -e 'last | .result == {"output": "slept 0.3\n", "return_code": 0, "status": "successful"}' \
+			"$TMP/attack-kill.json" >/dev/null && real=$((real + 1))
+		jq -e 'last | .result.output | startswith("Job lost")' "$TMP/attack-kill.json" >/dev/null &&
+			lost=$((lost + 1))
+	done
+	expect "$l: no job without its callback" "$none" 0
+	expect "$l: no job called back with two different results" "$contradicted" 0
+	expect "$l: each callback the result or lost" "$((real + lost))" "$n"
+	check "$l: the records agree" bash -c "! grep -lE '\"status\":\"(queued|running)\"' $SETTLE_STATE/jobs/*.json | grep -q ."
+	echo "   random kills: $n tried, $landed landed; callbacks: $real results, $lost lost, $none missing, $resent resent, $contradicted contradicted"
+}
+
+# lso --recover with many receivers down: the pass ends at once, each delivery goes on in a process of its own.
+attack_recover_parallel() {
+	local l="recover in parallel" jobs=() runner j held=0 port
+	port=$(free_port)
+	for i in 1 2 3 4 5 6 7; do
+		submit sleep-echo '["30"]' "http://127.0.0.1:$port/ok/down-$i"
+		jobs+=("$JOB")
+	done
+	for j in "${jobs[@]}"; do
+		wait_for 5 attack_record "$j" '.status == "running" or .status == "queued"'
+		runner=$(attack_runner "$j")
+		kill -KILL "$runner"
+		gone "$runner"
+	done
+	env "${SETTLE_ENV[@]}" LSO_CALLBACK_RETRIES=3 "$LSO" --recover 2>>"$TMP/attack-sweeps.log"
+	for j in "${jobs[@]}"; do
+		attack_record "$j" '.status == "lost"' || fail "$l: $j lost"
+		flock -n "$SETTLE_STATE/jobs/$j.lock" true || held=$((held + 1))
+	done
+	expect "$l: 7 deliveries still retrying after the pass ended" "$held" 7
+	start_receiver settle-late "$port"
+	check "$l: each delivered once the receiver is up" wait_for 30 attack_all_called "${jobs[@]}"
+}
+
+# A delivered callback is never sent again: not by a sweep, nor by a GET.
+attack_no_resend() {
+	local l="no resend"
+	submit echo-args '["once"]' "$RECEIVER/ok/once"
+	check "$l: delivered" wait_for 5 attack_record "$JOB" '.callback.delivered'
+	wait_for 5 bash -c "flock -n '$SETTLE_STATE/jobs/$JOB.lock' true"
+	env "${SETTLE_ENV[@]}" "$LSO" --recover 2>>"$TMP/attack-sweeps.log"
+	request GET "/api/jobs/$JOB"
+	sleep 1
+	expect "$l: one callback" "$(callbacks_for "$JOB" | wc -l | tr -d ' ')" 1
+}
+
+suite_attack_settle() {
+	SETTLE_STATE="$TMP/attack-settle-state"
+	SETTLE_ENV=("${common[@]}" LSO_STATE_DIR="$SETTLE_STATE" REQUEST_TIMEOUT_SEC=1)
+	start_server attack-settle inetd "${SETTLE_ENV[@]}" EXECUTABLE_TIMEOUT_SEC=60 LSO_CALLBACK_RETRIES=3
+	SERVER=attack-settle
+	start_receiver settle
+	echo "== settle: GET, DELETE and a single lso --recover"
+	attack_backoff_resume
+	attack_setsid_leftover
+	attack_get_delivery_fds
+	attack_callback_password
+	attack_no_resend
+	attack_recover_parallel
+	attack_sweep_bound
+	attack_cancel_at_once "${SETTLE_CANCELS:-100}"
+	echo "== settle: random kills, a sweep every second, no GET"
+	attack_sweeps 1
+	attack_random_kills "${SETTLE_KILLS:-50}"
+	kill "$SWEEPER"
+	wait "$SWEEPER" 2>/dev/null
+	check "settle: nothing of the jobs left running" wait_for 30 no_process_with "LSO_STATE_DIR=$SETTLE_STATE"
+	check "settle: no sanitizer reports" bash -c "! grep -hE 'Sanitizer|runtime error' $TMP/attack-settle.log $TMP/attack-sweeps.log"
+}
+
+# attack_none_held ID...: no lock of those jobs is held (their deliveries ended).
+attack_none_held() {
+	local id
+	for id in "$@"; do flock -n "$SETTLE_STATE/jobs/$id.lock" true || return 1; done
+}
+
+# A sweep starts at most 64 deliveries (a process each); the next pass starts the rest.
+attack_sweep_bound() {
+	local l="sweep bound" n=70 ids=() id delivered lost
+	for i in $(seq "$n"); do
+		id=$(printf '00000000-0000-4000-8000-%012d' "$i")
+		ids+=("$id")
+		jq -cn --arg id "$id" --arg url "$RECEIVER/ok/bound-$i" '{job_id: $id, kind: "execute",
+			status: "queued", name: "echo-args", args: [], created_at: "2026-01-01T00:00:00.000Z",
+			started_at: null, finished_at: null, result: null,
+			callback: {url: $url, attempts: 0, delivered: false, last_error: null}}' \
+			>"$SETTLE_STATE/jobs/$id.json"
+		: >"$SETTLE_STATE/jobs/$id.lock"
+	done
+	env "${SETTLE_ENV[@]}" "$LSO" --recover 2>>"$TMP/attack-sweeps.log"
+	check "$l: the deliveries end" wait_for 30 attack_none_held "${ids[@]}"
+	lost=$(cd "$SETTLE_STATE/jobs" && cat "${ids[@]/%/.json}" | jq -s '[.[] | select(.status == "lost")] | length')
+	delivered=$(cd "$SETTLE_STATE/jobs" && cat "${ids[@]/%/.json}" | jq -s '[.[] | select(.callback.delivered)] | length')
+	expect "$l: one pass settles all $n" "$lost" "$n"
+	expect "$l: and starts 64 deliveries" "$delivered" 64
+	env "${SETTLE_ENV[@]}" "$LSO" --recover 2>>"$TMP/attack-sweeps.log"
+	check "$l: the next pass delivers the rest" wait_for 30 attack_all_called "${ids[@]}"
+}

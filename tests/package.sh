@@ -8,7 +8,8 @@
 #            the .deb is copied to $LSO_DEB_DIR (default /tmp/lso-deb);
 #   install  the .deb installed with dpkg -i into a real systemd
 #            (tests/systemd/box, a throwaway overlay of this machine):
-#            lso.socket enabled and listening, lso-recover.service enabled but
+#            lso.socket enabled and listening, lso-recover.timer enabled and
+#            started, lso-recover.service enabled but
 #            not started, /api/version and sync and async runs served through
 #            lso.socket, then removed and purged. Root only.
 # Installs what it needs with apt-get when missing (Debian/Ubuntu, root).
@@ -127,7 +128,8 @@ if want build; then
 	# What is in it.
 	dpkg-deb -c "$DEB" | awk '{ print $6 }' | sed 's|^\./|/|' >"$TMP/contents"
 	for f in /usr/bin/lso /lib/systemd/system/lso.socket /lib/systemd/system/lso@.service \
-		/lib/systemd/system/lso-recover.service /lib/systemd/system/lso-burst.socket \
+		/lib/systemd/system/lso-recover.service /lib/systemd/system/lso-recover.timer \
+		/lib/systemd/system/lso-burst.socket \
 		/lib/systemd/system/lso-burst.service /usr/lib/tmpfiles.d/lso.conf /etc/lso/lso.env \
 		/usr/share/man/man8/lso.8.gz /usr/share/doc/lso/README.md.gz \
 		/usr/share/doc/lso/CHANGELOG.md.gz /usr/share/doc/lso/changelog.gz /usr/share/doc/lso/copyright; do
@@ -148,6 +150,8 @@ if want build; then
 	check "postinst starts lso.socket" grep -q "_dh_action 'lso.socket'" "$TMP/control/postinst"
 	check "postinst enables lso-recover.service" grep -q "enable 'lso-recover.service'" "$TMP/control/postinst"
 	check "postinst does not start lso-recover.service" sh -c "! grep -q \"_dh_action 'lso-recover.service'\" '$TMP/control/postinst'"
+	check "postinst enables lso-recover.timer" grep -q "enable 'lso-recover.timer'" "$TMP/control/postinst"
+	check "postinst starts lso-recover.timer" grep -q "_dh_action 'lso-recover.timer'" "$TMP/control/postinst"
 	check "no maintainer script touches lso@.service" sh -c "! grep -l 'lso@' '$TMP'/control/p*"
 	check "postinst does not start lso-burst.socket" sh -c "! grep -q \"_dh_action 'lso-burst.socket'\" '$TMP/control/postinst'"
 	check "prerm stops lso-burst.socket on removal" grep -q "lso-burst.socket" "$TMP/control/prerm"
@@ -209,6 +213,8 @@ if want install; then
 		expect "lso-recover.service enabled by the package" "$(bx systemctl is-enabled lso-recover.service)" enabled
 		expect "lso-recover.service not started by the package" \
 			"$(bx systemctl show -p InactiveExitTimestampMonotonic --value lso-recover.service)" 0
+		expect "lso-recover.timer enabled by the package" "$(bx systemctl is-enabled lso-recover.timer)" enabled
+		expect "lso-recover.timer started by the package" "$(bx systemctl is-active lso-recover.timer)" active
 		check "man lso finds the page" bx man -w lso
 		check "/etc/lso/lso.env is a conffile" sh -c "'$BOX' exec dpkg-query -W -f='\${Conffiles}' lso </dev/null | grep -q /etc/lso/lso.env"
 

@@ -467,7 +467,8 @@ test_recover() {
 	check "the record still says running" record_status_is "$JOB" running
 	check "no callback yet" test -z "$(callbacks_for "$JOB")"
 	check "systemctl start lso-recover.service" bx timeout 60 systemctl start lso-recover.service
-	record "$JOB"
+	# The callback goes out from a scope of its own: the pass does not wait for it.
+	wait_for 10 record_matches "$JOB" '.callback.delivered == true'
 	jqcheck "record says lost" '.status == "lost" and .result.return_code == -1 and
 		.callback.delivered == true' "$TMP/record"
 	check "failure callback for the lost job" wait_for 5 has_callback "$JOB"
@@ -493,6 +494,122 @@ test_recover() {
 		eval "! journal_has 'job $JOB stays in this instance' -u 'lso@*'"
 	check "$scope ends" wait_for 10 unit_inactive "$scope"
 	check "nothing of the job left running" wait_for 5 no_job_processes "$JOB"
+}
+
+# box_runner JOB: the pid the job's lock file names, if it names one.
+box_runner() {
+	local p
+	read -r p _ < <(bx cat "$STATE/jobs/$1.lock" </dev/null 2>/dev/null)
+	[[ $p =~ ^[0-9]+$ ]] && echo "$p"
+}
+
+# delivered_count JOB: how many of the job's callbacks the receiver answered 2xx.
+delivered_count() { callbacks_for "$1" | jq -s '[.[] | select(.status < 300)] | length'; }
+# all_delivered JOB...: each job has a callback answered 2xx (one read of the receiver's log).
+all_delivered() {
+	bx cat /run/lso-test/callbacks.log 2>/dev/null </dev/null | jq -s -e --args \
+		'[.[] | select(.status < 300) | .body.job_id] as $got | $ARGS.positional - $got == []' "$@"
+}
+# within SECONDS COMMAND...: retry (every half second) until the command succeeds or time is up.
+within() {
+	local end=$((SECONDS + $1))
+	shift
+	until "$@" >/dev/null 2>&1; do
+		[ "$SECONDS" -lt "$end" ] || return 1
+		sleep 0.5
+	done
+}
+
+# lso-recover.timer, every 2 s here: runners SIGKILLed at random moments near
+# their program's end get their job's callback without a GET, exactly once.
+test_timer() {
+	local n=${SETTLE_KILLS:-20} jobs=() runner landed=0 twice=0 none=0 lost=0 real=0 contradicted=0 j got path
+	section "lso-recover.timer settles killed runners without a GET"
+	check "lso-recover.timer installed" bx test -f /usr/local/lib/systemd/system/lso-recover.timer -o \
+		-f /lib/systemd/system/lso-recover.timer
+	bx mkdir -p /run/systemd/system/lso-recover.timer.d
+	printf '[Timer]\nOnActiveSec=2s\nOnUnitInactiveSec=2s\nAccuracySec=100ms\n' |
+		bx sh -c 'cat >/run/systemd/system/lso-recover.timer.d/test.conf'
+	bx systemctl daemon-reload </dev/null
+	check "systemctl enable --now lso-recover.timer" bx systemctl enable --now lso-recover.timer
+	check "lso-recover.timer active" unit_active lso-recover.timer
+	for i in $(seq "$n"); do
+		if [ $((i % 2)) = 0 ]; then path=flaky; else path=ok; fi
+		submit sleep-echo '["0.5"]' "/$path/timer-kill-$i"
+		jobs+=("$JOB")
+		for _ in $(seq 40); do runner=$(box_runner "$JOB") && break; sleep 0.05; done
+		sleep "0.$((RANDOM % 10))"
+		[[ $runner =~ ^[0-9]+$ ]] && bx kill -KILL "$runner" 2>/dev/null </dev/null && landed=$((landed + 1))
+	done
+	check "every job called back, without a GET" within 60 all_delivered "${jobs[@]}"
+	for j in "${jobs[@]}"; do
+		callbacks_for "$j" | jq -s -c '[.[] | select(.status < 300) | .body]' >"$TMP/kill.json"
+		got=$(jq 'length' "$TMP/kill.json")
+		[ "$got" = 0 ] && none=$((none + 1))
+		[ "$got" -gt 1 ] && twice=$((twice + 1))
+		jq -e 'unique | length > 1' "$TMP/kill.json" >/dev/null && contradicted=$((contradicted + 1))
+		jq -e 'last | .result.output == "slept 0.5\n"' "$TMP/kill.json" >/dev/null && real=$((real + 1))
+		jq -e 'last | .result.output | startswith("Job lost")' "$TMP/kill.json" >/dev/null && lost=$((lost + 1))
+	done
+	expect "no job without its callback" "$none" 0
+	# At least once: the same callback again is possible (a kill between the receiver's answer and the record), two different ones never.
+	expect "no job called back with two different results" "$contradicted" 0
+	expect "each callback the result or lost" "$((real + lost))" "$n"
+	echo "     random kills under the timer: $n tried, $landed landed; callbacks: $real results, $lost lost, $none missing, $twice resent, $contradicted contradicted"
+	check "lso-recover.service ran from the timer" journal_has "job [0-9a-f-]{36} lost" -u lso-recover.service
+	for j in "${jobs[@]}"; do
+		no_job_processes "$j" || fail "nothing of job $j left running"
+	done
+	bx systemctl disable --now lso-recover.timer </dev/null >/dev/null 2>&1
+	bx rm -rf /run/systemd/system/lso-recover.timer.d
+	bx systemctl daemon-reload </dev/null
+}
+
+# DELETE right after the 201: under systemd the runner moves into its scope
+# meanwhile; canceled, with its callback, every time.
+test_cancel_at_once() {
+	local n=${SETTLE_CANCELS:-100} jobs=() codes=() j bad=0
+	section "DELETE right after the 201, $n times"
+	for i in $(seq "$n"); do
+		submit sleep-echo '["20"]' /ok/cancel-at-once
+		jobs+=("$JOB")
+		request DELETE "/api/jobs/$JOB"
+		codes+=("$CODE")
+	done
+	expect "$n DELETEs answered 202" "$(printf '%s\n' "${codes[@]}" | sort | uniq -c | tr -s ' ')" " $n 202"
+	check "every callback arrives" within 120 all_delivered "${jobs[@]}"
+	for j in "${jobs[@]}"; do
+		callbacks_for "$j" | jq -s -e 'last | .body.result.output | endswith("Execution canceled.")' >/dev/null ||
+			bad=$((bad + 1))
+	done
+	expect "every callback says canceled" "$bad" 0
+	echo "     cancel at once: $n DELETEs, $((n - bad)) canceled callbacks"
+}
+
+# SIGTERM (what DELETE and systemctl stop send) the moment the runner names
+# itself in its lock file, while it is still moving into its scope: canceled,
+# with its callback, every time.
+test_term_at_once() {
+	local n=${SETTLE_TERMS:-30} jobs=() j bad=0 body
+	section "SIGTERM the moment a runner names itself, $n times"
+	body='{"executable_name":"sleep-echo","args":["20"],"callback":"'$RECEIVER'/ok/term-at-once"}'
+	for i in $(seq "$n"); do
+		j=$(bx sh -c 'id=$(curl -s -H "Content-Type: application/json" --data-binary "$1" \
+			http://127.0.0.1:'$PORT'/api/execute/ | jq -r .job_id)
+			t=0 p=
+			until read -r p _ <'$STATE'/jobs/$id.lock 2>/dev/null && [ -n "$p" ]; do
+				t=$((t + 1)); [ $t -lt 100000 ] || break
+			done
+			[ -n "$p" ] && kill -TERM "$p"; echo "$id"' sh "$body" </dev/null)
+		jobs+=("$j")
+	done
+	check "every callback arrives" within 120 all_delivered "${jobs[@]}"
+	for j in "${jobs[@]}"; do
+		callbacks_for "$j" | jq -s -e 'last | .body.result.output | endswith("Execution canceled.")' >/dev/null ||
+			bad=$((bad + 1))
+	done
+	expect "every callback says canceled" "$bad" 0
+	echo "     SIGTERM at once: $n runners, $((n - bad)) canceled callbacks"
 }
 
 test_credential() {
@@ -680,6 +797,9 @@ test_async
 test_stop_scope
 test_cancel
 test_recover
+test_timer
+test_cancel_at_once
+test_term_at_once
 test_credential
 test_supervise
 test_hardening
