@@ -941,6 +941,49 @@ attack_templating() {
 	check "$l: nasty strings arrive verbatim" jq -e --argjson d "$data" '. == $d' "$TMP/attack-tpl-data.json"
 }
 
+# --- what runs is what was checked: a folder swapped on the path ---
+
+# A root whose folder d holds harmless programs, and a link x to an outside
+# folder d whose programs of the same names create their first argument.
+attack_race_setup() {
+	ATTACK_RACE="$TMP/attack-race"
+	rm -rf "$ATTACK_RACE"
+	mkdir -p "$ATTACK_RACE/root/d" "$ATTACK_RACE/outside/d" "$ATTACK_RACE/markers"
+	printf '#!/bin/sh\nexit 0\n' >"$ATTACK_RACE/root/d/script"
+	printf '#!/bin/sh\ntouch "$1"\n' >"$ATTACK_RACE/outside/d/script"
+	chmod +x "$ATTACK_RACE/root/d/script" "$ATTACK_RACE/outside/d/script"
+	cp /usr/bin/true "$ATTACK_RACE/root/d/elf"
+	cp /usr/bin/touch "$ATTACK_RACE/outside/d/elf"
+	cp /usr/bin/ls "$ATTACK_RACE/root/ls"
+	ln -s "$ATTACK_RACE/outside/d" "$ATTACK_RACE/root/x"
+}
+
+# attack_race KIND RUNS: RUNS sync runs of d/KIND while d and x are swapped.
+attack_race() {
+	local kind=$1 runs=$2 out n ran refused other outside
+	rm -rf "$ATTACK_RACE/markers" && mkdir -p "$ATTACK_RACE/markers"
+	out=$(python3 "$TOP/tests/race.py" "$PORT" "$ATTACK_RACE/root" "$kind" "$runs" "$ATTACK_RACE/markers")
+	echo "   race, $kind: $out"
+	read -r n ran refused other outside < <(sed -E 's/[a-z]+=//g' <<<"$out")
+	expect "race, $kind: every run answered" "$n" "$runs"
+	expect "race, $kind: the outside program ran 0 times" "$outside" 0
+	expect "race, $kind: only runs and refusals" "$other" 0
+	check "race, $kind: the inside program did run ($ran, $refused refused)" [ "${ran:-0}" -gt 0 ]
+}
+
+attack_races() {
+	attack_race_setup
+	start_server attack-race inetd "${common[@]}" EXECUTABLES_ROOT_DIR="$ATTACK_RACE/root" \
+		LSO_STATE_DIR="$TMP/attack-race-state"
+	execute '{"executable_name":"d/script","args":["'"$ATTACK_RACE/markers/control"'"]}'
+	expect "race: control: the inside script runs" "$CODE" 201
+	attack_race script "${ATTACK_RACE_RUNS:-2000}"
+	attack_race elf "${ATTACK_RACE_RUNS:-2000}"
+	# An ELF program gets the checked file close-on-exec: nothing beyond 0-2 (ls's own 3).
+	execute '{"executable_name":"ls","args":["/proc/self/fd"],"is_async":false}'
+	jqcheck "race: an ELF program inherits 0-2 only" '.result.output == "0\n1\n2\n3\n"'
+}
+
 # --- the suite ---
 
 suite_attack() {
@@ -976,6 +1019,9 @@ suite_attack() {
 	attack_daemon
 	attack_ignore_term
 	attack_fork_many
+
+	echo "== attack: a folder swapped between check and exec"
+	attack_races
 
 	echo "== attack: authentication"
 	local auth_env=("${common[@]}" EXECUTABLES_ROOT_DIR="$ATTACK_ROOT" LSO_STATE_DIR="$TMP/attack-auth-state")

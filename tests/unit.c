@@ -1379,21 +1379,24 @@ teardown_tree(void)
 static enum outcome
 resolve(const char *name)
 {
+	if (prog.fd > 0)
+		resolve_release(&prog);
 	memset(&prog, 0, sizeof(prog));
 	return resolve_program(root_link, name, &prog);
 }
 
-/* prog.path is the real path of tmp/rel, and dev/ino are that file's. */
+/* prog.path is the real path of tmp/rel, and prog.fd is that file open. */
 static bool
 resolved_to(const char *rel)
 {
 	char path[TREE_PATH_MAX];
-	struct stat st;
+	struct stat st, open_st;
 
 	snprintf(path, sizeof(path), "%s/%s", tmp_dir, rel);
-	if (stat(path, &st) < 0)
+	if (stat(path, &st) < 0 || prog.fd < 0 || fstat(prog.fd, &open_st) < 0)
 		return false;
-	return strcmp(prog.path, path) == 0 && prog.dev == st.st_dev && prog.ino == st.st_ino;
+	return strcmp(prog.path, path) == 0 && open_st.st_dev == st.st_dev &&
+	    open_st.st_ino == st.st_ino;
 }
 
 static void
@@ -1415,7 +1418,7 @@ test_resolve_ok_names(void)
 static void
 test_resolve_real_root(void)
 {
-	memset(&prog, 0, sizeof(prog));
+	resolve_release(&prog);
 	CHECK_INT(resolve_program(root_dir, "sub/prog", &prog), OUTCOME_OK);
 	CHECK(resolved_to("root/sub/prog"));
 }
@@ -2095,10 +2098,10 @@ test_files_open(void)
 	check_job_file_names();
 	CHECK_INT(open_job_file("in"), FILES_FOUND);      /* a link staying inside is followed */
 	/* Kernels without openat2: a walk that follows no link at all. */
-	files_without_openat2 = true;
+	resolve_without_openat2 = true;
 	check_job_file_names();
 	CHECK_INT(open_job_file("in"), FILES_OUTSIDE);
-	files_without_openat2 = false;
+	resolve_without_openat2 = false;
 	/* A job folder that is itself a link is no folder. */
 	{
 		off_t size;
