@@ -1166,6 +1166,72 @@ attack_ini_inventory() {
 	done < <(attack_ini_refused)
 }
 
+# --- a playbook's folder swapped after the 201 (real Ansible) ---
+
+# attack_exchange A B: swap the two names at once (renameat2 RENAME_EXCHANGE).
+attack_exchange() {
+	python3 -c 'import ctypes, os, sys
+if ctypes.CDLL(None).renameat2(-100, os.fsencode(sys.argv[1]), -100, os.fsencode(sys.argv[2]), 2):
+    sys.exit(1)' "$1" "$2"
+}
+
+# A playbook root whose folder d holds site.yml, with a role and a relative
+# include; x links to an outside folder d whose site.yml creates a marker.
+attack_pb_swap_setup() {
+	local r="$TMP/attack-pbswap"
+	rm -rf "$r"
+	mkdir -p "$r/root/d/roles/greet/tasks" "$r/root/d/tasks" "$r/outside/d"
+	cat >"$r/root/d/site.yml" <<'YML'
+- hosts: all
+  gather_facts: false
+  roles:
+    - greet
+  tasks:
+    - import_tasks: tasks/extra.yml
+YML
+	printf -- '- debug:\n    msg: "from the role inside"\n' >"$r/root/d/roles/greet/tasks/main.yml"
+	printf -- '- debug:\n    msg: "from the include inside"\n' >"$r/root/d/tasks/extra.yml"
+	printf -- '- hosts: all\n  gather_facts: false\n  tasks:\n    - file:\n        path: "%s"\n        state: touch\n' \
+		"$r/outside-ran" >"$r/outside/d/site.yml"
+	ln -s "$r/outside/d" "$r/root/x"
+	cp "$TOP/tests/playbooks/slow.yml" "$r/root/slow.yml"
+	cp "$r/root/d/site.yml" "$r/root/replaced.yml"
+}
+
+# One slot, held by a slow playbook: the next job waits, its folder is swapped
+# (or its file replaced) after its 201, then Ansible starts.
+attack_pb_swap() {
+	local r="$TMP/attack-pbswap" l="playbook swap" inv slow job job2 out
+	attack_pb_swap_setup
+	start_server attack-pbswap inetd "${common[@]}" LSO_STATE_DIR="$TMP/attack-pbswap-state" \
+		ANSIBLE_PLAYBOOKS_ROOT_DIR="$r/root" ANSIBLE_PLAYBOOK_TIMEOUT_SEC=60 MAX_THREAD_POOL_WORKERS=1
+	inv='{"all":{"hosts":{"localhost":{"ansible_connection":"local"}}}}'
+	attack_pb_job "$(jq -cn --argjson i "$inv" --arg cb "$RECEIVER/ok/tpl" \
+		'{playbook_name: "slow.yml", callback: $cb, inventory: $i, extra_vars: {quiet: 4}}')"
+	slow=$JOB
+	attack_pb_job "$(jq -cn --argjson i "$inv" --arg cb "$RECEIVER/ok/tpl" \
+		'{playbook_name: "d/site.yml", callback: $cb, inventory: $i}')"
+	job=$JOB
+	check "$l: swapped after the 201" attack_exchange "$r/root/d" "$r/root/x"
+	attack_pb_job "$(jq -cn --argjson i "$inv" --arg cb "$RECEIVER/ok/tpl" \
+		'{playbook_name: "replaced.yml", callback: $cb, inventory: $i}')"
+	job2=$JOB
+	cp "$r/outside/d/site.yml" "$r/replacement.yml"
+	mv -f "$r/replacement.yml" "$r/root/replaced.yml"
+	for j in "$slow" "$job" "$job2"; do
+		check "$l: callback for $j" wait_for 120 has_callbacks "$j"
+	done
+	check "$l: the outside playbook never ran" [ ! -e "$r/outside-ran" ]
+	check "$l: the checked playbook ran" attack_pb_status_is "$job" successful
+	out=$(attack_pb_output "$job")
+	check "$l: its role came from the checked folder" jq -e 'any(contains("from the role inside"))' <<<"$out"
+	check "$l: its relative include too" jq -e 'any(contains("from the include inside"))' <<<"$out"
+	check "$l: a playbook replaced after its check is not run" attack_pb_status_is "$job2" failed
+	check "$l: and the output says so" jq -e 'any(contains("replaced after it was checked"))' \
+		<<<"$(attack_pb_output "$job2")"
+	attack_exchange "$r/root/d" "$r/root/x"
+}
+
 # The templating attacks (real Ansible): test.sh's section "templating".
 suite_attack_templating() {
 	if ! command -v ansible-playbook >/dev/null; then
@@ -1179,6 +1245,7 @@ suite_attack_templating() {
 		ANSIBLE_INVENTORY_ENABLED=ini
 	attack_templating
 	attack_ini_inventory
-	check "templating: no lso crashed or failed" bash -c "! grep -hE 'died with (code [1-9]|signal)' $TMP/attack-playbook.log $TMP/attack-inventory.log"
-	check "templating: no sanitizer reports" bash -c "! grep -hE 'Sanitizer|runtime error' $TMP/attack-playbook.log $TMP/attack-inventory.log"
+	attack_pb_swap
+	check "templating: no lso crashed or failed" bash -c "! grep -hE 'died with (code [1-9]|signal)' $TMP/attack-playbook.log $TMP/attack-inventory.log $TMP/attack-pbswap.log"
+	check "templating: no sanitizer reports" bash -c "! grep -hE 'Sanitizer|runtime error' $TMP/attack-playbook.log $TMP/attack-inventory.log $TMP/attack-pbswap.log"
 }
