@@ -246,13 +246,36 @@ spawn_program(const struct spawn *sp)
 #endif
 }
 
-/* Where the captured bytes go, within one budget shared by stdout and stderr. */
+/*
+ * Where the captured bytes go, within one limit for both: the output is
+ * stdout then stderr, so stdout has the first claim on the room and stderr
+ * gets what stdout leaves. stderr that arrives first is cut back as stdout
+ * grows: it never pushes stdout out.
+ */
 struct capture {
 	struct jbuf out, err;
-	size_t budget;
+	size_t max;
 	bool truncated;
 	const struct run_control *control;  /* its on_stdout sees all of stdout */
 };
+
+/* Keep what of buf[0..n) the limit lets dst have; stderr gives way to stdout. */
+static void
+capture_keep(struct capture *cap, struct jbuf *dst, const char *buf, size_t n)
+{
+	size_t room = cap->max - (dst == &cap->out ? cap->out.len : cap->out.len + cap->err.len);
+	size_t keep = n < room ? n : room;
+
+	if (keep < n)
+		cap->truncated = true;
+	/* What the limit cannot take is read and dropped, so the program never blocks on us. */
+	jbuf_add(dst, buf, keep);
+	if (cap->out.len + cap->err.len > cap->max) {
+		cap->err.len = cap->max - cap->out.len;
+		cap->err.data[cap->err.len] = '\0';
+		cap->truncated = true;
+	}
+}
 
 /* Drain what fd has now into dst; returns false at EOF or error. */
 static bool
@@ -260,7 +283,6 @@ capture_from(int fd, struct jbuf *dst, struct capture *cap)
 {
 	char buf[65536];
 	ssize_t n;
-	size_t keep;
 
 	n = read(fd, buf, sizeof(buf));
 	if (n < 0)
@@ -269,12 +291,7 @@ capture_from(int fd, struct jbuf *dst, struct capture *cap)
 		return false;
 	if (dst == &cap->out && cap->control && cap->control->on_stdout)
 		cap->control->on_stdout(buf, (size_t)n, cap->control->ctx);
-	keep = (size_t)n < cap->budget ? (size_t)n : cap->budget;
-	if (keep < (size_t)n)
-		cap->truncated = true;
-	/* What the budget cannot take is read and dropped, so the program never blocks on us. */
-	jbuf_add(dst, buf, keep);
-	cap->budget -= keep;
+	capture_keep(cap, dst, buf, (size_t)n);
 	return true;
 }
 
@@ -498,7 +515,7 @@ run_program(const struct program *prog, const char *const *args, size_t nargs,
 {
 	int out[2] = { -1, -1 }, err[2] = { -1, -1 }, status[2] = { -1, -1 };
 	char id_var[sizeof("LSO_JOB_ID=") + JOB_ID_LEN];
-	struct capture cap = { .budget = config.max_output_bytes, .control = control };
+	struct capture cap = { .max = config.max_output_bytes, .control = control };
 	struct watch w = { 0 };
 	struct spawn sp;
 	char **argv = calloc(nargs + 2, sizeof(*argv));

@@ -667,6 +667,15 @@ attack_flood() {
 	check "100 MB: no process of its group left" attack_group_gone "$(cut -d ' ' -f 1 "$f.start")"
 }
 
+# stderr that fills the output limit first must not push stdout out: stdout comes first.
+attack_stderr_first() {
+	sync stderr-first
+	jqcheck "stderr first: stdout kept" '.result.output | startswith("RESULT=42\neee")'
+	jqcheck "stderr first: stderr cut to what is left" '(.result.output | length) < 1000100 and
+		(.result.output | endswith("e\n[output truncated at 1000000 bytes]\n"))'
+	jqcheck "stderr first: exit status kept" '.result.return_code == 0'
+}
+
 attack_close_stdout() {
 	local f="$TMP/attack-closed"
 	attack_timed hostile/close-stdout "[\"$f\"]"
@@ -1015,6 +1024,7 @@ suite_attack() {
 	start_server attack-hostile fd3 "${common[@]}" LSO_STATE_DIR="$state" \
 		EXECUTABLE_TIMEOUT_SEC=3 LSO_MAX_OUTPUT_BYTES=1000000
 	attack_flood
+	attack_stderr_first
 	attack_close_stdout
 	attack_daemon
 	attack_ignore_term
