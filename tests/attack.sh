@@ -950,6 +950,29 @@ attack_templating() {
 	check "$l: nasty strings arrive verbatim" jq -e --argjson d "$data" '. == $d' "$TMP/attack-tpl-data.json"
 }
 
+# --- duplicate keys: the last one counts, as for Ansible and pydantic ---
+
+# playbook_post JSON: POST /api/playbook.
+attack_playbook_post() { request POST /api/playbook -H 'Content-Type: application/json' --data-binary "$1"; }
+
+attack_duplicates() {
+	start_server attack-dups inetd "${common[@]}" EXECUTABLES_ROOT_DIR="$ATTACK_ROOT" \
+		LSO_STATE_DIR="$TMP/attack-dups-state" ANSIBLE_PLAYBOOKS_ROOT_DIR="$TOP/tests/playbooks"
+	attack_playbook_post '{"playbook_name":"pass.yml","inventory":{"all":{"hosts":{"localhost":null},"hosts":["localhost"]}}}'
+	expect "duplicate hosts: the last, a list, is refused" "$CODE" 422
+	jqcheck "duplicate hosts: Ansible's message" '.detail.messages[0] | contains("Invalid \"hosts\" entry for \"all\" group, requires a dictionary")'
+	attack_playbook_post '{"playbook_name":"pass.yml","inventory":{"web":{"hosts":{"w1":null},"hosts":{"w2":null}},"db":{"hosts":[1]}}}'
+	jqcheck "duplicate hosts: what was read is the last" '.detail.parsed_hosts == ["w2"]'
+	attack_playbook_post '{"playbook_name":"pass.yml","inventory":{"all":{"vars":{"a":1},"hosts":5,"vars":{"b":2},"hosts":{"localhost":null}}}}'
+	expect "duplicate hosts: the last, a dict, is taken" "$CODE" 201
+	attack_playbook_post '{"playbook_name":"pass.yml","inventory":{"all":{"hosts":{"localhost":null}},"all":{"children":5}}}'
+	expect "duplicate group: the last is checked" "$CODE" 422
+	attack_playbook_post '{"playbook_name":"pass.yml","playbook_name":"no such.yml","inventory":"localhost\n"}'
+	expect "duplicate playbook_name: the last is checked" "$CODE" 422
+	execute '{"executable_name":"echo-args","args":["first"],"is_async":false,"args":["last"]}'
+	jqcheck "duplicate args: the last" '.result.output == "last\n"'
+}
+
 # --- what runs is what was checked: a folder swapped on the path ---
 
 # A root whose folder d holds harmless programs, and a link x to an outside
@@ -1032,6 +1055,9 @@ suite_attack() {
 
 	echo "== attack: a folder swapped between check and exec"
 	attack_races
+
+	echo "== attack: duplicate keys"
+	attack_duplicates
 
 	echo "== attack: authentication"
 	local auth_env=("${common[@]}" EXECUTABLES_ROOT_DIR="$ATTACK_ROOT" LSO_STATE_DIR="$TMP/attack-auth-state")

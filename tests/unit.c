@@ -1604,6 +1604,24 @@ test_jsonparse_nul_escapes(void)
 	jbuf_free(&jb);
 }
 
+/* Duplicate keys: the last value at the first one's place, at every depth (Python's json.loads). */
+static void
+test_jsonparse_duplicates(void)
+{
+	const char *text = "{\"a\":1,\"b\":{\"x\":1,\"x\":[{\"y\":1,\"y\":2}]},\"a\":2,\"c\":0,\"a\":3}";
+	struct jsonparse jp;
+	char *printed;
+
+	CHECK(jsonparse_text(&jp, text, strlen(text)));
+	printed = cJSON_PrintUnformatted(jp.root);
+	CHECK_STR(printed, "{\"a\":3,\"b\":{\"x\":[{\"y\":2}]},\"c\":0}");
+	free(printed);
+	jsonparse_free(&jp);
+	CHECK(jsonparse_text(&jp, "{\"k\":1,\"K\":2}", 13));
+	CHECK_INT(cJSON_GetArraySize(jp.root), 2);  /* keys are case-sensitive */
+	jsonparse_free(&jp);
+}
+
 /* ---- body validation (validate.c) ---- */
 
 static struct http_request vreq;
@@ -2794,6 +2812,7 @@ main(void)
 
 	test_jsonparse_strict_scan();
 	test_jsonparse_nul_escapes();
+	test_jsonparse_duplicates();
 	test_validate_execute_valid();
 	test_validate_body_shape();
 	test_validate_execute_fields();
