@@ -615,7 +615,7 @@ route(struct exchange *ex)
 			continue;
 		if (!path_found)
 			path_found = r;
-		if (strcmp(r->method, ex->req->method) != 0)
+		if (strcmp(r->method, ex->req->head_only ? "GET" : ex->req->method) != 0)
 			continue;
 		if (r->public || authorized(ex))
 			r->handle(ex, arg);

@@ -473,6 +473,55 @@ attack_garbage() {
 # attack_smuggle LABEL WANT HEADER-LINES BODY: a raw POST of a marker run, framed
 # by HEADER-LINES ("\r\n"-separated, printf %b escapes); {LEN} and {HEX} stand
 # for the JSON's length in decimal and hex, {JSON} for the JSON itself.
+# attack_body_after_head: what follows the header block of a raw response on stdin.
+attack_body_after_head() { sed '1,/^\r$/d'; }
+
+# attack_header NAME: the value of a header of a raw response on stdin.
+attack_header() { tr -d '\r' | sed -n "s/^$1: //Ip" | head -n 1; }
+
+# RFC 9112 and 9110: HEAD on GET routes, the absolute-form target, empty lines before the request line.
+attack_rfc9112() {
+	local got length m body
+	request GET /api/version
+	length=$(wc -c <"$TMP/body")
+	got=$(raw 'HEAD /api/version HTTP/1.1\r\nHost: x\r\n\r\n')
+	expect "HEAD /api/version: 200" "$(status_of <<<"$got")" 200
+	expect "HEAD: Content-Length as GET's" "$(attack_header Content-Length <<<"$got")" "$length"
+	expect "HEAD: no body" "$(attack_body_after_head <<<"$got" | wc -c)" 0
+	got=$(raw 'HEAD /api/openapi.json HTTP/1.1\r\nHost: x\r\n\r\n')
+	expect "HEAD /api/openapi.json: 200" "$(status_of <<<"$got")" 200
+	expect "HEAD /api/openapi.json: no body" "$(attack_body_after_head <<<"$got" | wc -c)" 0
+	got=$(raw 'HEAD /api/jobs/00000000-0000-4000-8000-000000000000 HTTP/1.1\r\nHost: x\r\n\r\n')
+	expect "HEAD of an unknown job: 404" "$(status_of <<<"$got")" 404
+	expect "HEAD of an unknown job: no body" "$(attack_body_after_head <<<"$got" | wc -c)" 0
+	got=$(raw 'HEAD /api/execute/ HTTP/1.1\r\nHost: x\r\n\r\n')
+	expect "HEAD on a POST route: 405" "$(status_of <<<"$got")" 405
+	got=$(raw "GET http://127.0.0.1:$PORT/api/version HTTP/1.1\r\nHost: x\r\n\r\n")
+	expect "absolute-form: 200" "$(status_of <<<"$got")" 200
+	check "absolute-form: the body" jq -e '.api == "2.0"' <<<"$(attack_body_after_head <<<"$got")"
+	got=$(raw 'GET HTTPS://example.org/api/version?x=1 HTTP/1.1\r\nHost: x\r\n\r\n')
+	expect "absolute-form, https and a query: 200" "$(status_of <<<"$got")" 200
+	got=$(raw 'GET http://example.org HTTP/1.1\r\nHost: x\r\n\r\n')
+	expect "absolute-form without a path is /: 404" "$(status_of <<<"$got")" 404
+	got=$(raw 'GET http://user@example.org/api/version HTTP/1.1\r\nHost: x\r\n\r\n')
+	expect "absolute-form with userinfo: 400" "$(status_of <<<"$got")" 400
+	got=$(raw 'GET http:///api/version HTTP/1.1\r\nHost: x\r\n\r\n')
+	expect "absolute-form without a host: 400" "$(status_of <<<"$got")" 400
+	got=$(raw 'GET ftp://example.org/api/version HTTP/1.1\r\nHost: x\r\n\r\n')
+	expect "another scheme: 400" "$(status_of <<<"$got")" 400
+	m=$(attack_marker)
+	body=$(attack_json marker "$m")
+	got=$(raw "POST http://example.org/api/execute/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${#body}\r\n\r\n$body")
+	expect "absolute-form POST runs: 201" "$(status_of <<<"$got")" 201
+	check "absolute-form POST: it ran" [ -e "$m" ]
+	got=$(raw '\r\nGET /api/version HTTP/1.1\r\nHost: x\r\n\r\n')
+	expect "a CRLF before the request line: 200" "$(status_of <<<"$got")" 200
+	got=$(raw '\r\n\n\r\nGET /api/version HTTP/1.1\r\nHost: x\r\n\r\n')
+	expect "empty lines before the request line: 200" "$(status_of <<<"$got")" 200
+	head -c 70000 /dev/zero | tr '\0' '\n' >"$TMP/attack-req"
+	expect "endless empty lines: 431" "$(attack_net send "$TMP/attack-req" 5 | status_of)" 431
+}
+
 attack_smuggle() {
 	local m json hex head body reply
 	m=$(attack_marker)
@@ -1031,6 +1080,7 @@ suite_attack() {
 	attack_argv
 	attack_headers
 	attack_garbage
+	attack_rfc9112
 	attack_smuggling
 
 	echo "== attack: limits, slow and vanishing clients"
