@@ -1132,21 +1132,28 @@ suite_attack() {
 	check "LSO_OAUTH2_ACTIVE=maybe: the log names it" grep -q 'LSO_OAUTH2_ACTIVE is malformed' "$TMP/attack-badflag.log"
 	# On, but no usable key: fail closed.
 	local bad="$TMP/attack-badcred"
-	mkdir -p "$bad/empty" "$bad/dir/lso-api-key" "$bad/blank" "$bad/none"
+	mkdir -p "$bad/empty" "$bad/dir/lso-api-key" "$bad/blank" "$bad/none" "$bad/long" "$bad/crlf"
 	: >"$bad/empty/lso-api-key"
 	printf '\ns3cret\n' >"$bad/blank/lso-api-key"
+	printf '\r\ns3cret\n' >"$bad/crlf/lso-api-key"
+	head -c 5000 /dev/zero | tr '\0' k >"$bad/long/lso-api-key"
 	SERVER_LOG=attack-nokey
 	start_server attack-nokey inetd "${auth_env[@]}" LSO_OAUTH2_ACTIVE=true
 	attack_auth_broken "no key"
 	SERVER_LOG=attack-emptykey
 	start_server attack-emptykey fd3 "${auth_env[@]}" LSO_OAUTH2_ACTIVE=1 LSO_API_KEY=
 	attack_auth_broken "LSO_API_KEY empty"
-	for kind in empty dir blank none; do
+	for kind in empty dir blank crlf none long nonexistent; do
 		SERVER_LOG=attack-cred-$kind
 		start_server "attack-cred-$kind" inetd "${auth_env[@]}" LSO_OAUTH2_ACTIVE=yes \
 			CREDENTIALS_DIRECTORY="$bad/$kind"
 		attack_auth_broken "credential $kind"
 	done
+	# An empty LSO_API_KEY is no key either: the credential is read, and it is broken.
+	SERVER_LOG=attack-emptyenv-blank
+	start_server attack-emptyenv-blank inetd "${auth_env[@]}" LSO_OAUTH2_ACTIVE=true LSO_API_KEY= \
+		CREDENTIALS_DIRECTORY="$bad/blank"
+	attack_auth_broken "LSO_API_KEY empty, credential blank"
 	attack_auth_lazy
 
 	# 78 (EX_CONFIG) is a malformed setting's, answered 500 on purpose (attack-badflag).

@@ -251,6 +251,26 @@ test_http_path_drops_query(void)
 	CHECK_STR(req->path, "/api/jobs/abc");
 }
 
+/* RFC 9112: the absolute-form target, empty lines before the request line, HEAD. */
+static void
+test_http_rfc9112_forms(void)
+{
+	CHECK_INT(read_str("GET http://example.org:8080/api/jobs/abc?x=/y HTTP/1.1\r\nHost: x\r\n\r\n"), S_OK);
+	CHECK_STR(req->path, "/api/jobs/abc");
+	CHECK_INT(read_str("GET HTTPS://example.org HTTP/1.1\r\nHost: x\r\n\r\n"), S_OK);
+	CHECK_STR(req->path, "/");
+	CHECK_INT(read_str("GET http://example.org?q HTTP/1.1\r\nHost: x\r\n\r\n"), S_OK);
+	CHECK_STR(req->path, "/");
+	CHECK_INT(read_str("\r\n\n\r\nGET /api/version HTTP/1.1\r\nHost: x\r\n\r\n"), S_OK);
+	CHECK_STR(req->path, "/api/version");
+	CHECK(!req->head_only);
+	CHECK_INT(read_str("HEAD /api/version HTTP/1.1\r\nHost: x\r\n\r\n"), S_OK);
+	CHECK_STR(req->method, "HEAD");
+	CHECK(req->head_only);
+	CHECK_INT(read_str("\r\n\r\n"), S_OK);  /* nothing but empty lines: no request */
+	CHECK_INT(req->head_len, 0);
+}
+
 static void
 test_http_headers_recorded(void)
 {
@@ -320,7 +340,10 @@ test_http_bad_request_lines(void)
 		"GET /  HTTP/1.1\r\nHost: x\r\n\r\n",
 		"GET / HTTP/1.1 \r\nHost: x\r\n\r\n",
 		"GET api HTTP/1.1\r\nHost: x\r\n\r\n",
-		"GET http://x/ HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET http://u@x/ HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET http:///a HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET http:/x/a HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET ftp://x/a HTTP/1.1\r\nHost: x\r\n\r\n",
 		"GET * HTTP/1.1\r\nHost: x\r\n\r\n",
 		"GET\t/\tHTTP/1.1\r\nHost: x\r\n\r\n",
 		"G\x01T / HTTP/1.1\r\nHost: x\r\n\r\n",
@@ -2717,6 +2740,7 @@ main(void)
 	test_http_bare_lf();
 	test_http_bare_lf_body_with_crlfcrlf();
 	test_http_bad_request_lines();
+	test_http_rfc9112_forms();
 	test_http_control_char_in_version_400();
 	test_http_nul_in_head_400();
 	test_http_version_505();
