@@ -173,8 +173,9 @@ open_walking(int dir, const char *name, int flags)
 		return errno = ENOMEM, -1;
 	}
 	for (part = strtok_r(copy, "/", &rest); part && at >= 0; part = strtok_r(NULL, "/", &rest)) {
+		/* A folder on the way is opened as the end is: O_PATH needs no read permission. */
 		next = openat(at, part, O_CLOEXEC | O_NOFOLLOW | O_NOCTTY |
-		    (rest && *rest ? O_RDONLY | O_DIRECTORY : flags));
+		    (rest && *rest ? (flags & O_PATH) | O_RDONLY | O_DIRECTORY : flags));
 		if (next < 0 && (errno == ELOOP || errno == ENOTDIR) && is_link(at, part))
 			errno = EXDEV;
 		/* O_PATH | O_NOFOLLOW opens a link itself: a link is refused here too. */

@@ -30,6 +30,8 @@ extern char **environ;
 /* Where the child keeps its exec-status pipe and the checked file, both close-on-exec. */
 #define STATUS_FD 3
 #define PROGRAM_FD 4
+#define STRING(x) STRING_OF(x)
+#define STRING_OF(x) #x
 
 /* Does extra set the variable of entry ("NAME=...")? Python keeps the first of duplicates. */
 static bool
@@ -158,6 +160,12 @@ static void
 exec_checked(char *const argv[], char *const envp[])
 {
 	syscall(SYS_execveat, PROGRAM_FD, "", argv, envp, AT_EMPTY_PATH);
+	if (errno == ENOSYS) {
+		/* No execveat (valgrind's older versions): the same file through its descriptor's magic link. */
+		if (fcntl(PROGRAM_FD, F_SETFD, 0) == 0)
+			execve("/proc/self/fd/" STRING(PROGRAM_FD), argv, envp);
+		return;
+	}
 	if (errno != ENOENT || fcntl(PROGRAM_FD, F_SETFD, 0) < 0)
 		return;
 	syscall(SYS_execveat, PROGRAM_FD, "", argv, envp, AT_EMPTY_PATH);

@@ -1438,6 +1438,20 @@ test_resolve_ok_names(void)
 	CHECK_INT(resolve("groupx"), OUTCOME_OK);
 }
 
+/* Kernels without openat2: the same names resolve through a walk that follows no link. */
+static void
+test_resolve_without_openat2(void)
+{
+	resolve_without_openat2 = true;
+	CHECK_INT(resolve("sub/prog"), OUTCOME_OK);
+	CHECK(resolved_to("root/sub/prog"));
+	CHECK_INT(resolve("link"), OUTCOME_OK);  /* resolved first: the walk sees no link */
+	CHECK(resolved_to("root/prog"));
+	CHECK_INT(resolve("outdir/true"), RESOLVE_OUTSIDE);
+	CHECK_INT(resolve("noexec"), RESOLVE_NOT_EXECUTABLE);
+	resolve_without_openat2 = false;
+}
+
 static void
 test_resolve_real_root(void)
 {
@@ -2817,6 +2831,7 @@ main(void)
 	setup_tree();
 	test_resolve_ok_names();
 	test_resolve_real_root();
+	test_resolve_without_openat2();
 	test_resolve_climbing_out();
 	test_resolve_absolute();
 	test_resolve_symlinks();
