@@ -14,18 +14,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
-#ifdef SYS_openat2
-#include <linux/openat2.h>
-#endif
 
 #include "config.h"
 #include "files.h"
 #include "http.h"
 #include "resolve.h"
-
-bool files_without_openat2;
 
 char *
 files_decode(const char *text, size_t len)
@@ -205,66 +199,6 @@ files_list(const char *id, struct jbuf *body)
 
 /* --- one file --- */
 
-/* name below dir, the kernel refusing any step out (EXDEV); -1 with errno, or -2: no openat2. */
-static int
-open_beneath(int dir, const char *name)
-{
-#ifdef SYS_openat2
-	struct open_how how = { .flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK,
-		.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS };
-	long fd;
-
-	if (!files_without_openat2) {
-		fd = syscall(SYS_openat2, dir, name, &how, sizeof(how));
-		if (fd >= 0 || errno != ENOSYS)
-			return (int)fd;
-	}
-#else
-	(void)dir, (void)name;
-#endif
-	return -2;
-}
-
-static bool
-is_link(int dir, const char *name)
-{
-	struct stat st;
-	int error = errno;
-	bool link = fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode);
-
-	errno = error;
-	return link;
-}
-
-/*
- * Without openat2: one component at a time, never following a symlink (a
- * symlink anywhere in the name is refused as possibly outside). ".." cannot
- * climb out: the name was checked for that first.
- */
-static int
-open_walking(int dir, const char *name)
-{
-	char *copy = strdup(name), *part, *rest = NULL;
-	int at = dup(dir), next;
-
-	if (!copy || at < 0) {
-		free(copy);
-		if (at >= 0)
-			close(at);
-		return errno = ENOMEM, -1;
-	}
-	for (part = strtok_r(copy, "/", &rest); part && at >= 0; part = strtok_r(NULL, "/", &rest)) {
-		next = openat(at, part, O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK |
-		    (rest && *rest ? O_RDONLY | O_DIRECTORY : O_RDONLY));
-		if (next < 0 && (errno == ELOOP || errno == ENOTDIR) && is_link(at, part))
-			errno = EXDEV;
-		close(at);
-		at = next;
-	}
-	free(copy);
-	return at;
-}
-
 enum outcome
 files_open(const char *id, const char *name, int *fd, off_t *size)
 {
@@ -276,8 +210,7 @@ files_open(const char *id, const char *name, int *fd, off_t *size)
 		return FILES_OUTSIDE;
 	if ((dir = open_job_dir(id)) < 0)
 		return is_absent(errno) ? FILES_MISSING : FILES_FAILED;
-	if ((*fd = open_beneath(dir, name)) == -2)
-		*fd = open_walking(dir, name);
+	*fd = resolve_open_beneath(dir, name, O_RDONLY | O_NOCTTY | O_NONBLOCK);
 	error = errno;
 	close(dir);
 	if (*fd < 0) {

@@ -38,7 +38,4 @@ enum outcome files_delete(const char *id);
 /* The job's folder as a playbook gets it (job_files_dir): false when there is no root. */
 bool files_job_dir(const char *id, char *dir, size_t size);
 
-/* For the unit tests: walk names with O_NOFOLLOW as on kernels without openat2. */
-extern bool files_without_openat2;
-
 #endif

@@ -142,25 +142,46 @@ find_head_end(char *buf, size_t size, size_t *len)
 }
 
 /*
+ * Empty lines (CRLF or LF) at the start of buf[0..*have), dropped: RFC 9112
+ * section 2.2 has a server ignore them before the request line. Their count
+ * is returned; a CR whose LF has not arrived yet stays.
+ */
+static size_t
+drop_empty_lines(char *buf, size_t *have)
+{
+	size_t n = 0;
+
+	while (n < *have && (buf[n] == '\n' || (buf[n] == '\r' && n + 1 < *have && buf[n + 1] == '\n')))
+		n += buf[n] == '\r' ? 2 : 1;
+	memmove(buf, buf + n, *have - n + 1);  /* with the NUL after them */
+	*have -= n;
+	return n;
+}
+
+/*
  * Read until the blank line that ends the header block. Bytes read past it
  * (the start of the body) stay in head[] after head_len; *have counts all.
+ * Empty lines before the request line are dropped, but count toward the
+ * header limit, so a stream of them ends in 431 like any other.
  */
 static enum status
 read_head(int fd, struct http_request *req, size_t *have, int64_t deadline_ms)
 {
 	char *end;
-	size_t scan_from = 0, end_len;
+	size_t scan_from = 0, end_len, dropped = 0;
 	ssize_t n;
 
 	*have = 0;
 	for (;;) {
-		if (*have == HTTP_HEADER_MAX_BYTES)
+		if (*have + dropped >= HTTP_HEADER_MAX_BYTES)
 			return S_HEADER_FIELDS_TOO_LARGE;
-		n = read_some(fd, req->head + *have, HTTP_HEADER_MAX_BYTES - *have, deadline_ms);
+		n = read_some(fd, req->head + *have, HTTP_HEADER_MAX_BYTES - *have - dropped, deadline_ms);
 		if (n <= 0)
 			return *have == 0 && n == 0 ? S_OK : read_failure(n);
 		*have += (size_t)n;
 		req->head[*have] = '\0';
+		if (scan_from == 0)
+			dropped += drop_empty_lines(req->head, have);
 		end = find_head_end(req->head + scan_from, *have - scan_from, &end_len);
 		if (end) {
 			req->head_len = (size_t)(end - req->head) + end_len;
@@ -191,6 +212,29 @@ is_token_char(unsigned char c)
 	return c > 32 && c < 127 && !strchr("()<>@,;:\\\"/[]?={}", c);
 }
 
+/* This process's request was HEAD: its responses carry their headers only (one request per process). */
+static bool respond_without_body;
+
+/*
+ * The path of an absolute-form target ("http://host:port/path", RFC 9112
+ * section 3.2.2, which a server must accept); NULL when it is not one or its
+ * authority is empty or holds userinfo (RFC 9110 section 4.2.4: an error).
+ */
+static const char *
+absolute_form_path(const char *target)
+{
+	size_t scheme = strncasecmp(target, "http://", 7) == 0 ? 7 :
+	    strncasecmp(target, "https://", 8) == 0 ? 8 : 0;
+	size_t authority;
+
+	if (!scheme)
+		return NULL;
+	authority = strcspn(target + scheme, "/");
+	if (authority == 0 || memchr(target + scheme, '@', authority))
+		return NULL;
+	return target[scheme + authority] ? target + scheme + authority : "/";
+}
+
 static enum status
 parse_request_line(struct http_request *req, char *line)
 {
@@ -204,7 +248,7 @@ parse_request_line(struct http_request *req, char *line)
 	if (!version)
 		return S_BAD_REQUEST;
 	*version++ = '\0';
-	if (*line == '\0' || *target != '/' || strchr(version, ' '))
+	if (*line == '\0' || strchr(version, ' '))
 		return S_BAD_REQUEST;
 	for (const char *c = line; *c; c++)
 		if (!is_token_char((unsigned char)*c))
@@ -225,7 +269,10 @@ parse_request_line(struct http_request *req, char *line)
 	if (query)
 		*query = '\0';
 	req->method = line;
-	req->path = target;
+	req->path = *target == '/' ? target : absolute_form_path(target);
+	if (!req->path)
+		return S_BAD_REQUEST;
+	req->head_only = respond_without_body = strcmp(line, "HEAD") == 0;
 	return S_OK;
 }
 
@@ -311,6 +358,7 @@ http_parse_head(struct http_request *req, int64_t *content_length, bool *chunked
 
 	*content_length = -1;
 	*chunked = false;
+	req->head_only = respond_without_body = false;
 	line = next_line(&cursor);
 	if (!line)
 		return S_BAD_REQUEST;
@@ -611,7 +659,7 @@ http_respond_typed(int out_fd, enum status status, const char *content_type,
 	if (n < 0)
 		return -1;
 	return write_two(out_fd, head, (size_t)n, body ? body : "",
-	    status == S_NO_CONTENT ? 0 : body_len, deadline_ms);
+	    status == S_NO_CONTENT || respond_without_body ? 0 : body_len, deadline_ms);
 }
 
 int
@@ -652,6 +700,8 @@ http_respond_file(int out_fd, enum status status, const char *content_type,
 
 	if (n < 0 || write_all(out_fd, head, (size_t)n, http_now_ms() + idle_ms) < 0)
 		return -1;
+	if (respond_without_body)
+		return 0;
 	/* The kernel moves the bytes: lso's memory is the same for 1 KB and 10 GB. */
 	while (offset < size) {
 		if (wait_fd(out_fd, POLLOUT, http_now_ms() + idle_ms) <= 0)

@@ -72,7 +72,8 @@ struct http_request {
 	char head[HTTP_HEADER_MAX_BYTES + 1];
 	size_t head_len;     /* bytes of head[] holding the header block */
 	const char *method;
-	const char *path;    /* target without the query string */
+	const char *path;    /* target without the query string (absolute-form: its path) */
+	bool head_only;      /* HEAD: served as GET, the responses without their body */
 	int minor_version;   /* HTTP/1.x */
 	const char *content_type;
 	const char *authorization;

@@ -288,6 +288,77 @@ jsonparse_error_at(const char *text, size_t len)
 	return (long)sc.pos;
 }
 
+/* --- duplicate keys: the last one's value, at the first one's place (Python's dict) --- */
+
+struct keyed {
+	cJSON *item;
+	size_t index;
+};
+
+/* By key, then by position: a run of equal keys is in the order they came. */
+static int
+compare_keyed(const void *a, const void *b)
+{
+	const struct keyed *x = a, *y = b;
+	int by_key = strcmp(x->item->string, y->item->string);
+
+	return by_key ? by_key : (x->index > y->index) - (x->index < y->index);
+}
+
+/* Members of object with one key, first..last (sorted): keep the last's value at the first's place. */
+static void
+merge_run(cJSON *object, struct keyed *first, struct keyed *last)
+{
+	for (struct keyed *k = first + 1; k < last; k++)
+		cJSON_Delete(cJSON_DetachItemViaPointer(object, k->item));
+	cJSON_ReplaceItemViaPointer(object, first->item, cJSON_DetachItemViaPointer(object, last->item));
+}
+
+/* One object's duplicate keys resolved; false when memory ran out. */
+static bool
+keep_last_in(cJSON *object)
+{
+	size_t n = 0, i = 0, run;
+	struct keyed *keys;
+	cJSON *item;
+
+	cJSON_ArrayForEach(item, object)
+		n++;
+	if (n < 2)
+		return true;
+	if (!(keys = malloc(n * sizeof(*keys))))
+		return false;
+	cJSON_ArrayForEach(item, object)
+		keys[i] = (struct keyed){ item, i }, i++;
+	qsort(keys, n, sizeof(*keys), compare_keyed);
+	for (i = 0; i < n; i = run) {
+		for (run = i + 1; run < n && strcmp(keys[run].item->string, keys[i].item->string) == 0; run++)
+			;
+		if (run - i > 1)
+			merge_run(object, &keys[i], &keys[run - 1]);
+	}
+	free(keys);
+	return true;
+}
+
+/*
+ * Every object in the tree as Python's json.loads builds it: of duplicate
+ * keys the last value counts (Ansible and pydantic read that one), so every
+ * check and every file written later see one value per key, the same one.
+ */
+static bool
+keep_last_of_duplicates(cJSON *value)
+{
+	cJSON *child;
+
+	if (cJSON_IsObject(value) && !keep_last_in(value))
+		return false;
+	cJSON_ArrayForEach(child, value)
+		if ((cJSON_IsObject(child) || cJSON_IsArray(child)) && !keep_last_of_duplicates(child))
+			return false;
+	return true;
+}
+
 bool
 jsonparse_text(struct jsonparse *jp, const char *text, size_t len)
 {
@@ -310,6 +381,12 @@ jsonparse_text(struct jsonparse *jp, const char *text, size_t len)
 		at = parsed ? cJSON_GetErrorPtr() : NULL;
 		jp->error_at = at && at >= parsed && at <= parsed + len ? (long)(at - parsed) : 0;
 		jp->error = "Expecting value";
+	}
+	if (jp->root && !keep_last_of_duplicates(jp->root)) {
+		cJSON_Delete(jp->root);
+		jp->root = NULL;
+		jp->error_at = 0;
+		jp->error = "Out of memory";
 	}
 	if (parsed != text)
 		free(parsed);

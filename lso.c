@@ -305,13 +305,14 @@ handle_execute(struct exchange *ex, const char *arg)
 {
 	struct validation v = { 0 };
 	struct execute_request x = { 0 };
-	struct program prog;
+	struct program prog = { .fd = -1, .dir_fd = -1 };
 
 	(void)arg;
 	if (!validate_execute(&v, ex->req, &x))
 		set_problems(ex, &v);
 	else if (admit(ex, &executable_kind, config.executables_root, x.name, &prog))
 		start_execute(ex, &x, &prog);
+	resolve_release(&prog);
 	validate_execute_free(&x);
 	validate_free(&v);
 }
@@ -336,13 +337,14 @@ handle_playbook(struct exchange *ex, const char *arg)
 {
 	struct validation v = { 0 };
 	struct playbook_request r = { 0 };
-	struct program prog;
+	struct program prog = { .fd = -1, .dir_fd = -1 };
 
 	(void)arg;
 	if (!validate_playbook(&v, ex->req, &r))
 		set_problems(ex, &v);
 	else if (admit(ex, &playbook_kind, config.playbooks_root, r.name, &prog))
 		start_playbook(ex, &r, &prog);
+	resolve_release(&prog);
 	validate_playbook_free(&r);
 	validate_free(&v);
 }
@@ -613,7 +615,7 @@ route(struct exchange *ex)
 			continue;
 		if (!path_found)
 			path_found = r;
-		if (strcmp(r->method, ex->req->method) != 0)
+		if (strcmp(r->method, ex->req->head_only ? "GET" : ex->req->method) != 0)
 			continue;
 		if (r->public || authorized(ex))
 			r->handle(ex, arg);

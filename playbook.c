@@ -350,6 +350,26 @@ playbook_failed(struct job *j, const char *reason)
 	jbuf_puts(&j->result.output, reason);
 }
 
+/*
+ * The checked playbook as ansible-playbook gets it: the folder it was found
+ * in (the one checked, passed as RUN_PASSED_FD) and its name there, so that
+ * its roles/ and relative includes are that folder's. False when the name
+ * no longer holds the file that was checked.
+ */
+static bool
+checked_playbook_path(const struct program *prog, char *path, size_t size)
+{
+	const char *leaf = strrchr(prog->path, '/');
+	struct stat in_folder, checked;
+
+	if (!leaf || prog->dir_fd < 0 || prog->fd < 0 ||
+	    fstatat(prog->dir_fd, leaf + 1, &in_folder, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    fstat(prog->fd, &checked) < 0 ||
+	    in_folder.st_dev != checked.st_dev || in_folder.st_ino != checked.st_ino)
+		return false;
+	return snprintf(path, size, "/proc/self/fd/%d/%s", RUN_PASSED_FD, leaf + 1) < (int)size;
+}
+
 /* Run the playbook: ansible-playbook -i INVENTORY -e @VARS PLAYBOOK, no shell. */
 void
 playbook_run(struct job *j, struct run_control *control)
@@ -359,8 +379,9 @@ playbook_run(struct job *j, struct run_control *control)
 		"ANSIBLE_RETRY_FILES_ENABLED=0", "ANSIBLE_INVENTORY_UNPARSED_FAILED=1",
 		"ANSIBLE_INVENTORY_ENABLED=yaml", "PYTHONUNBUFFERED=1", NULL };
 	char dir[PATH_MAX], inventory[PATH_MAX], vars[PATH_MAX], vars_arg[PATH_MAX + 1], why[PATH_MAX + 64];
+	char playbook[PATH_MAX];
 	struct playbook_output out = { .job = j, .progress_fd = -1 };
-	struct program ansible;
+	struct program ansible = { .fd = -1, .dir_fd = -1 };
 	pid_t progress;
 
 	if (!write_playbook_files(j, dir, inventory, vars)) {
@@ -368,8 +389,10 @@ playbook_run(struct job *j, struct run_control *control)
 		playbook_failed(j, why);
 	} else if (!find_ansible(&ansible)) {
 		playbook_failed(j, "ansible-playbook not found (ANSIBLE_PLAYBOOK, PATH)");
+	} else if (!checked_playbook_path(&j->prog, playbook, sizeof(playbook))) {
+		playbook_failed(j, "the playbook was replaced after it was checked");
 	} else {
-		const char *args[] = { "-i", inventory, "-e", vars_arg, j->prog.path };
+		const char *args[] = { "-i", inventory, "-e", vars_arg, playbook };
 
 		snprintf(vars_arg, sizeof(vars_arg), "@%s", vars);
 		progress = start_progress(j, &out.progress_fd);
@@ -379,6 +402,7 @@ playbook_run(struct job *j, struct run_control *control)
 		control->on_stdout = on_playbook_stdout;
 		control->ctx = &out;
 		control->extra_env = ansible_env;
+		control->pass_fd = j->prog.dir_fd;
 		run_program(&ansible, args, 5, j->id, control, &j->result);
 		if (out.line.len)
 			take_line(&out);
@@ -387,6 +411,7 @@ playbook_run(struct job *j, struct run_control *control)
 		if (j->result.start_failed)
 			playbook_failed(j, j->result.output.data ? j->result.output.data : "");
 	}
+	resolve_release(&ansible);
 	jbuf_free(&out.line);
 	jbuf_free(&out.pending);
 	playbook_remove_files(j->id);

@@ -8,11 +8,15 @@
 
 #include "lso.h"
 
-/* A program that passed the checks: its resolved path and the inode checked. */
+/*
+ * A program that passed the checks: its resolved path (for argv[0] and the
+ * record) and the file that was checked, open (O_PATH, close-on-exec): what
+ * runs is that file (execveat), whatever the path leads to by then.
+ */
 struct program {
 	char path[PATH_MAX];
-	dev_t dev;
-	ino_t ino;
+	int fd;      /* -1: none */
+	int dir_fd;  /* the folder it was found in, as checked (O_PATH); -1: none */
 };
 
 /*
@@ -27,7 +31,22 @@ enum outcome resolve_file(const char *root, const char *name, bool need_exec,
 /* Does a relative name climb above its start with ".." (before any symlink is looked at)? */
 bool resolve_climbs_out(const char *name);
 
-/* Check the file at path (already resolved) and note its inode in prog. */
+/* Open the file at path (already resolved, not a client's) and check it, into prog. */
 enum outcome resolve_check(const char *path, bool need_exec, struct program *prog);
+
+/* Close prog's file and folder (a program never run, or run for the last time). */
+void resolve_release(struct program *prog);
+
+/*
+ * name below the open folder dir, the kernel refusing any step out: openat2
+ * with RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS, else a walk that follows no
+ * symlink at all. flags as open's (O_CLOEXEC always added). The fd, or -1
+ * with errno (EXDEV: the name leads out, or through a link where no openat2).
+ * The name must not climb out with "..": resolve_climbs_out first.
+ */
+int resolve_open_beneath(int dir, const char *name, int flags);
+
+/* For the unit tests: walk names with O_NOFOLLOW as on kernels without openat2. */
+extern bool resolve_without_openat2;
 
 #endif

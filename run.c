@@ -27,8 +27,11 @@
 
 extern char **environ;
 
-/* Exec-status pipe code: the file is no longer the one that was checked. */
-#define EXEC_CHANGED (-1)
+/* Where the child keeps its exec-status pipe and the checked file, both close-on-exec. */
+#define STATUS_FD 3
+#define PROGRAM_FD 4
+#define STRING(x) STRING_OF(x)
+#define STRING_OF(x) #x
 
 /* Does extra set the variable of entry ("NAME=...")? Python keeps the first of duplicates. */
 static bool
@@ -147,49 +150,79 @@ reset_process_state(void)
 	setpgid(0, 0);
 }
 
-/* In the child: never returns. Reports why exec failed on status_fd. */
+/*
+ * In the child: run the checked file itself. A script's interpreter opens it
+ * again as /dev/fd/PROGRAM_FD, which the kernel refuses (ENOENT) while that
+ * descriptor is close-on-exec: then, and only for that one, it stays open
+ * across the exec. Returns only on failure, with errno.
+ */
 static void
-exec_child(const struct program *prog, char *const argv[], char *const envp[],
-    int out_fd, int err_fd, int status_fd)
+exec_checked(char *const argv[], char *const envp[])
 {
-	struct stat st;
-	int code, null_fd;
-
-	reset_process_state();
-	/* If whoever runs the job dies, the program must not run on unsupervised. */
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	null_fd = open("/dev/null", O_RDONLY);
-	if (null_fd < 0 || dup2(null_fd, 0) < 0 || dup2(out_fd, 1) < 0 ||
-	    dup2(err_fd, 2) < 0)
-		_exit(127);
-	/* Keep only 0-2 and the close-on-exec status pipe. */
-	if (status_fd != 3 && (dup3(status_fd, 3, O_CLOEXEC) < 0))
-		_exit(127);
-	close_range(4, ~0U, 0);
-	status_fd = 3;
-	/* Execute what was checked: the path has no symlinks left, and the inode must match. */
-	if (stat(prog->path, &st) < 0 || st.st_dev != prog->dev || st.st_ino != prog->ino) {
-		code = EXEC_CHANGED;
-	} else {
-		execve(prog->path, argv, envp);
-		code = errno;
+	syscall(SYS_execveat, PROGRAM_FD, "", argv, envp, AT_EMPTY_PATH);
+	if (errno == ENOSYS) {
+		/* No execveat (valgrind's older versions): the same file through its descriptor's magic link. */
+		if (fcntl(PROGRAM_FD, F_SETFD, 0) == 0)
+			execve("/proc/self/fd/" STRING(PROGRAM_FD), argv, envp);
+		return;
 	}
-	(void)!write(status_fd, &code, sizeof(code));
-	_exit(127);
+	if (errno != ENOENT || fcntl(PROGRAM_FD, F_SETFD, 0) < 0)
+		return;
+	syscall(SYS_execveat, PROGRAM_FD, "", argv, envp, AT_EMPTY_PATH);
 }
 
+/* What the child needs: the program, its argv and environment, and its descriptors. */
 struct spawn {
 	const struct program *prog;
 	char *const *argv, *const *envp;
 	int out_fd, err_fd, status_fd;
+	int pass_fd;  /* given to the program as RUN_PASSED_FD; -1: none */
 };
+
+/* In the child: the descriptors the program gets, at their numbers; false with errno. */
+static bool
+place_fds(const struct spawn *sp)
+{
+	int status_fd = fcntl(sp->status_fd, F_DUPFD_CLOEXEC, 10);
+	int program_fd = fcntl(sp->prog->fd, F_DUPFD_CLOEXEC, 10);
+	int pass_fd = sp->pass_fd >= 0 ? fcntl(sp->pass_fd, F_DUPFD_CLOEXEC, 10) : -1;
+	int null_fd = open("/dev/null", O_RDONLY);
+
+	/* Each moved out of the way of 0-5 first, whatever numbers they had. */
+	if (status_fd < 0 || program_fd < 0 || (sp->pass_fd >= 0 && pass_fd < 0) || null_fd < 0 ||
+	    dup2(null_fd, 0) < 0 || dup2(sp->out_fd, 1) < 0 || dup2(sp->err_fd, 2) < 0 ||
+	    dup3(status_fd, STATUS_FD, O_CLOEXEC) < 0 || dup3(program_fd, PROGRAM_FD, O_CLOEXEC) < 0 ||
+	    (pass_fd >= 0 && dup2(pass_fd, RUN_PASSED_FD) < 0))
+		return false;
+	/* Keep only 0-2, the two close-on-exec ones and the one passed on. */
+	close_range(pass_fd >= 0 ? RUN_PASSED_FD + 1 : PROGRAM_FD + 1, ~0U, 0);
+	return true;
+}
+
+/* In the child: never returns. Reports why exec failed on the status pipe. */
+static void
+exec_child(const struct spawn *sp)
+{
+	int code;
+
+	reset_process_state();
+	/* If whoever runs the job dies, the program must not run on unsupervised. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (!place_fds(sp)) {
+		code = errno;
+		(void)!write(sp->status_fd, &code, sizeof(code));
+		_exit(127);
+	}
+	exec_checked(sp->argv, sp->envp);
+	code = errno;
+	(void)!write(STATUS_FD, &code, sizeof(code));
+	_exit(127);
+}
 
 static int
 spawn_entry(void *arg)
 {
-	const struct spawn *sp = arg;
-
-	exec_child(sp->prog, sp->argv, sp->envp, sp->out_fd, sp->err_fd, sp->status_fd);
+	exec_child(arg);
 	return 127;
 }
 
@@ -221,13 +254,36 @@ spawn_program(const struct spawn *sp)
 #endif
 }
 
-/* Where the captured bytes go, within one budget shared by stdout and stderr. */
+/*
+ * Where the captured bytes go, within one limit for both: the output is
+ * stdout then stderr, so stdout has the first claim on the room and stderr
+ * gets what stdout leaves. stderr that arrives first is cut back as stdout
+ * grows: it never pushes stdout out.
+ */
 struct capture {
 	struct jbuf out, err;
-	size_t budget;
+	size_t max;
 	bool truncated;
 	const struct run_control *control;  /* its on_stdout sees all of stdout */
 };
+
+/* Keep what of buf[0..n) the limit lets dst have; stderr gives way to stdout. */
+static void
+capture_keep(struct capture *cap, struct jbuf *dst, const char *buf, size_t n)
+{
+	size_t room = cap->max - (dst == &cap->out ? cap->out.len : cap->out.len + cap->err.len);
+	size_t keep = n < room ? n : room;
+
+	if (keep < n)
+		cap->truncated = true;
+	/* What the limit cannot take is read and dropped, so the program never blocks on us. */
+	jbuf_add(dst, buf, keep);
+	if (cap->out.len + cap->err.len > cap->max) {
+		cap->err.len = cap->max - cap->out.len;
+		cap->err.data[cap->err.len] = '\0';
+		cap->truncated = true;
+	}
+}
 
 /* Drain what fd has now into dst; returns false at EOF or error. */
 static bool
@@ -235,7 +291,6 @@ capture_from(int fd, struct jbuf *dst, struct capture *cap)
 {
 	char buf[65536];
 	ssize_t n;
-	size_t keep;
 
 	n = read(fd, buf, sizeof(buf));
 	if (n < 0)
@@ -244,12 +299,7 @@ capture_from(int fd, struct jbuf *dst, struct capture *cap)
 		return false;
 	if (dst == &cap->out && cap->control && cap->control->on_stdout)
 		cap->control->on_stdout(buf, (size_t)n, cap->control->ctx);
-	keep = (size_t)n < cap->budget ? (size_t)n : cap->budget;
-	if (keep < (size_t)n)
-		cap->truncated = true;
-	/* What the budget cannot take is read and dropped, so the program never blocks on us. */
-	jbuf_add(dst, buf, keep);
-	cap->budget -= keep;
+	capture_keep(cap, dst, buf, (size_t)n);
 	return true;
 }
 
@@ -430,10 +480,7 @@ static void
 settle_result(struct run_result *result, int wait_status, int exec_code)
 {
 	result->start_failed = exec_code != 0;
-	if (exec_code == EXEC_CHANGED) {
-		result->return_code = -1;
-		note_line(result, "Could not execute program: it changed while being started.");
-	} else if (exec_code > 0) {
+	if (exec_code > 0) {
 		result->return_code = -1;
 		note_line(result, "Could not execute program: ");
 		jbuf_puts(&result->output, strerror(exec_code));
@@ -476,8 +523,9 @@ run_program(const struct program *prog, const char *const *args, size_t nargs,
 {
 	int out[2] = { -1, -1 }, err[2] = { -1, -1 }, status[2] = { -1, -1 };
 	char id_var[sizeof("LSO_JOB_ID=") + JOB_ID_LEN];
-	struct capture cap = { .budget = config.max_output_bytes, .control = control };
+	struct capture cap = { .max = config.max_output_bytes, .control = control };
 	struct watch w = { 0 };
+	struct spawn sp;
 	char **argv = calloc(nargs + 2, sizeof(*argv));
 	char **envp = program_environment(id, id_var, sizeof(id_var),
 	    control ? control->extra_env : NULL);
@@ -498,12 +546,12 @@ run_program(const struct program *prog, const char *const *args, size_t nargs,
 	}
 	/* Orphans of the program come to us, not to init: see kill_escapees. */
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
-	if (!control) {
-		struct spawn sp = { prog, argv, envp, out[1], err[1], status[1] };
-
+	sp = (struct spawn){ prog, argv, envp, out[1], err[1], status[1],
+		control && control->pass_fd > 0 ? control->pass_fd : -1 };
+	if (!control)
 		w.pid = spawn_program(&sp);
-	} else if ((w.pid = fork()) == 0)
-		exec_child(prog, argv, envp, out[1], err[1], status[1]);
+	else if ((w.pid = fork()) == 0)
+		exec_child(&sp);
 	if (w.pid < 0) {
 		start_failed(result, "fork: ");
 		goto out;

@@ -32,7 +32,11 @@ struct run_control {
 	void *ctx;
 	const char *const *extra_env;  /* NULL-terminated, added to the program's */
 	pid_t keep_pid;           /* a child of the runner that is not the program's */
+	int pass_fd;              /* given to the program as RUN_PASSED_FD; 0: none */
 };
+
+/* The descriptor number a run_control's pass_fd has in the program (not close-on-exec). */
+#define RUN_PASSED_FD 5
 
 /*
  * Run prog with argv args[0..nargs) and wait for it, within the configured

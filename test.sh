@@ -211,7 +211,9 @@ test_sync_run() {
 	sync read-stdin
 	jqcheck "stdin is /dev/null" '.result.output == "stdin: eof\n"'
 	sync show-fds
-	jqcheck "only 0-2 inherited" '[.result.output | split("\n")[] | select(length > 0) | split(" ")[0]] == ["0","1","2"]'
+	# 0-2, and the checked file itself, which a script's interpreter reads as /dev/fd/4.
+	jqcheck "only 0-2 inherited, and the script's own file" '[.result.output | split("\n")[] | select(length > 0) | split(" ")[0]] == ["0","1","2","4"]'
+	jqcheck "fd 4 is the script" '.result.output | test("\n4 /.*/show-fds\n$")'
 	jqcheck "stdin /dev/null, pipes out" '.result.output | test("^0 /dev/null\n1 pipe:.*\n2 pipe:")'
 	sync show-signals
 	jqcheck "empty mask, nothing ignored" '.result.output == "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n"'

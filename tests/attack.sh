@@ -473,6 +473,55 @@ attack_garbage() {
 # attack_smuggle LABEL WANT HEADER-LINES BODY: a raw POST of a marker run, framed
 # by HEADER-LINES ("\r\n"-separated, printf %b escapes); {LEN} and {HEX} stand
 # for the JSON's length in decimal and hex, {JSON} for the JSON itself.
+# attack_body_after_head: what follows the header block of a raw response on stdin.
+attack_body_after_head() { sed '1,/^\r$/d'; }
+
+# attack_header NAME: the value of a header of a raw response on stdin.
+attack_header() { tr -d '\r' | sed -n "s/^$1: //Ip" | head -n 1; }
+
+# RFC 9112 and 9110: HEAD on GET routes, the absolute-form target, empty lines before the request line.
+attack_rfc9112() {
+	local got length m body
+	request GET /api/version
+	length=$(wc -c <"$TMP/body")
+	got=$(raw 'HEAD /api/version HTTP/1.1\r\nHost: x\r\n\r\n')
+	expect "HEAD /api/version: 200" "$(status_of <<<"$got")" 200
+	expect "HEAD: Content-Length as GET's" "$(attack_header Content-Length <<<"$got")" "$length"
+	expect "HEAD: no body" "$(attack_body_after_head <<<"$got" | wc -c)" 0
+	got=$(raw 'HEAD /api/openapi.json HTTP/1.1\r\nHost: x\r\n\r\n')
+	expect "HEAD /api/openapi.json: 200" "$(status_of <<<"$got")" 200
+	expect "HEAD /api/openapi.json: no body" "$(attack_body_after_head <<<"$got" | wc -c)" 0
+	got=$(raw 'HEAD /api/jobs/00000000-0000-4000-8000-000000000000 HTTP/1.1\r\nHost: x\r\n\r\n')
+	expect "HEAD of an unknown job: 404" "$(status_of <<<"$got")" 404
+	expect "HEAD of an unknown job: no body" "$(attack_body_after_head <<<"$got" | wc -c)" 0
+	got=$(raw 'HEAD /api/execute/ HTTP/1.1\r\nHost: x\r\n\r\n')
+	expect "HEAD on a POST route: 405" "$(status_of <<<"$got")" 405
+	got=$(raw "GET http://127.0.0.1:$PORT/api/version HTTP/1.1\r\nHost: x\r\n\r\n")
+	expect "absolute-form: 200" "$(status_of <<<"$got")" 200
+	check "absolute-form: the body" jq -e '.api == "2.0"' <<<"$(attack_body_after_head <<<"$got")"
+	got=$(raw 'GET HTTPS://example.org/api/version?x=1 HTTP/1.1\r\nHost: x\r\n\r\n')
+	expect "absolute-form, https and a query: 200" "$(status_of <<<"$got")" 200
+	got=$(raw 'GET http://example.org HTTP/1.1\r\nHost: x\r\n\r\n')
+	expect "absolute-form without a path is /: 404" "$(status_of <<<"$got")" 404
+	got=$(raw 'GET http://user@example.org/api/version HTTP/1.1\r\nHost: x\r\n\r\n')
+	expect "absolute-form with userinfo: 400" "$(status_of <<<"$got")" 400
+	got=$(raw 'GET http:///api/version HTTP/1.1\r\nHost: x\r\n\r\n')
+	expect "absolute-form without a host: 400" "$(status_of <<<"$got")" 400
+	got=$(raw 'GET ftp://example.org/api/version HTTP/1.1\r\nHost: x\r\n\r\n')
+	expect "another scheme: 400" "$(status_of <<<"$got")" 400
+	m=$(attack_marker)
+	body=$(attack_json marker "$m")
+	got=$(raw "POST http://example.org/api/execute/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${#body}\r\n\r\n$body")
+	expect "absolute-form POST runs: 201" "$(status_of <<<"$got")" 201
+	check "absolute-form POST: it ran" [ -e "$m" ]
+	got=$(raw '\r\nGET /api/version HTTP/1.1\r\nHost: x\r\n\r\n')
+	expect "a CRLF before the request line: 200" "$(status_of <<<"$got")" 200
+	got=$(raw '\r\n\n\r\nGET /api/version HTTP/1.1\r\nHost: x\r\n\r\n')
+	expect "empty lines before the request line: 200" "$(status_of <<<"$got")" 200
+	head -c 70000 /dev/zero | tr '\0' '\n' >"$TMP/attack-req"
+	expect "endless empty lines: 431" "$(attack_net send "$TMP/attack-req" 5 | status_of)" 431
+}
+
 attack_smuggle() {
 	local m json hex head body reply
 	m=$(attack_marker)
@@ -665,6 +714,15 @@ attack_flood() {
 	check "100 MB: lso's peak memory under 32 MiB after answering (${got#* } KiB)" \
 		attack_within "${got#* }" 1 32768
 	check "100 MB: no process of its group left" attack_group_gone "$(cut -d ' ' -f 1 "$f.start")"
+}
+
+# stderr that fills the output limit first must not push stdout out: stdout comes first.
+attack_stderr_first() {
+	sync stderr-first
+	jqcheck "stderr first: stdout kept" '.result.output | startswith("RESULT=42\neee")'
+	jqcheck "stderr first: stderr cut to what is left" '(.result.output | length) < 1000100 and
+		(.result.output | endswith("e\n[output truncated at 1000000 bytes]\n"))'
+	jqcheck "stderr first: exit status kept" '.result.return_code == 0'
 }
 
 attack_close_stdout() {
@@ -1046,6 +1104,72 @@ suite_attack_full_disk() {
 	check "full state dir: no lso crashed or failed" bash -c "! grep -hE 'died with (code [1-9]|signal)|Sanitizer|runtime error' $TMP/attack-full.log"
 }
 
+# --- duplicate keys: the last one counts, as for Ansible and pydantic ---
+
+# playbook_post JSON: POST /api/playbook.
+attack_playbook_post() { request POST /api/playbook -H 'Content-Type: application/json' --data-binary "$1"; }
+
+attack_duplicates() {
+	start_server attack-dups inetd "${common[@]}" EXECUTABLES_ROOT_DIR="$ATTACK_ROOT" \
+		LSO_STATE_DIR="$TMP/attack-dups-state" ANSIBLE_PLAYBOOKS_ROOT_DIR="$TOP/tests/playbooks"
+	attack_playbook_post '{"playbook_name":"pass.yml","inventory":{"all":{"hosts":{"localhost":null},"hosts":["localhost"]}}}'
+	expect "duplicate hosts: the last, a list, is refused" "$CODE" 422
+	jqcheck "duplicate hosts: Ansible's message" '.detail.messages[0] | contains("Invalid \"hosts\" entry for \"all\" group, requires a dictionary")'
+	attack_playbook_post '{"playbook_name":"pass.yml","inventory":{"web":{"hosts":{"w1":null},"hosts":{"w2":null}},"db":{"hosts":[1]}}}'
+	jqcheck "duplicate hosts: what was read is the last" '.detail.parsed_hosts == ["w2"]'
+	attack_playbook_post '{"playbook_name":"pass.yml","inventory":{"all":{"vars":{"a":1},"hosts":5,"vars":{"b":2},"hosts":{"localhost":null}}}}'
+	expect "duplicate hosts: the last, a dict, is taken" "$CODE" 201
+	attack_playbook_post '{"playbook_name":"pass.yml","inventory":{"all":{"hosts":{"localhost":null}},"all":{"children":5}}}'
+	expect "duplicate group: the last is checked" "$CODE" 422
+	attack_playbook_post '{"playbook_name":"pass.yml","playbook_name":"no such.yml","inventory":"localhost\n"}'
+	expect "duplicate playbook_name: the last is checked" "$CODE" 422
+	execute '{"executable_name":"echo-args","args":["first"],"is_async":false,"args":["last"]}'
+	jqcheck "duplicate args: the last" '.result.output == "last\n"'
+}
+
+# --- what runs is what was checked: a folder swapped on the path ---
+
+# A root whose folder d holds harmless programs, and a link x to an outside
+# folder d whose programs of the same names create their first argument.
+attack_race_setup() {
+	ATTACK_RACE="$TMP/attack-race"
+	rm -rf "$ATTACK_RACE"
+	mkdir -p "$ATTACK_RACE/root/d" "$ATTACK_RACE/outside/d" "$ATTACK_RACE/markers"
+	printf '#!/bin/sh\nexit 0\n' >"$ATTACK_RACE/root/d/script"
+	printf '#!/bin/sh\ntouch "$1"\n' >"$ATTACK_RACE/outside/d/script"
+	chmod +x "$ATTACK_RACE/root/d/script" "$ATTACK_RACE/outside/d/script"
+	cp /usr/bin/true "$ATTACK_RACE/root/d/elf"
+	cp /usr/bin/touch "$ATTACK_RACE/outside/d/elf"
+	cp /usr/bin/ls "$ATTACK_RACE/root/ls"
+	ln -s "$ATTACK_RACE/outside/d" "$ATTACK_RACE/root/x"
+}
+
+# attack_race KIND RUNS: RUNS sync runs of d/KIND while d and x are swapped.
+attack_race() {
+	local kind=$1 runs=$2 out n ran refused other outside
+	rm -rf "$ATTACK_RACE/markers" && mkdir -p "$ATTACK_RACE/markers"
+	out=$(python3 "$TOP/tests/race.py" "$PORT" "$ATTACK_RACE/root" "$kind" "$runs" "$ATTACK_RACE/markers")
+	echo "   race, $kind: $out"
+	read -r n ran refused other outside < <(sed -E 's/[a-z]+=//g' <<<"$out")
+	expect "race, $kind: every run answered" "$n" "$runs"
+	expect "race, $kind: the outside program ran 0 times" "$outside" 0
+	expect "race, $kind: only runs and refusals" "$other" 0
+	check "race, $kind: the inside program did run ($ran, $refused refused)" [ "${ran:-0}" -gt 0 ]
+}
+
+attack_races() {
+	attack_race_setup
+	start_server attack-race inetd "${common[@]}" EXECUTABLES_ROOT_DIR="$ATTACK_RACE/root" \
+		LSO_STATE_DIR="$TMP/attack-race-state"
+	execute '{"executable_name":"d/script","args":["'"$ATTACK_RACE/markers/control"'"]}'
+	expect "race: control: the inside script runs" "$CODE" 201
+	attack_race script "${ATTACK_RACE_RUNS:-2000}"
+	attack_race elf "${ATTACK_RACE_RUNS:-2000}"
+	# An ELF program gets the checked file close-on-exec: nothing beyond 0-2 (ls's own 3).
+	execute '{"executable_name":"ls","args":["/proc/self/fd"],"is_async":false}'
+	jqcheck "race: an ELF program inherits 0-2 only" '.result.output == "0\n1\n2\n3\n"'
+}
+
 # --- the suite ---
 
 suite_attack() {
@@ -1061,6 +1185,7 @@ suite_attack() {
 	attack_argv
 	attack_headers
 	attack_garbage
+	attack_rfc9112
 	attack_smuggling
 
 	echo "== attack: limits, slow and vanishing clients"
@@ -1077,10 +1202,17 @@ suite_attack() {
 	start_server attack-hostile fd3 "${common[@]}" LSO_STATE_DIR="$state" \
 		EXECUTABLE_TIMEOUT_SEC=3 LSO_MAX_OUTPUT_BYTES=1000000
 	attack_flood
+	attack_stderr_first
 	attack_close_stdout
 	attack_daemon
 	attack_ignore_term
 	attack_fork_many
+
+	echo "== attack: a folder swapped between check and exec"
+	attack_races
+
+	echo "== attack: duplicate keys"
+	attack_duplicates
 
 	echo "== attack: authentication"
 	local auth_env=("${common[@]}" EXECUTABLES_ROOT_DIR="$ATTACK_ROOT" LSO_STATE_DIR="$TMP/attack-auth-state")
@@ -1105,21 +1237,28 @@ suite_attack() {
 	check "LSO_OAUTH2_ACTIVE=maybe: the log names it" grep -q 'LSO_OAUTH2_ACTIVE is malformed' "$TMP/attack-badflag.log"
 	# On, but no usable key: fail closed.
 	local bad="$TMP/attack-badcred"
-	mkdir -p "$bad/empty" "$bad/dir/lso-api-key" "$bad/blank" "$bad/none"
+	mkdir -p "$bad/empty" "$bad/dir/lso-api-key" "$bad/blank" "$bad/none" "$bad/long" "$bad/crlf"
 	: >"$bad/empty/lso-api-key"
 	printf '\ns3cret\n' >"$bad/blank/lso-api-key"
+	printf '\r\ns3cret\n' >"$bad/crlf/lso-api-key"
+	head -c 5000 /dev/zero | tr '\0' k >"$bad/long/lso-api-key"
 	SERVER_LOG=attack-nokey
 	start_server attack-nokey inetd "${auth_env[@]}" LSO_OAUTH2_ACTIVE=true
 	attack_auth_broken "no key"
 	SERVER_LOG=attack-emptykey
 	start_server attack-emptykey fd3 "${auth_env[@]}" LSO_OAUTH2_ACTIVE=1 LSO_API_KEY=
 	attack_auth_broken "LSO_API_KEY empty"
-	for kind in empty dir blank none; do
+	for kind in empty dir blank crlf none long nonexistent; do
 		SERVER_LOG=attack-cred-$kind
 		start_server "attack-cred-$kind" inetd "${auth_env[@]}" LSO_OAUTH2_ACTIVE=yes \
 			CREDENTIALS_DIRECTORY="$bad/$kind"
 		attack_auth_broken "credential $kind"
 	done
+	# An empty LSO_API_KEY is no key either: the credential is read, and it is broken.
+	SERVER_LOG=attack-emptyenv-blank
+	start_server attack-emptyenv-blank inetd "${auth_env[@]}" LSO_OAUTH2_ACTIVE=true LSO_API_KEY= \
+		CREDENTIALS_DIRECTORY="$bad/blank"
+	attack_auth_broken "LSO_API_KEY empty, credential blank"
 	attack_auth_lazy
 
 	# 78 (EX_CONFIG) is a malformed setting's, answered 500 on purpose (attack-badflag).
@@ -1225,6 +1364,72 @@ attack_ini_inventory() {
 	done < <(attack_ini_refused)
 }
 
+# --- a playbook's folder swapped after the 201 (real Ansible) ---
+
+# attack_exchange A B: swap the two names at once (renameat2 RENAME_EXCHANGE).
+attack_exchange() {
+	python3 -c 'import ctypes, os, sys
+if ctypes.CDLL(None).renameat2(-100, os.fsencode(sys.argv[1]), -100, os.fsencode(sys.argv[2]), 2):
+    sys.exit(1)' "$1" "$2"
+}
+
+# A playbook root whose folder d holds site.yml, with a role and a relative
+# include; x links to an outside folder d whose site.yml creates a marker.
+attack_pb_swap_setup() {
+	local r="$TMP/attack-pbswap"
+	rm -rf "$r"
+	mkdir -p "$r/root/d/roles/greet/tasks" "$r/root/d/tasks" "$r/outside/d"
+	cat >"$r/root/d/site.yml" <<'YML'
+- hosts: all
+  gather_facts: false
+  roles:
+    - greet
+  tasks:
+    - import_tasks: tasks/extra.yml
+YML
+	printf -- '- debug:\n    msg: "from the role inside"\n' >"$r/root/d/roles/greet/tasks/main.yml"
+	printf -- '- debug:\n    msg: "from the include inside"\n' >"$r/root/d/tasks/extra.yml"
+	printf -- '- hosts: all\n  gather_facts: false\n  tasks:\n    - file:\n        path: "%s"\n        state: touch\n' \
+		"$r/outside-ran" >"$r/outside/d/site.yml"
+	ln -s "$r/outside/d" "$r/root/x"
+	cp "$TOP/tests/playbooks/slow.yml" "$r/root/slow.yml"
+	cp "$r/root/d/site.yml" "$r/root/replaced.yml"
+}
+
+# One slot, held by a slow playbook: the next job waits, its folder is swapped
+# (or its file replaced) after its 201, then Ansible starts.
+attack_pb_swap() {
+	local r="$TMP/attack-pbswap" l="playbook swap" inv slow job job2 out
+	attack_pb_swap_setup
+	start_server attack-pbswap inetd "${common[@]}" LSO_STATE_DIR="$TMP/attack-pbswap-state" \
+		ANSIBLE_PLAYBOOKS_ROOT_DIR="$r/root" ANSIBLE_PLAYBOOK_TIMEOUT_SEC=60 MAX_THREAD_POOL_WORKERS=1
+	inv='{"all":{"hosts":{"localhost":{"ansible_connection":"local"}}}}'
+	attack_pb_job "$(jq -cn --argjson i "$inv" --arg cb "$RECEIVER/ok/tpl" \
+		'{playbook_name: "slow.yml", callback: $cb, inventory: $i, extra_vars: {quiet: 4}}')"
+	slow=$JOB
+	attack_pb_job "$(jq -cn --argjson i "$inv" --arg cb "$RECEIVER/ok/tpl" \
+		'{playbook_name: "d/site.yml", callback: $cb, inventory: $i}')"
+	job=$JOB
+	check "$l: swapped after the 201" attack_exchange "$r/root/d" "$r/root/x"
+	attack_pb_job "$(jq -cn --argjson i "$inv" --arg cb "$RECEIVER/ok/tpl" \
+		'{playbook_name: "replaced.yml", callback: $cb, inventory: $i}')"
+	job2=$JOB
+	cp "$r/outside/d/site.yml" "$r/replacement.yml"
+	mv -f "$r/replacement.yml" "$r/root/replaced.yml"
+	for j in "$slow" "$job" "$job2"; do
+		check "$l: callback for $j" wait_for 120 has_callbacks "$j"
+	done
+	check "$l: the outside playbook never ran" [ ! -e "$r/outside-ran" ]
+	check "$l: the checked playbook ran" attack_pb_status_is "$job" successful
+	out=$(attack_pb_output "$job")
+	check "$l: its role came from the checked folder" jq -e 'any(contains("from the role inside"))' <<<"$out"
+	check "$l: its relative include too" jq -e 'any(contains("from the include inside"))' <<<"$out"
+	check "$l: a playbook replaced after its check is not run" attack_pb_status_is "$job2" failed
+	check "$l: and the output says so" jq -e 'any(contains("replaced after it was checked"))' \
+		<<<"$(attack_pb_output "$job2")"
+	attack_exchange "$r/root/d" "$r/root/x"
+}
+
 # The templating attacks (real Ansible): test.sh's section "templating".
 suite_attack_templating() {
 	if ! command -v ansible-playbook >/dev/null; then
@@ -1238,8 +1443,9 @@ suite_attack_templating() {
 		ANSIBLE_INVENTORY_ENABLED=ini
 	attack_templating
 	attack_ini_inventory
-	check "templating: no lso crashed or failed" bash -c "! grep -hE 'died with (code [1-9]|signal)' $TMP/attack-playbook.log $TMP/attack-inventory.log"
-	check "templating: no sanitizer reports" bash -c "! grep -hE 'Sanitizer|runtime error' $TMP/attack-playbook.log $TMP/attack-inventory.log"
+	attack_pb_swap
+	check "templating: no lso crashed or failed" bash -c "! grep -hE 'died with (code [1-9]|signal)' $TMP/attack-playbook.log $TMP/attack-inventory.log $TMP/attack-pbswap.log"
+	check "templating: no sanitizer reports" bash -c "! grep -hE 'Sanitizer|runtime error' $TMP/attack-playbook.log $TMP/attack-inventory.log $TMP/attack-pbswap.log"
 }
 
 # --- dead runners, cancels (test.sh's section "settle") ---

@@ -176,8 +176,10 @@ burst_fds() {
 	expect "... each holds one socket, its own" "$bad" 0
 	check "... not the same one" [ "${conns[0]:-x}" != "${conns[1]:-x}" ]
 	sync show-fds
-	jqcheck "a program run beside two open connections inherits only 0-2" \
-		'[.result.output | split("\n")[] | select(length > 0) | split(" ")[0]] == ["0","1","2"]'
+	# 0-2, and fd 4: the script itself, which its interpreter reads as /dev/fd/4.
+	jqcheck "a program run beside two open connections inherits only 0-2 (and its own file)" \
+		'[.result.output | split("\n")[] | select(length > 0) | split(" ")[0]] == ["0","1","2","4"] and
+		(.result.output | test("\n4 /.*/show-fds\n$"))'
 	wait "${clients[@]}"
 	stop_burst "$pid" burst-fds
 }

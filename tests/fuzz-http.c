@@ -89,14 +89,30 @@ head_mentions(const uint8_t *data, size_t len, const char *word)
 	return false;
 }
 
+/* The empty lines (CRLF or LF) that start data: RFC 9112 has a server ignore them. */
+static size_t
+empty_lines_prefix(const uint8_t *data, size_t size)
+{
+	size_t i = 0;
+
+	while (i < size && (data[i] == '\n' || (data[i] == '\r' && i + 1 < size && data[i + 1] == '\n')))
+		i += data[i] == '\r' ? 2 : 1;
+	return i;
+}
+
 static void
 check_ok(const uint8_t *data, size_t size)
 {
+	size_t skip = empty_lines_prefix(data, size);
+
 	if (req.head_len == 0) {
-		if (size != 0)
-			die("S_OK without a header block on a non-empty input", data, size);
+		if (skip != size)
+			die("S_OK without a header block on an input of more than empty lines", data, size);
 		return;
 	}
+	/* head_len and the body count from the request line on. */
+	data += skip;
+	size -= skip;
 	if (req.head_len > HTTP_HEADER_MAX_BYTES || req.head_len > size)
 		die("head_len out of range", data, size);
 	if (!req.method || !req.path)

@@ -642,6 +642,13 @@ test_credential() {
 	sync show-env "[]" -H "Authorization: Bearer $key"
 	jqcheck "the program sees neither the key nor CREDENTIALS_DIRECTORY" \
 		'.result.output | test("LSO_API_KEY|CREDENTIALS_DIRECTORY") | not'
+	# Nor a descriptor onto the credential (its own or lso's), nor the way to it.
+	sync cred-probe "[]" -H "Authorization: Bearer $key"
+	jqcheck "a probing program finds no descriptor onto the credential, no variable" \
+		'.result.output | split("\n") | map(select(startswith("path ") | not)) == ["CREDENTIALS_DIRECTORY=", ""]'
+	# The path stays readable to a program running as lso's user (see README, "Authentication").
+	jq -r '.result.output | split("\n")[] | select(startswith("path "))' "$TMP/body" | sed 's/^/   note: /'
+	check "... and never the key" bash -c "! grep -qF -- '$key' '$TMP/body'"
 	request GET "/api/jobs/$ASYNC_JOB" -H "Authorization: Bearer $key"
 	expect "key: job record 200" "$CODE" 200
 	bx sh -c 'mv /etc/lso/lso.env.saved /etc/lso/lso.env && rm -f /etc/credstore/lso-api-key' </dev/null

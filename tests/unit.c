@@ -252,6 +252,26 @@ test_http_path_drops_query(void)
 	CHECK_STR(req->path, "/api/jobs/abc");
 }
 
+/* RFC 9112: the absolute-form target, empty lines before the request line, HEAD. */
+static void
+test_http_rfc9112_forms(void)
+{
+	CHECK_INT(read_str("GET http://example.org:8080/api/jobs/abc?x=/y HTTP/1.1\r\nHost: x\r\n\r\n"), S_OK);
+	CHECK_STR(req->path, "/api/jobs/abc");
+	CHECK_INT(read_str("GET HTTPS://example.org HTTP/1.1\r\nHost: x\r\n\r\n"), S_OK);
+	CHECK_STR(req->path, "/");
+	CHECK_INT(read_str("GET http://example.org?q HTTP/1.1\r\nHost: x\r\n\r\n"), S_OK);
+	CHECK_STR(req->path, "/");
+	CHECK_INT(read_str("\r\n\n\r\nGET /api/version HTTP/1.1\r\nHost: x\r\n\r\n"), S_OK);
+	CHECK_STR(req->path, "/api/version");
+	CHECK(!req->head_only);
+	CHECK_INT(read_str("HEAD /api/version HTTP/1.1\r\nHost: x\r\n\r\n"), S_OK);
+	CHECK_STR(req->method, "HEAD");
+	CHECK(req->head_only);
+	CHECK_INT(read_str("\r\n\r\n"), S_OK);  /* nothing but empty lines: no request */
+	CHECK_INT(req->head_len, 0);
+}
+
 static void
 test_http_headers_recorded(void)
 {
@@ -321,7 +341,10 @@ test_http_bad_request_lines(void)
 		"GET /  HTTP/1.1\r\nHost: x\r\n\r\n",
 		"GET / HTTP/1.1 \r\nHost: x\r\n\r\n",
 		"GET api HTTP/1.1\r\nHost: x\r\n\r\n",
-		"GET http://x/ HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET http://u@x/ HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET http:///a HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET http:/x/a HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET ftp://x/a HTTP/1.1\r\nHost: x\r\n\r\n",
 		"GET * HTTP/1.1\r\nHost: x\r\n\r\n",
 		"GET\t/\tHTTP/1.1\r\nHost: x\r\n\r\n",
 		"G\x01T / HTTP/1.1\r\nHost: x\r\n\r\n",
@@ -1380,21 +1403,24 @@ teardown_tree(void)
 static enum outcome
 resolve(const char *name)
 {
+	if (prog.fd > 0)
+		resolve_release(&prog);
 	memset(&prog, 0, sizeof(prog));
 	return resolve_program(root_link, name, &prog);
 }
 
-/* prog.path is the real path of tmp/rel, and dev/ino are that file's. */
+/* prog.path is the real path of tmp/rel, and prog.fd is that file open. */
 static bool
 resolved_to(const char *rel)
 {
 	char path[TREE_PATH_MAX];
-	struct stat st;
+	struct stat st, open_st;
 
 	snprintf(path, sizeof(path), "%s/%s", tmp_dir, rel);
-	if (stat(path, &st) < 0)
+	if (stat(path, &st) < 0 || prog.fd < 0 || fstat(prog.fd, &open_st) < 0)
 		return false;
-	return strcmp(prog.path, path) == 0 && prog.dev == st.st_dev && prog.ino == st.st_ino;
+	return strcmp(prog.path, path) == 0 && open_st.st_dev == st.st_dev &&
+	    open_st.st_ino == st.st_ino;
 }
 
 static void
@@ -1413,10 +1439,24 @@ test_resolve_ok_names(void)
 	CHECK_INT(resolve("groupx"), OUTCOME_OK);
 }
 
+/* Kernels without openat2: the same names resolve through a walk that follows no link. */
+static void
+test_resolve_without_openat2(void)
+{
+	resolve_without_openat2 = true;
+	CHECK_INT(resolve("sub/prog"), OUTCOME_OK);
+	CHECK(resolved_to("root/sub/prog"));
+	CHECK_INT(resolve("link"), OUTCOME_OK);  /* resolved first: the walk sees no link */
+	CHECK(resolved_to("root/prog"));
+	CHECK_INT(resolve("outdir/true"), RESOLVE_OUTSIDE);
+	CHECK_INT(resolve("noexec"), RESOLVE_NOT_EXECUTABLE);
+	resolve_without_openat2 = false;
+}
+
 static void
 test_resolve_real_root(void)
 {
-	memset(&prog, 0, sizeof(prog));
+	resolve_release(&prog);
 	CHECK_INT(resolve_program(root_dir, "sub/prog", &prog), OUTCOME_OK);
 	CHECK(resolved_to("root/sub/prog"));
 }
@@ -1600,6 +1640,24 @@ test_jsonparse_nul_escapes(void)
 	CHECK(jp.root == NULL && jp.error_at == 3);
 	CHECK_STR(jp.error, "Invalid JSON");
 	jbuf_free(&jb);
+}
+
+/* Duplicate keys: the last value at the first one's place, at every depth (Python's json.loads). */
+static void
+test_jsonparse_duplicates(void)
+{
+	const char *text = "{\"a\":1,\"b\":{\"x\":1,\"x\":[{\"y\":1,\"y\":2}]},\"a\":2,\"c\":0,\"a\":3}";
+	struct jsonparse jp;
+	char *printed;
+
+	CHECK(jsonparse_text(&jp, text, strlen(text)));
+	printed = cJSON_PrintUnformatted(jp.root);
+	CHECK_STR(printed, "{\"a\":3,\"b\":{\"x\":[{\"y\":2}]},\"c\":0}");
+	free(printed);
+	jsonparse_free(&jp);
+	CHECK(jsonparse_text(&jp, "{\"k\":1,\"K\":2}", 13));
+	CHECK_INT(cJSON_GetArraySize(jp.root), 2);  /* keys are case-sensitive */
+	jsonparse_free(&jp);
 }
 
 /* ---- body validation (validate.c) ---- */
@@ -2096,10 +2154,10 @@ test_files_open(void)
 	check_job_file_names();
 	CHECK_INT(open_job_file("in"), FILES_FOUND);      /* a link staying inside is followed */
 	/* Kernels without openat2: a walk that follows no link at all. */
-	files_without_openat2 = true;
+	resolve_without_openat2 = true;
 	check_job_file_names();
 	CHECK_INT(open_job_file("in"), FILES_OUTSIDE);
-	files_without_openat2 = false;
+	resolve_without_openat2 = false;
 	/* A job folder that is itself a link is no folder. */
 	{
 		off_t size;
@@ -2750,6 +2808,7 @@ main(void)
 	test_http_bare_lf();
 	test_http_bare_lf_body_with_crlfcrlf();
 	test_http_bad_request_lines();
+	test_http_rfc9112_forms();
 	test_http_control_char_in_version_400();
 	test_http_nul_in_head_400();
 	test_http_version_505();
@@ -2826,6 +2885,7 @@ main(void)
 	setup_tree();
 	test_resolve_ok_names();
 	test_resolve_real_root();
+	test_resolve_without_openat2();
 	test_resolve_climbing_out();
 	test_resolve_absolute();
 	test_resolve_symlinks();
@@ -2845,6 +2905,7 @@ main(void)
 
 	test_jsonparse_strict_scan();
 	test_jsonparse_nul_escapes();
+	test_jsonparse_duplicates();
 	test_validate_execute_valid();
 	test_validate_body_shape();
 	test_validate_execute_fields();
