@@ -22,6 +22,8 @@
 #define REQUEST_URL_MAX_CHARS 2083
 /* JSON nesting deeper than this is refused (cJSON's own limit). */
 #define REQUEST_JSON_DEPTH_MAX 1000
+/* A 422 lists at most this many problems, then one item saying how many more there were. */
+#define REQUEST_PROBLEMS_MAX 100
 /* Inventory groups nested deeper than this are refused; a bad ini line is quoted up to this. */
 #define REQUEST_INVENTORY_DEPTH_MAX 64
 #define REQUEST_INVENTORY_QUOTE_MAX_BYTES 200
