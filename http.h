@@ -36,6 +36,7 @@
 #define SETTING_SECONDS_MAX (366LL * 24 * 3600)
 #define SETTING_BYTES_MAX (1LL << 30)
 #define SETTING_SLOTS_MAX 4096
+#define SETTING_QUEUED_MAX 65536
 #define SETTING_RETRIES_MAX 30
 #define SETTING_CONNECTIONS_MAX 65536
 /* One log line; longer ones are cut. */
