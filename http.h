@@ -22,6 +22,12 @@
 #define REQUEST_URL_MAX_CHARS 2083
 /* JSON nesting deeper than this is refused (cJSON's own limit). */
 #define REQUEST_JSON_DEPTH_MAX 1000
+/*
+ * A body of more JSON values than this is refused (422 json_invalid): cJSON
+ * spends some 80 bytes on each, so 1 MiB of "1," would take 40 MiB; this many
+ * take 5.
+ */
+#define REQUEST_JSON_VALUES_MAX 65536
 /* A 422 lists at most this many problems, then one item saying how many more there were. */
 #define REQUEST_PROBLEMS_MAX 100
 /* Inventory groups nested deeper than this are refused; a bad ini line is quoted up to this. */
