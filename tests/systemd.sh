@@ -397,6 +397,10 @@ test_async() {
 	check "... and the job still runs" unit_active "$scope"
 	runner=$(bx cut -d ' ' -f 1 "$STATE/jobs/$JOB.lock" </dev/null)
 	check "the runner's cgroup is the scope" bx grep -q "/lso-jobs.slice/$scope\$" "/proc/$runner/cgroup"
+	# The installed slice's limits hold for every job together (lso-jobs.slice).
+	expect "lso-jobs.slice: TasksMax" "$(bx systemctl show -p TasksMax --value lso-jobs.slice </dev/null)" 2048
+	check "lso-jobs.slice: the kernel holds the task limit" bx grep -qx 2048 /sys/fs/cgroup/lso.slice/lso-jobs.slice/pids.max
+	check "lso-jobs.slice: a memory limit" bx sh -c '[ "$(cat /sys/fs/cgroup/lso.slice/lso-jobs.slice/memory.max)" != max ]'
 	request GET "/api/jobs/$JOB"
 	jqcheck "record says running" '.status == "running"'
 	check "callback delivered after the instance is gone" wait_for 10 has_callback "$JOB"
