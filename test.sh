@@ -1002,6 +1002,12 @@ if want attack; then
 	suite_attack
 fi
 
+if want bounds; then
+	echo "== bounded cost per request: answers, records, memory, the queue"
+	. "$TOP/tests/attack.sh"
+	suite_attack_bounds
+fi
+
 if want templating; then
 	echo "== client data never templated by Ansible"
 	if python3 "$TOP/tests/yaml-roundtrip.py" "$TOP/tests/yaml-tool" >"$TMP/yaml-roundtrip.out" 2>&1; then pass; else
