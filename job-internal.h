@@ -59,6 +59,8 @@
 #define RECORD_HEAD_BYTES 256
 /* Copying a record without copy_file_range: this much at once. */
 #define RECORD_COPY_BYTES 65536
+/* A record sent by GET is copied first: up to this size into memory, larger ones to disk. */
+#define RECORD_COPY_IN_MEMORY_MAX_BYTES (256 * 1024)
 
 #define JOB_MSG_LOST "Job lost: the process running it ended without recording a result."
 

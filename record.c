@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -392,21 +393,37 @@ copy_whole(int from, int to, off_t size)
 }
 
 /*
- * A job's record to send, its size in *size: a private copy (an unnamed file
- * in jobs/, gone at close) taken under the shared lock, so that a slow
- * client holds neither lso's memory (the record may be 16 MiB) nor the
- * runner, whose next write waits for the readers of the file it reuses.
- * Where no copy can be made (a full disk), the record itself, its shared
- * lock held until the caller closes it.
+ * A private file for a copy of size bytes: in memory when small (no inode:
+ * on ext4 without a journal each one deleted slows the next creations, see
+ * record_write), else an unnamed file in jobs/, gone at close.
+ */
+static int
+private_copy(off_t size)
+{
+	char dir[PATH_MAX];
+
+	if (size <= RECORD_COPY_IN_MEMORY_MAX_BYTES)
+		return memfd_create("lso-record", MFD_CLOEXEC);
+	if (!record_path(dir, "jobs", NULL, NULL))
+		return errno = ENAMETOOLONG, -1;
+	return open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+}
+
+/*
+ * A job's record to send, its size in *size: a private copy taken under the
+ * shared lock, so that a slow client holds neither lso's memory (the record
+ * may be 16 MiB) nor the runner, whose next write waits for the readers of
+ * the file it reuses. Where no copy can be made (a full disk), the record
+ * itself, its shared lock held until the caller closes it.
  */
 int
 record_snapshot(const char *id, off_t *size)
 {
-	char path[PATH_MAX], dir[PATH_MAX];
+	char path[PATH_MAX];
 	struct stat held;
 	int fd, copy;
 
-	if (!record_path(path, "jobs", id, ".json") || !record_path(dir, "jobs", NULL, NULL))
+	if (!record_path(path, "jobs", id, ".json"))
 		return errno = ENAMETOOLONG, -1;
 	if ((fd = open_locked(path, O_RDONLY, LOCK_SH, &held)) < 0)
 		return -1;
@@ -415,7 +432,7 @@ record_snapshot(const char *id, off_t *size)
 		return errno = ENOENT, -1;
 	}
 	*size = held.st_size;
-	copy = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	copy = private_copy(held.st_size);
 	if (copy >= 0 && copy_whole(fd, copy, held.st_size) == 0) {
 		close(fd);
 		return copy;
