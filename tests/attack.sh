@@ -1159,9 +1159,12 @@ ATTACK_RECORD_EXTRA_BYTES=4096
 # attack_rss_after COUNT: the peak RSS (KiB) of the COUNT-th lso started
 # (its line in $ATTACK_RSS, which /usr/bin/time writes when it exits).
 attack_rss_after() {
-	wait_for 30 test "$(wc -l <"$ATTACK_RSS" 2>/dev/null)" -ge "$1" || { echo -1; return; }
+	wait_for 30 attack_rss_lines "$1" || { echo -1; return; }
 	sed -n "${1}p" "$ATTACK_RSS"
 }
+
+# attack_rss_lines COUNT: that many lso have exited (for wait_for: counted at each try).
+attack_rss_lines() { [ "$(wc -l <"$ATTACK_RSS" 2>/dev/null)" -ge "$1" ]; } 2>/dev/null
 
 # attack_bounded LABEL KIB MAX: the figure is there and under MAX.
 attack_bounded() {
