@@ -202,11 +202,13 @@ install: lso
 	cp lso.socket $(DESTDIR)$(UNITDIR)/lso.socket
 	cp lso-recover.timer $(DESTDIR)$(UNITDIR)/lso-recover.timer
 	cp lso-burst.socket $(DESTDIR)$(UNITDIR)/lso-burst.socket
+	cp lso-jobs.slice $(DESTDIR)$(UNITDIR)/lso-jobs.slice
 	cp lso.tmpfiles $(DESTDIR)$(TMPFILESDIR)/lso.conf
 	chmod 644 $(DESTDIR)$(UNITDIR)/lso@.service $(DESTDIR)$(UNITDIR)/lso-recover.service \
 	    $(DESTDIR)$(UNITDIR)/lso-recover.timer \
 	    $(DESTDIR)$(UNITDIR)/lso.socket $(DESTDIR)$(UNITDIR)/lso-burst.socket \
-	    $(DESTDIR)$(UNITDIR)/lso-burst.service $(DESTDIR)$(TMPFILESDIR)/lso.conf
+	    $(DESTDIR)$(UNITDIR)/lso-burst.service $(DESTDIR)$(UNITDIR)/lso-jobs.slice \
+	    $(DESTDIR)$(TMPFILESDIR)/lso.conf
 	[ -e $(DESTDIR)$(SYSCONFDIR)/lso/lso.env ] || cp lso.env $(DESTDIR)$(SYSCONFDIR)/lso/lso.env
 	cp lso.8 $(DESTDIR)$(MANDIR)/man8/lso.8
 	cp README.md $(DESTDIR)$(DOCDIR)/README.md
@@ -216,8 +218,8 @@ uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/lso $(DESTDIR)$(UNITDIR)/lso@.service $(DESTDIR)$(UNITDIR)/lso.socket \
 	    $(DESTDIR)$(UNITDIR)/lso-recover.service $(DESTDIR)$(UNITDIR)/lso-recover.timer \
 	    $(DESTDIR)$(UNITDIR)/lso-burst.socket \
-	    $(DESTDIR)$(UNITDIR)/lso-burst.service $(DESTDIR)$(TMPFILESDIR)/lso.conf \
-	    $(DESTDIR)$(MANDIR)/man8/lso.8 $(DESTDIR)$(DOCDIR)/README.md
+	    $(DESTDIR)$(UNITDIR)/lso-burst.service $(DESTDIR)$(UNITDIR)/lso-jobs.slice \
+	    $(DESTDIR)$(TMPFILESDIR)/lso.conf $(DESTDIR)$(MANDIR)/man8/lso.8 $(DESTDIR)$(DOCDIR)/README.md
 
 clean:
 	rm -f lso $(OBJ) openapi.h tests/unit tests/lso-san tests/fuzz-http tests/fuzz-request tests/yaml-tool tests/crashfs

@@ -33,6 +33,8 @@ static const struct number_setting number_settings[] = {
 	{ "REQUEST_TIMEOUT_SEC", &config.callback_timeout_sec, NULL, 10, 1, SETTING_SECONDS_MAX },
 	/* 0: decided when a job first needs a slot */
 	{ "MAX_THREAD_POOL_WORKERS", &config.slot_count, NULL, 0, 0, SETTING_SLOTS_MAX },
+	/* Each queued job is a process (its runner): past this, 503 rather than without bound. */
+	{ "LSO_MAX_QUEUED", &config.max_queued, NULL, 64, 1, SETTING_QUEUED_MAX },
 	{ "LSO_MAX_BODY_BYTES", NULL, &config.max_body_bytes, 1048576, 1, SETTING_BYTES_MAX },
 	{ "LSO_MAX_OUTPUT_BYTES", NULL, &config.max_output_bytes, 16777216, 1, SETTING_BYTES_MAX },
 	{ "LSO_READ_TIMEOUT_SEC", &config.read_timeout_sec, NULL, READ_TIMEOUT_SEC_DEFAULT, 1,

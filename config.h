@@ -17,6 +17,7 @@ struct config {
 	long executable_timeout_sec;   /* EXECUTABLE_TIMEOUT_SEC: one run */
 	long callback_timeout_sec;     /* REQUEST_TIMEOUT_SEC: one callback or progress POST */
 	long slot_count;               /* MAX_THREAD_POOL_WORKERS: slots, 0: min(32, ncpu + 4) */
+	long max_queued;               /* LSO_MAX_QUEUED: async jobs waiting for a slot; more get 503 */
 	size_t max_body_bytes;         /* LSO_MAX_BODY_BYTES */
 	size_t max_output_bytes;       /* LSO_MAX_OUTPUT_BYTES */
 	long read_timeout_sec;         /* LSO_READ_TIMEOUT_SEC */

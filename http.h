@@ -22,6 +22,14 @@
 #define REQUEST_URL_MAX_CHARS 2083
 /* JSON nesting deeper than this is refused (cJSON's own limit). */
 #define REQUEST_JSON_DEPTH_MAX 1000
+/*
+ * A body of more JSON values than this is refused (422 json_invalid): cJSON
+ * spends some 80 bytes on each, so 1 MiB of "1," would take 40 MiB; this many
+ * take 5.
+ */
+#define REQUEST_JSON_VALUES_MAX 65536
+/* A 422 lists at most this many problems, then one item saying how many more there were. */
+#define REQUEST_PROBLEMS_MAX 100
 /* Inventory groups nested deeper than this are refused; a bad ini line is quoted up to this. */
 #define REQUEST_INVENTORY_DEPTH_MAX 64
 #define REQUEST_INVENTORY_QUOTE_MAX_BYTES 200
@@ -34,6 +42,7 @@
 #define SETTING_SECONDS_MAX (366LL * 24 * 3600)
 #define SETTING_BYTES_MAX (1LL << 30)
 #define SETTING_SLOTS_MAX 4096
+#define SETTING_QUEUED_MAX 65536
 #define SETTING_RETRIES_MAX 30
 #define SETTING_CONNECTIONS_MAX 65536
 /* One log line; longer ones are cut. */

@@ -63,6 +63,12 @@
 #define SWEEP_DELIVERIES_MAX 64
 /* A record that keeps trading places while one waits for its lock: give up after this. */
 #define RECORD_OPEN_TRIES 8
+/* A record's status lies within its first bytes (record_status). */
+#define RECORD_HEAD_BYTES 256
+/* Copying a record without copy_file_range: this much at once. */
+#define RECORD_COPY_BYTES 65536
+/* A record sent by GET is copied first: up to this size into memory, larger ones to disk. */
+#define RECORD_COPY_IN_MEMORY_MAX_BYTES (256 * 1024)
 
 #define JOB_MSG_LOST "Job lost: the process running it ended without recording a result."
 
@@ -137,6 +143,16 @@ char *record_text(const char *id, size_t *len);
 
 /* Load a record into j; -1 with errno ENOENT when there is none. */
 int record_read(const char *id, struct job *j);
+
+/* The status in a record's head (no parse of the rest); -1 with errno. */
+int record_status(const char *id, enum job_status *status);
+
+/*
+ * A descriptor to read the whole record from, at its start, and its size:
+ * a private copy, or the record under a shared lock; -1 with errno (ENOENT:
+ * none, or empty).
+ */
+int record_snapshot(const char *id, off_t *size);
 
 /* The job's lock file, opened (not locked); -1 with errno. */
 int record_lock_open(const char *id);

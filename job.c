@@ -191,6 +191,67 @@ out:
 	return slot_fd;
 }
 
+/*
+ * --- queue tickets: at most LSO_MAX_QUEUED jobs wait for a slot ---
+ *
+ * Every queued job is a process (its runner, waiting on the queue lock), so
+ * the queue is bounded: an instance takes a ticket (slots/queued-<n>, an
+ * exclusive flock) before it records the job, its runner inherits it and
+ * gives it back once it holds a slot. Freed by the kernel when a holder dies.
+ */
+static int queue_ticket_fd = -1;
+
+static int
+try_ticket(long n)
+{
+	char path[PATH_MAX], name[32];
+	int fd;
+
+	snprintf(name, sizeof(name), "queued-%ld", n);
+	if (!record_path(path, "slots", name, NULL))
+		return errno = ENAMETOOLONG, -1;
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+	if (fd < 0 && errno == ENOENT && record_make_dirs() == 0)
+		fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+	if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0)
+		return fd;
+	if (fd >= 0) {
+		close(fd);
+		errno = EWOULDBLOCK;
+	}
+	return -1;
+}
+
+int
+job_admit(void)
+{
+	long tickets = config.max_queued, first;
+
+	if (queue_ticket_fd >= 0)
+		return 0;
+	/* Start at a place of our own: concurrent instances seldom try the same files. */
+	first = (long)getpid() % tickets;
+	for (long i = 0; i < tickets; i++) {
+		queue_ticket_fd = try_ticket((first + i) % tickets);
+		if (queue_ticket_fd >= 0)
+			return 0;
+		if (errno != EWOULDBLOCK)
+			return 0;  /* no state directory to count in: job_submit reports it */
+	}
+	return -1;
+}
+
+/* The runner has a slot (or gave up): its ticket is free, also for the instance's copy. */
+static void
+give_back_ticket(void)
+{
+	if (queue_ticket_fd < 0)
+		return;
+	flock(queue_ticket_fd, LOCK_UN);
+	close(queue_ticket_fd);
+	queue_ticket_fd = -1;
+}
+
 /* --- the settled mark --- */
 
 /*
@@ -222,6 +283,18 @@ is_settled(int lock_fd)
 	ssize_t n = pread(lock_fd, text, sizeof(text), 0);
 
 	return n == (ssize_t)strlen(JOB_SETTLED_MARK) && memcmp(text, JOB_SETTLED_MARK, (size_t)n) == 0;
+}
+
+/* Is the job marked settled for good? Read without its lock: the mark, once there, stays. */
+static bool
+marked_settled(const char *id)
+{
+	int lock_fd = record_lock_open(id);
+	bool settled = lock_fd >= 0 && is_settled(lock_fd);
+
+	if (lock_fd >= 0)
+		close(lock_fd);
+	return settled;
 }
 
 /* --- the runner --- */
@@ -272,6 +345,7 @@ run_job(struct job *j)
 	cancel_install();  /* done already when detached; not when run in the instance */
 	cancel_take_mark(j->id);
 	slot_fd = acquire_slot();
+	give_back_ticket();
 	if (slot_fd < 0) {
 		j->result.return_code = -1;
 		jbuf_puts(&j->result.output, cancel_requested ? RUN_MSG_CANCELED :
@@ -360,6 +434,10 @@ void
 job_start(struct job *j)
 {
 	detach_job(j, "job", true, run_job);
+	/* The instance's copy only: the runner gives the ticket back when it has a slot. */
+	if (queue_ticket_fd >= 0)
+		close(queue_ticket_fd);
+	queue_ticket_fd = -1;
 	job_free(j);
 	free(j);
 }
@@ -437,8 +515,18 @@ settle(struct job *j)
 static int
 load_settled(const char *id, struct job *j)
 {
+	enum job_status status;
 	int lock_fd;
 
+	/*
+	 * A job settled for good (final, nothing left to deliver) is read no
+	 * further than its status: its record may hold 16 MiB of output. A final
+	 * one not marked so is read whole: its callback may want resuming.
+	 */
+	if (record_status(id, &status) == 0 && is_final(status) && marked_settled(id)) {
+		*j = (struct job){ .lock_fd = -1, .status = status };
+		return 0;
+	}
 	if (record_read(id, j) < 0)
 		return -1;
 	if ((is_final(j->status) && !callback_pending(j)) || (lock_fd = record_lock_if_dead(id)) < 0)
@@ -499,15 +587,15 @@ add_record_text(const char *id, struct jbuf *out)
 }
 
 enum outcome
-job_show(const char *id, struct jbuf *record)
+job_show(const char *id, int *record_fd, off_t *size)
 {
 	struct job j;
 
 	if (!job_id_valid(id) || load_settled(id, &j) < 0)
 		return JOB_MISSING;
 	job_free(&j);
-	add_record_text(id, record);
-	return JOB_SHOWN;
+	*record_fd = record_snapshot(id, size);
+	return *record_fd < 0 ? JOB_MISSING : JOB_SHOWN;
 }
 
 /* Is the job's lock held (by its runner, or the instance about to start it)? */

@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "json.h"
 #include "lso.h"
@@ -42,6 +43,12 @@ int job_new_id(job_id id);
 bool job_id_valid(const char *id);
 
 /*
+ * Before job_submit: a place in the queue (LSO_MAX_QUEUED jobs waiting for a
+ * slot at most). 0, or -1 when the queue is full (answer 503).
+ */
+int job_admit(void);
+
+/*
  * Record a queued job (its runner's lock taken first); -1 with errno when
  * the state directory cannot hold it. Then answer the client, then job_start.
  */
@@ -51,10 +58,17 @@ int job_submit(const struct job_request *request, const char *id, struct job **j
 void job_start(struct job *job);
 
 /*
- * GET and DELETE /api/jobs/{id}: JOB_SHOWN or JOB_CANCELING with the record
- * appended to record; JOB_MISSING, or JOB_FINISHED (too late to cancel).
+ * GET /api/jobs/{id}: JOB_SHOWN with a descriptor to send the record from
+ * (record_fd, at its start, size bytes; the caller closes it), or
+ * JOB_MISSING. The record is never loaded into memory: it may hold
+ * LSO_MAX_OUTPUT_BYTES of output.
  */
-enum outcome job_show(const char *id, struct jbuf *record);
+enum outcome job_show(const char *id, int *record_fd, off_t *size);
+
+/*
+ * DELETE /api/jobs/{id}: JOB_CANCELING with the record appended to record;
+ * JOB_MISSING, or JOB_FINISHED (too late to cancel).
+ */
 enum outcome job_cancel(const char *id, struct jbuf *record);
 
 /* Settle every job a dead runner left behind (lso --recover, at boot). */

@@ -173,6 +173,42 @@ json_escape(struct jbuf *b, const char *s, size_t len, bool translate_newlines)
 	}
 }
 
+/*
+ * How many bytes of s[0..len), from its start, json_escape turns into at most
+ * budget bytes; never ends inside a "\r\n" or a UTF-8 sequence. What an output
+ * cap keeps, so that the cap holds for what goes on the wire, not for the
+ * bytes before escaping (a NUL takes 6).
+ */
+static inline size_t
+json_escape_fit(const char *s, size_t len, size_t budget, bool translate_newlines)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	size_t i = 0, used = 0, in, out;
+
+	while (i < len) {
+		in = 1;
+		if (u[i] == '\r' && translate_newlines) {
+			out = 2;
+			in = i + 1 < len && u[i + 1] == '\n' ? 2 : 1;
+		} else if (u[i] == '"' || u[i] == '\\') {
+			out = 2;
+		} else if (u[i] < 0x20) {
+			out = u[i] >= '\b' && u[i] <= '\r' && u[i] != 0x0b ? 2 : 6;
+		} else if (u[i] < 0x80) {
+			out = 1;
+		} else if ((in = json_utf8_len(u + i, len - i)) > 0) {
+			out = in;
+		} else {
+			in = 1, out = 3;
+		}
+		if (used + out > budget)
+			break;
+		used += out;
+		i += in;
+	}
+	return i;
+}
+
 /* Append a quoted JSON string, or null for NULL. */
 static inline void
 json_string(struct jbuf *b, const char *s)

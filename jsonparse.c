@@ -107,10 +107,16 @@ replace_nul_escapes(const char *s, size_t len, size_t *new_len, char nul_standin
  * which is lenient: raw control bytes, bad escapes, invalid UTF-8, leading zeros
  * and trailing data all pass cJSON. It gives the position of the first error.
  */
+#define STRING(x) STRING_OF(x)
+#define STRING_OF(x) #x
+/* A text of more than REQUEST_JSON_VALUES_MAX values, refused before cJSON builds its tree. */
+#define JSONPARSE_TOO_MANY_VALUES "Too many values: at most " STRING(REQUEST_JSON_VALUES_MAX)
+
 struct json_scan {
 	const unsigned char *s;
 	size_t len, pos;
 	int depth;
+	long values;   /* seen so far: cJSON spends some 80 bytes of memory on each */
 };
 
 static bool scan_value(struct json_scan *sc);
@@ -255,7 +261,7 @@ static bool
 scan_value(struct json_scan *sc)
 {
 	scan_space(sc);
-	if (sc->pos >= sc->len)
+	if (sc->pos >= sc->len || ++sc->values > REQUEST_JSON_VALUES_MAX)
 		return false;
 	switch (sc->s[sc->pos]) {
 	case '{':
@@ -275,17 +281,24 @@ scan_value(struct json_scan *sc)
 	}
 }
 
+/* -1 when text is one JSON value, else where the scan stopped (sc tells why). */
+static long
+scan_text(struct json_scan *sc)
+{
+	if (scan_value(sc)) {
+		scan_space(sc);
+		if (sc->pos == sc->len)
+			return -1;
+	}
+	return (long)sc->pos;
+}
+
 long
 jsonparse_error_at(const char *text, size_t len)
 {
-	struct json_scan sc = { (const unsigned char *)text, len, 0, 0 };
+	struct json_scan sc = { (const unsigned char *)text, len, 0, 0, 0 };
 
-	if (scan_value(&sc)) {
-		scan_space(&sc);
-		if (sc.pos == len)
-			return -1;
-	}
-	return (long)sc.pos;
+	return scan_text(&sc);
 }
 
 /* --- duplicate keys: the last one's value, at the first one's place (Python's dict) --- */
@@ -366,10 +379,13 @@ jsonparse_text(struct jsonparse *jp, const char *text, size_t len)
 	const char *at;
 	long bad;
 
+	struct json_scan sc = { (const unsigned char *)text, len, 0, 0, 0 };
+
 	*jp = (struct jsonparse){ .error_at = -1 };
-	if ((bad = jsonparse_error_at(text, len)) >= 0) {
+	if ((bad = scan_text(&sc)) >= 0) {
 		jp->error_at = bad;
-		jp->error = "Invalid JSON";
+		jp->error = sc.values > REQUEST_JSON_VALUES_MAX ? JSONPARSE_TOO_MANY_VALUES :
+		    "Invalid JSON";
 		return false;
 	}
 	if (find_nul_escape(text, len)) {

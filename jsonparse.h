@@ -19,7 +19,7 @@ struct jsonparse {
 	bool had_nul;          /* the text held "\u0000" escapes */
 	char nul_standin[5];   /* the stand-in's UTF-8 */
 	long error_at;         /* root NULL: where the text goes wrong */
-	const char *error;     /* root NULL: "Invalid JSON" or "Expecting value" */
+	const char *error;     /* root NULL: "Invalid JSON", "Expecting value", "Too many values: ..." */
 };
 
 /* Parse text[0..len) strictly (RFC 8259, as Python's json.loads); false with error set. */

@@ -46,6 +46,9 @@ struct exchange {
 	bool logged;
 };
 
+/* A full queue empties as jobs get slots: a client may try again soon. */
+#define QUEUE_FULL_HEADERS "Retry-After: 5\r\n"
+
 /* A route's handler; it sets status and body, or answers itself. */
 typedef void handler(struct exchange *ex, const char *arg);
 
@@ -69,6 +72,8 @@ static const struct answer {
 	[JOB_FINISHED] = { S_CONFLICT, "Job already finished." },
 	[JOB_UNRECORDED] = { S_INTERNAL_SERVER_ERROR, "Cannot record the job: %s." },
 	[JOB_NO_ID] = { S_INTERNAL_SERVER_ERROR, "No randomness for a job id." },
+	[JOB_QUEUE_FULL] = { S_SERVICE_UNAVAILABLE,
+	    "Too many jobs queued: %ld are waiting for a worker slot (LSO_MAX_QUEUED)." },
 	[VALIDATE_PROBLEMS] = { S_UNPROCESSABLE_CONTENT, NULL },
 	[FILES_LISTED] = { S_OK, NULL },
 	[FILES_FOUND] = { S_OK, NULL },
@@ -258,6 +263,12 @@ start_job(struct exchange *ex, const struct job_request *request, const char *bo
 	struct job *job;
 	const char *why;
 
+	if (job_admit() < 0) {
+		set_outcome(ex, JOB_QUEUE_FULL, config.max_queued);
+		ex->extra_headers = QUEUE_FULL_HEADERS;
+		ex->id[0] = '\0';  /* no job was made */
+		return;
+	}
 	if (job_submit(request, ex->id, &job) < 0) {
 		why = strerror(errno);
 		fprintf(stderr, "lso: state directory %s: %s\n", config.state_dir, why);
@@ -381,8 +392,21 @@ note_job_id(struct exchange *ex, const char *id)
 static void
 handle_job_show(struct exchange *ex, const char *id)
 {
+	enum outcome shown;
+	off_t size = 0;
+	int fd = -1;
+
 	note_job_id(ex, id);
-	set_outcome(ex, job_show(id, &ex->body));
+	shown = job_show(id, &fd, &size);
+	set_outcome(ex, shown);
+	if (shown != JOB_SHOWN)
+		return;
+	/* From the file to the socket (sendfile): a 16 MiB record costs no memory. */
+	ex->answered = true;
+	http_respond_file(ex->out_fd, ex->status, NULL, ex->extra_headers, fd, size,
+	    config.read_timeout_sec * 1000);
+	http_close(ex->in_fd, ex->out_fd);
+	close(fd);
 }
 
 static void

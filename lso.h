@@ -30,6 +30,7 @@ enum outcome {
 	JOB_FINISHED,            /* too late to cancel */
 	JOB_UNRECORDED,          /* the state directory cannot hold it */
 	JOB_NO_ID,               /* no randomness for an id */
+	JOB_QUEUE_FULL,          /* LSO_MAX_QUEUED jobs wait for a slot already */
 	/* files.c: a job's files */
 	FILES_LISTED,            /* the list is in the body */
 	FILES_FOUND,             /* opened, to be sent */

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -390,6 +391,112 @@ record_read(const char *id, struct job *j)
 	callback_from_json(j, cJSON_GetObjectItemCaseSensitive(root, "callback"));
 	cJSON_Delete(root);
 	return 0;
+}
+
+/*
+ * The status a record holds, read from its first bytes only: the whole
+ * record may hold LSO_MAX_OUTPUT_BYTES of output, which a GET of a finished
+ * job has no need to parse. record_json writes the job's id and kind (our
+ * own words, never the client's) before the status, so it lies within them.
+ */
+int
+record_status(const char *id, enum job_status *status)
+{
+	static const char key[] = "\"status\":\"";
+	char path[PATH_MAX], head[RECORD_HEAD_BYTES + 1], *at, *end;
+	struct stat held;
+	ssize_t n;
+	int fd, saved;
+
+	if (!record_path(path, "jobs", id, ".json"))
+		return errno = ENAMETOOLONG, -1;
+	if ((fd = open_locked(path, O_RDONLY, LOCK_SH, &held)) < 0)
+		return -1;
+	n = pread(fd, head, RECORD_HEAD_BYTES, 0);
+	saved = n < 0 ? errno : ENOENT;  /* empty: killed while written first, as none */
+	close(fd);
+	if (n <= 0)
+		return errno = saved, -1;
+	head[n] = '\0';
+	if (!(at = strstr(head, key)) || !(end = strchr(at += strlen(key), '"')))
+		return errno = EINVAL, -1;
+	*end = '\0';
+	*status = known_status(at);
+	return 0;
+}
+
+/* Copy size bytes of from to the start of to, in the kernel where it can. */
+static int
+copy_whole(int from, int to, off_t size)
+{
+	char buf[RECORD_COPY_BYTES];
+	off_t done = 0;
+	ssize_t n;
+
+	while (done < size) {
+		n = copy_file_range(from, NULL, to, NULL, (size_t)(size - done), 0);
+		if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS ||
+		    errno == EOPNOTSUPP)) {
+			if ((n = read(from, buf, sizeof(buf))) > 0 && write(to, buf, (size_t)n) != n)
+				return -1;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n == 0 ? (errno = EIO, -1) : -1;
+		done += n;
+	}
+	return lseek(to, 0, SEEK_SET) < 0 ? -1 : 0;
+}
+
+/*
+ * A private file for a copy of size bytes: in memory when small (no inode:
+ * on ext4 without a journal each one deleted slows the next creations, see
+ * record_write), else an unnamed file in jobs/, gone at close.
+ */
+static int
+private_copy(off_t size)
+{
+	char dir[PATH_MAX];
+
+	if (size <= RECORD_COPY_IN_MEMORY_MAX_BYTES)
+		return memfd_create("lso-record", MFD_CLOEXEC);
+	if (!record_path(dir, "jobs", NULL, NULL))
+		return errno = ENAMETOOLONG, -1;
+	return open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+}
+
+/*
+ * A job's record to send, its size in *size: a private copy taken under the
+ * shared lock, so that a slow client holds neither lso's memory (the record
+ * may be 16 MiB) nor the runner, whose next write waits for the readers of
+ * the file it reuses. Where no copy can be made (a full disk), the record
+ * itself, its shared lock held until the caller closes it.
+ */
+int
+record_snapshot(const char *id, off_t *size)
+{
+	char path[PATH_MAX];
+	struct stat held;
+	int fd, copy;
+
+	if (!record_path(path, "jobs", id, ".json"))
+		return errno = ENAMETOOLONG, -1;
+	if ((fd = open_locked(path, O_RDONLY, LOCK_SH, &held)) < 0)
+		return -1;
+	if (held.st_size == 0) {
+		close(fd);
+		return errno = ENOENT, -1;
+	}
+	*size = held.st_size;
+	copy = private_copy(held.st_size);
+	if (copy >= 0 && copy_whole(fd, copy, held.st_size) == 0) {
+		close(fd);
+		return copy;
+	}
+	if (copy >= 0)
+		close(copy);
+	return fd;
 }
 
 /* --- the lock file: its runner holds an exclusive flock on it for its whole life --- */

@@ -456,9 +456,17 @@ finish_output(struct run_result *result, struct capture *cap)
 {
 	struct jbuf *out = &result->output;
 
+	size_t fits;
+
 	*out = cap->out;
 	jbuf_add(out, cap->err.data ? cap->err.data : "", cap->err.len);
 	jbuf_free(&cap->err);
+	/* The cap holds for the output as sent and recorded, escaped: 16 MiB of NULs would be 96. */
+	fits = json_escape_fit(out->data ? out->data : "", out->len, config.max_output_bytes, true);
+	if (fits < out->len) {
+		out->len = fits;
+		cap->truncated = true;
+	}
 	if (cap->truncated)
 		jbuf_printf(out, "%s[output truncated at %zu bytes]\n",
 		    out->len && out->data[out->len - 1] != '\n' ? "\n" : "",

@@ -19,6 +19,19 @@
 #define STRING_OF(x) #x
 
 /*
+ * Begin the next 422 item, or count it only: past REQUEST_PROBLEMS_MAX the
+ * problems are counted, not listed (validate_detail says how many).
+ */
+static bool
+begin_item(struct validation *v)
+{
+	if (v->count++ >= REQUEST_PROBLEMS_MAX)
+		return false;
+	jbuf_puts(&v->items, v->count > 1 ? "," : "[");
+	return true;
+}
+
+/*
  * One 422 item at where ("body", "path"); loc_tail is the JSON of loc after
  * it (our own field names); ctx, when not NULL, the JSON of pydantic's ctx.
  */
@@ -26,9 +39,11 @@ static void
 problem_in(struct validation *v, const char *where, const char *type, const char *loc_tail,
     const char *msg, const cJSON *input, const char *ctx)
 {
-	char *input_json = input ? cJSON_PrintUnformatted(input) : NULL;
+	char *input_json;
 
-	jbuf_puts(&v->items, v->count++ ? "," : "[");
+	if (!begin_item(v))
+		return;
+	input_json = input ? cJSON_PrintUnformatted(input) : NULL;
 	jbuf_printf(&v->items, "{\"type\":\"%s\",\"loc\":[\"%s\"%s],\"msg\":", type, where,
 	    loc_tail);
 	json_string(&v->items, msg);
@@ -261,7 +276,8 @@ check_execute_fields(struct validation *v, const cJSON *body, struct execute_req
 static void
 json_invalid(struct validation *v, long pos, const char *error)
 {
-	jbuf_puts(&v->items, v->count++ ? "," : "[");
+	if (!begin_item(v))
+		return;
 	jbuf_printf(&v->items, "{\"type\":\"json_invalid\",\"loc\":[\"body\",%ld],"
 	    "\"msg\":\"JSON decode error\",\"input\":{},\"ctx\":{\"error\":\"%s\"}}", pos, error);
 }
@@ -533,6 +549,18 @@ validate_playbook(struct validation *v, const struct http_request *req, struct p
 	return is_valid(v);
 }
 
+/*
+ * The last item of a truncated 422, shaped like the others (type, loc, msg,
+ * input, ctx) so that clients reading pydantic's list still read it.
+ */
+static void
+add_omitted_item(struct jbuf *out, size_t omitted)
+{
+	jbuf_printf(out, ",{\"type\":\"too_many_errors\",\"loc\":[\"body\"],"
+	    "\"msg\":\"Too many errors: %zu more not shown\",\"input\":null,"
+	    "\"ctx\":{\"limit\":%d,\"omitted\":%zu}}", omitted, REQUEST_PROBLEMS_MAX, omitted);
+}
+
 void
 validate_detail(const struct validation *v, struct jbuf *out)
 {
@@ -544,6 +572,8 @@ validate_detail(const struct validation *v, struct jbuf *out)
 	}
 	jbuf_puts(out, "{\"detail\":");
 	jbuf_add(out, v->items.data ? v->items.data : "[", v->items.data ? v->items.len : 1);
+	if (v->count > REQUEST_PROBLEMS_MAX)
+		add_omitted_item(out, v->count - REQUEST_PROBLEMS_MAX);
 	jbuf_puts(out, "]}");
 }
 

@@ -18,7 +18,7 @@
  */
 struct validation {
 	struct jbuf items;
-	size_t count;
+	size_t count;             /* problems found, listed or not */
 	struct jbuf inventory_rejected;  /* upstream 5.x's invalid_inventory detail, "" when none */
 	struct jsonparse json;
 };
@@ -64,7 +64,10 @@ bool validate_safe_name(struct validation *v, const char *where, const char *fie
 void validate_uuid_detail(struct jbuf *out, const char *field, const char *input);
 
 /*
- * The 422 body: {"detail": [the items]}; or, when the only problem is an
+ * The 422 body: {"detail": [the items]}, at most REQUEST_PROBLEMS_MAX of
+ * them and then, when there were more, one "too_many_errors" item whose ctx
+ * says how many were left out (a 1 MiB body of wrong list items would
+ * otherwise get a 50 MB answer); or, when the only problem is an
  * inventory Ansible would refuse, upstream 5.x's {"detail": {"error":
  * "invalid_inventory", "reason": ..., "messages": [...], "parsed_groups":
  * [...], "parsed_hosts": [...]}}.

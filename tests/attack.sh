@@ -704,8 +704,9 @@ attack_flood() {
 	expect "100 MB of output" "${got% *}" 201
 	jqcheck "100 MB: ends on its own, exit status kept" '.result.return_code == 0 and .result.status == "successful"'
 	check "100 MB: within the timeout (${ATTACK_MS} ms)" [ "$ATTACK_MS" -lt 3000 ]
+	# The cap holds for the output as sent, escaped ("\n" is 2 bytes): within one escape (6) of it.
 	jqcheck "100 MB: capped with the truncation line" \
-		'(.result.output | length) <= 1000100 and (.result.output | length) >= 1000000 and (.result.output | endswith("\n[output truncated at 1000000 bytes]\n"))'
+		'(.result.output | tojson | length - 2 | . <= 1000100 and . >= 999994) and (.result.output | endswith("\n[output truncated at 1000000 bytes]\n"))'
 	jqcheck "100 MB: output starts with what was printed" '.result.output | startswith("flood flood")'
 	hwm_end=$(cut -d ' ' -f 2 "$f" 2>/dev/null)
 	echo "   lso VmHWM: ${hwm_end:-?} KiB when the 100 MB were read, ${got#* } KiB after the response"
@@ -1698,4 +1699,193 @@ attack_sweep_bound() {
 	expect "$l: and starts 64 deliveries" "$delivered" 64
 	env "${SETTLE_ENV[@]}" "$LSO" --recover 2>>"$TMP/attack-sweeps.log"
 	check "$l: the next pass delivers the rest" wait_for 30 attack_all_called "${ids[@]}"
+}
+
+# --- bounded cost per request: test.sh's section "bounds" ---
+#
+# Whatever a client sends, the lso serving it stays within a named peak RSS
+# (measured by /usr/bin/time around each lso: the most any one request
+# took), its answers within a named size, and async jobs within a bounded
+# number of processes.
+
+# Any request whose cost the client alone shapes (its body, a GET).
+ATTACK_RSS_MAX_KIB=16384
+# A sync run: its output held twice (as captured, as escaped for the
+# answer), LSO_MAX_OUTPUT_BYTES (16 MiB) each at most, plus the above.
+ATTACK_RUN_RSS_MAX_KIB=$((2 * 16384 + ATTACK_RSS_MAX_KIB))
+# A 422 of a 1 MiB body: 100 items and one saying how many more.
+ATTACK_422_MAX_BYTES=65536
+# What an answer or record may add to LSO_MAX_OUTPUT_BYTES of output: the
+# truncation line, the job's id, name, args and times.
+ATTACK_RECORD_EXTRA_BYTES=4096
+
+# attack_rss_after COUNT: the peak RSS (KiB) of the COUNT-th lso started
+# (its line in $ATTACK_RSS, which /usr/bin/time writes when it exits).
+attack_rss_after() {
+	wait_for 30 attack_rss_lines "$1" || { echo -1; return; }
+	sed -n "${1}p" "$ATTACK_RSS"
+}
+
+# attack_rss_lines COUNT: that many lso have exited (for wait_for: counted at each try).
+attack_rss_lines() { [ "$(wc -l <"$ATTACK_RSS" 2>/dev/null)" -ge "$1" ]; } 2>/dev/null
+
+# attack_bounded LABEL KIB MAX: the figure is there and under MAX.
+attack_bounded() {
+	check "$1: peak RSS ${2} KiB < $3 KiB" attack_within "$2" 1 "$3"
+}
+
+# attack_processes STATE: how many processes carry this state directory in
+# their environment (instances, runners, programs: every one of the server's).
+attack_processes() {
+	grep -lz "^LSO_STATE_DIR=$1\$" /proc/[0-9]*/environ 2>/dev/null | wc -l
+}
+
+# attack_processes_within STATE MAX: at most MAX such processes (for wait_for).
+attack_processes_within() { attack_within "$(attack_processes "$1")" 1 $(($2 + 1)); }
+
+# attack_finished STATE COUNT STATUS: COUNT records say STATUS (for wait_for).
+attack_finished() {
+	[ "$(grep -l "^{[^}]*\"status\":\"$3\"" "$1"/jobs/*.json 2>/dev/null | wc -l)" = "$2" ]
+}
+
+attack_json_bodies() {
+	local n
+	# 1 MiB of integers where strings are wanted: one problem each, 524,000 of them.
+	python3 -c 'import json, sys
+n = (1048576 - 60) // 2
+print(json.dumps({"executable_name": "echo-args", "args": [1] * n, "is_async": False},
+    separators=(",", ":")), end="")' >"$TMP/attack-ints"
+	request POST /api/execute/ -H 'Content-Type: application/json' --data-binary @"$TMP/attack-ints"
+	n=$(stat -c %s "$TMP/body")
+	expect "1 MiB of integers: 422" "$CODE" 422
+	check "1 MiB of integers: a 422 of $n bytes (< $ATTACK_422_MAX_BYTES)" attack_within "$n" 1 "$ATTACK_422_MAX_BYTES"
+	jqcheck "1 MiB of integers: still pydantic's list of items" \
+		'.detail | type == "array" and all(.[]; has("type") and has("loc") and has("msg"))'
+	jqcheck "1 MiB of integers: too many values for the tree" \
+		'.detail[0].type == "json_invalid" and .detail[0].ctx.error == "Too many values: at most 65536"'
+	attack_bounded "1 MiB of integers" "$(attack_rss_after 1)" "$ATTACK_RSS_MAX_KIB"
+
+	# Fewer values than that, each one a problem: 100 listed, the rest counted.
+	python3 -c 'import json
+print(json.dumps({"executable_name": "echo-args", "args": [1] * 60000, "is_async": False},
+    separators=(",", ":")), end="")' >"$TMP/attack-ints"
+	request POST /api/execute/ -H 'Content-Type: application/json' --data-binary @"$TMP/attack-ints"
+	n=$(stat -c %s "$TMP/body")
+	expect "60,000 wrong args: 422" "$CODE" 422
+	check "60,000 wrong args: a 422 of $n bytes (< $ATTACK_422_MAX_BYTES)" attack_within "$n" 1 "$ATTACK_422_MAX_BYTES"
+	jqcheck "60,000 wrong args: 100 items, then one counting the rest" \
+		'(.detail | length) == 101 and (.detail[:100] | all(.[]; .type == "string_type")) and
+		 .detail[100].type == "too_many_errors" and .detail[100].ctx.omitted == 59900 and
+		 .detail[100].loc == ["body"] and .detail[100].input == null'
+	attack_bounded "60,000 wrong args" "$(attack_rss_after 2)" "$ATTACK_RSS_MAX_KIB"
+	# The body echoed back whole (a missing name): memory stays bounded too.
+	python3 -c 'import json
+print(json.dumps({"args": ["x" * 12] * 65000}, separators=(",", ":")), end="")' >"$TMP/attack-ints"
+	request POST /api/execute/ -H 'Content-Type: application/json' --data-binary @"$TMP/attack-ints"
+	expect "a 1 MiB body without a name: 422" "$CODE" 422
+	attack_bounded "a 1 MiB body echoed in the 422" "$(attack_rss_after 3)" "$ATTACK_RSS_MAX_KIB"
+}
+
+attack_escaped_output() {
+	local cap=16777216 n id state=$1
+	# 20 MB of NUL: 120 MB once escaped; the cap holds for what is sent.
+	sync nul-output '["20000000"]'
+	n=$(stat -c %s "$TMP/body")
+	expect "20 MB of NUL, sync: 201" "$CODE" 201
+	check "20 MB of NUL, sync: a response of $n bytes (<= cap + $ATTACK_RECORD_EXTRA_BYTES)" \
+		attack_within "$n" "$cap" $((cap + ATTACK_RECORD_EXTRA_BYTES))
+	jqcheck "20 MB of NUL, sync: NULs, then the truncation line" \
+		'(.result.output | startswith("\u0000\u0000")) and (.result.output | endswith("\n[output truncated at 16777216 bytes]\n"))'
+	attack_bounded "20 MB of NUL, sync" "$(attack_rss_after 4)" "$ATTACK_RUN_RSS_MAX_KIB"
+
+	# The same async: the record kept 30 days is capped as well.
+	execute '{"executable_name":"nul-output","args":["20000000"]}'
+	expect "20 MB of NUL, async: 201" "$CODE" 201
+	id=$(jq -r .job_id "$TMP/body")
+	check "20 MB of NUL, async: finished" wait_for 30 grep -q '"status":"successful"' "$state/jobs/$id.json"
+	check "20 MB of NUL, async: settled for good (nothing to deliver)" \
+		wait_for 30 grep -qx settled "$state/jobs/$id.lock"
+	n=$(stat -c %s "$state/jobs/$id.json")
+	check "20 MB of NUL, async: a record of $n bytes (<= cap + $ATTACK_RECORD_EXTRA_BYTES)" \
+		attack_within "$n" "$cap" $((cap + ATTACK_RECORD_EXTRA_BYTES))
+	# GET sends it from the file, never loading it.
+	request GET "/api/jobs/$id"
+	expect "GET of a 16 MiB record: 200" "$CODE" 200
+	check "GET of a 16 MiB record: the record's bytes" cmp -s "$TMP/body" "$state/jobs/$id.json"
+	attack_bounded "GET of a 16 MiB record" "$(attack_rss_after 6)" "$ATTACK_RSS_MAX_KIB"
+	request GET "/api/jobs/$(cat /proc/sys/kernel/random/uuid)"
+	expect "GET of no record: 404" "$CODE" 404
+}
+
+attack_queue_bound() {
+	local state=$1 first codes c201 c503 n id
+	# One slot, held by a long job; then 29 more: 5 queue, 24 are refused.
+	execute '{"executable_name":"sleep-echo","args":["60"]}'
+	first=$(jq -r .job_id "$TMP/body")
+	check "queue: the first job runs" wait_for 10 grep -q '"status":"running"' "$state/jobs/$first.json"
+	codes=""
+	for _ in $(seq 29); do
+		execute '{"executable_name":"sleep-echo","args":["0"]}'
+		codes+="$CODE "
+		[ "$CODE" != 503 ] || cp "$TMP/headers" "$TMP/attack-503-headers"
+	done
+	c201=$(grep -o 201 <<<"$codes" | wc -l)
+	c503=$(grep -o 503 <<<"$codes" | wc -l)
+	expect "queue: LSO_MAX_QUEUED=5 jobs queued behind the running one" "$c201" 5
+	expect "queue: the other 24 submissions get 503" "$c503" 24
+	jqcheck "queue: the 503 says why" '.detail == "Too many jobs queued: 5 are waiting for a worker slot (LSO_MAX_QUEUED)."'
+	check "queue: the 503 says when to try again" grep -qi '^Retry-After: 5' "$TMP/attack-503-headers"
+	# Runners of 6 jobs, the running program (sh, sleep): 8; instances gone.
+	wait_for 5 attack_processes_within "$state" 8
+	n=$(attack_processes "$state")
+	check "queue: at most 8 processes for 30 submissions (were $n)" attack_within "$n" 1 9
+	echo "   30 submissions, 1 slot, LSO_MAX_QUEUED=5: $n processes, $c201 + 1 taken, $c503 refused"
+	request DELETE "/api/jobs/$first"
+	expect "queue: the long job canceled" "$CODE" 202
+	# The queue drains; its tickets come back.
+	check "queue: the 5 queued jobs ran" wait_for 30 attack_finished "$state" 5 successful
+	execute '{"executable_name":"sleep-echo","args":["0"]}'
+	expect "queue: drained, a submission is taken again" "$CODE" 201
+	id=$(jq -r .job_id "$TMP/body")
+	check "queue: ... and runs" wait_for 10 grep -q '"status":"successful"' "$state/jobs/$id.json"
+}
+
+# A playbook's 1 MiB of extra vars: turned into YAML without a copy of the tree.
+attack_playbook_body() {
+	python3 -c 'import json
+print(json.dumps({"playbook_name": "pass.yml", "inventory": "localhost", "extra_vars": {"v": ["x" * 12] * 65000}},
+    separators=(",", ":")), end="")' >"$TMP/attack-ints"
+	request POST /api/playbook -H 'Content-Type: application/json' --data-binary @"$TMP/attack-ints"
+	expect "a playbook with 1 MiB of extra vars: 201" "$CODE" 201
+	attack_bounded "a playbook with 1 MiB of extra vars" "$(attack_rss_after 1)" "$ATTACK_RSS_MAX_KIB"
+}
+
+# The bounds (test.sh's section "bounds").
+suite_attack_bounds() {
+	local state="$TMP/attack-bounds-state"
+	ATTACK_RSS="$TMP/attack-bounds-rss"
+	rm -f "$ATTACK_RSS"
+	WRAP=(/usr/bin/time -a -f %M -o "$ATTACK_RSS")
+	start_server attack-bounds inetd "${common[@]}" LSO_STATE_DIR="$state" EXECUTABLE_TIMEOUT_SEC=30
+	WRAP=()
+	attack_json_bodies
+	attack_escaped_output "$state"
+	echo "   peak RSS per request (KiB): $(tr '\n' ' ' <"$ATTACK_RSS")"
+
+	# The job runs /bin/true for ansible-playbook: only the submission is measured.
+	ATTACK_RSS="$TMP/attack-playbook-rss"
+	rm -f "$ATTACK_RSS"
+	WRAP=(/usr/bin/time -a -f %M -o "$ATTACK_RSS")
+	start_server attack-pb-bounds inetd "${common[@]}" LSO_STATE_DIR="$TMP/attack-pb-bounds-state" \
+		ANSIBLE_PLAYBOOKS_ROOT_DIR="$TOP/tests/playbooks" ANSIBLE_PLAYBOOK=/bin/true
+	WRAP=()
+	attack_playbook_body
+
+	state="$TMP/attack-queue-state"
+	start_server attack-queue inetd "${common[@]}" LSO_STATE_DIR="$state" EXECUTABLE_TIMEOUT_SEC=90 \
+		MAX_THREAD_POOL_WORKERS=1 LSO_MAX_QUEUED=5
+	attack_queue_bound "$state"
+	local logs="$TMP/attack-bounds.log $TMP/attack-pb-bounds.log $TMP/attack-queue.log"
+	check "bounds: no lso crashed or failed" bash -c "! grep -hE 'died with (code [1-9]|signal)' $logs"
+	check "bounds: no sanitizer reports" bash -c "! grep -hE 'Sanitizer|runtime error' $logs"
 }

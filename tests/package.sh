@@ -130,7 +130,8 @@ if want build; then
 	for f in /usr/bin/lso /lib/systemd/system/lso.socket /lib/systemd/system/lso@.service \
 		/lib/systemd/system/lso-recover.service /lib/systemd/system/lso-recover.timer \
 		/lib/systemd/system/lso-burst.socket \
-		/lib/systemd/system/lso-burst.service /usr/lib/tmpfiles.d/lso.conf /etc/lso/lso.env \
+		/lib/systemd/system/lso-burst.service /lib/systemd/system/lso-jobs.slice \
+		/usr/lib/tmpfiles.d/lso.conf /etc/lso/lso.env \
 		/usr/share/man/man8/lso.8.gz /usr/share/doc/lso/README.md.gz \
 		/usr/share/doc/lso/CHANGELOG.md.gz /usr/share/doc/lso/changelog.gz /usr/share/doc/lso/copyright; do
 		check "package holds $f" grep -qx "$f" "$TMP/contents"

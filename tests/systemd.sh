@@ -383,6 +383,25 @@ test_load() {
 	check "$socket never hit a trigger limit" eval "! journal_has 'Trigger limit hit|trigger-limit-hit' -u $socket"
 }
 
+# The installed slice's limits, for every job together (lso-jobs.slice).
+test_jobs_slice() {
+	section "lso-jobs.slice's limits"
+	expect "lso-jobs.slice: TasksMax" "$(bx systemctl show -p TasksMax --value lso-jobs.slice </dev/null)" 2048
+	check "lso-jobs.slice: a memory limit ($(bx systemctl show -p MemoryMax --value lso-jobs.slice </dev/null))" \
+		bx sh -c 'systemctl show -p MemoryMax --value lso-jobs.slice | grep -qx "[0-9][0-9]*"' </dev/null
+	check "lso-jobs.slice: ... and a softer one below it" \
+		bx sh -c 'systemctl show -p MemoryHigh --value lso-jobs.slice | grep -qx "[0-9][0-9]*"' </dev/null
+	# The kernel's copy, where the box's cgroups let systemd set it (v2, or v1 pids delegated).
+	local pids_max
+	pids_max=$(bx sh -c 'systemctl start lso-jobs.slice; cat /sys/fs/cgroup/lso.slice/lso-jobs.slice/pids.max ||
+		cat /sys/fs/cgroup/pids/lso.slice/lso-jobs.slice/pids.max' </dev/null 2>/dev/null)
+	if [ -n "$pids_max" ]; then
+		expect "lso-jobs.slice: the kernel holds the task limit" "$pids_max" 2048
+	else
+		skip "lso-jobs.slice: the kernel's task limit" "no pids controller for the box's slices (cgroup v1 not delegated)"
+	fi
+}
+
 test_async() {
 	local runner
 	section "async job in its own scope"
@@ -801,6 +820,7 @@ test_connections
 write_load_requests
 test_load lso.socket refused
 test_async
+test_jobs_slice
 test_stop_scope
 test_cancel
 test_recover

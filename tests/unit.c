@@ -1066,6 +1066,45 @@ test_json_truncated_sequences_replaced(void)
 	CHECK_ESC("\xf0\x9f\x98\n", false, FFFD FFFD FFFD "\\n");
 }
 
+/*
+ * json_escape_fit keeps the longest prefix whose escape fits the budget:
+ * the escape of what it keeps fits, one more unit (byte, "\r\n" or UTF-8
+ * sequence) would not, and a cut never splits a unit.
+ */
+static void
+test_json_escape_fit_exact(void)
+{
+	static const char alphabet[] = "a\"\\\r\n\t\x01\x0b\x7f\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\xff\xc3";
+	char s[64];
+	unsigned seed = 17;
+
+	CHECK_INT(json_escape_fit("", 0, 0, true), 0);
+	CHECK_INT(json_escape_fit("\0\0", 2, 11, false), 1);   /* \u0000 is 6 bytes */
+	CHECK_INT(json_escape_fit("\0\0", 2, 12, false), 2);
+	CHECK_INT(json_escape_fit("a\r\nb", 4, 3, true), 3);   /* "a\n": the pair whole */
+	CHECK_INT(json_escape_fit("a\r\nb", 4, 2, true), 1);
+	CHECK_INT(json_escape_fit("\xe2\x82\xac", 3, 2, false), 0); /* never half a sequence */
+	CHECK_INT(json_escape_fit("\xff", 1, 3, false), 1);    /* U+FFFD: 3 bytes */
+	for (int round = 0; round < 3000; round++) {
+		size_t len = (seed = seed * 1103515245 + 12345) >> 16 & 31, budget, best = 0;
+		bool translate = round & 1;
+		char whole[6 * 32 + 1];
+
+		for (size_t i = 0; i < len; i++)
+			s[i] = alphabet[((seed = seed * 1103515245 + 12345) >> 16) % (sizeof(alphabet) - 1)];
+		snprintf(whole, sizeof(whole), "%s", escaped(s, len, translate));
+		budget = ((seed = seed * 1103515245 + 12345) >> 16) % (strlen(whole) + 2);
+		/* The longest prefix whose escape fits and begins the whole escape (no unit split). */
+		for (size_t p = 0; p <= len; p++) {
+			const char *e = escaped(s, p, translate);
+
+			if (strlen(e) <= budget && strncmp(e, whole, strlen(e)) == 0)
+				best = p;
+		}
+		CHECK_INT(json_escape_fit(s, len, budget, translate), best);
+	}
+}
+
 static void
 test_json_overlong_replaced(void)
 {
@@ -1708,6 +1747,77 @@ detail(void)
 	CHECK_STR(detail(), (want)); \
 	validate_execute_free(&x_); \
 } while (0)
+
+/* A body of n copies of item in args, as text (malloc'ed). */
+static char *
+args_body(const char *item, size_t n)
+{
+	struct jbuf b = { 0 };
+
+	jbuf_puts(&b, "{\"executable_name\":\"a\",\"args\":[");
+	for (size_t i = 0; i < n; i++)
+		jbuf_printf(&b, "%s%s", i ? "," : "", item);
+	jbuf_puts(&b, "]}");
+	return b.data;
+}
+
+/* A 422 lists REQUEST_PROBLEMS_MAX problems, then one item counting the rest. */
+static void
+test_validate_problems_capped(void)
+{
+	struct execute_request x;
+	char *body = args_body("1", REQUEST_PROBLEMS_MAX + 50);
+	cJSON *parsed;
+	const cJSON *items, *last;
+
+	CHECK(!execute_body("application/json", body, &x));
+	CHECK_INT(v.count, REQUEST_PROBLEMS_MAX + 50);
+	parsed = cJSON_Parse(detail());
+	items = cJSON_GetObjectItem(parsed, "detail");
+	CHECK_INT(cJSON_GetArraySize(items), REQUEST_PROBLEMS_MAX + 1);
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(items, 0), "type")),
+	    "string_type");
+	last = cJSON_GetArrayItem(items, REQUEST_PROBLEMS_MAX);
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(last, "type")), "too_many_errors");
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(last, "msg")),
+	    "Too many errors: 50 more not shown");
+	CHECK_INT(cJSON_GetNumberValue(cJSON_GetObjectItem(cJSON_GetObjectItem(last, "ctx"),
+	    "omitted")), 50);
+	CHECK(cJSON_IsNull(cJSON_GetObjectItem(last, "input")));
+	cJSON_Delete(parsed);
+	validate_execute_free(&x);
+	free(body);
+
+	/* Exactly at the cap: every problem listed, no extra item. */
+	body = args_body("1", REQUEST_PROBLEMS_MAX);
+	CHECK(!execute_body("application/json", body, &x));
+	parsed = cJSON_Parse(detail());
+	CHECK_INT(cJSON_GetArraySize(cJSON_GetObjectItem(parsed, "detail")), REQUEST_PROBLEMS_MAX);
+	cJSON_Delete(parsed);
+	validate_execute_free(&x);
+	free(body);
+}
+
+/* More than REQUEST_JSON_VALUES_MAX values: refused by the scan, before cJSON builds a tree. */
+static void
+test_validate_values_capped(void)
+{
+	struct execute_request x;
+	/* The body object, its two members' values and the args: 3 + n values. */
+	char *body = args_body("\"s\"", REQUEST_JSON_VALUES_MAX - 3);
+
+	CHECK(execute_body("application/json", body, &x));
+	CHECK_INT(x.nargs, REQUEST_JSON_VALUES_MAX - 3);
+	validate_execute_free(&x);
+	free(body);
+	body = args_body("\"s\"", REQUEST_JSON_VALUES_MAX - 2);
+	CHECK(!execute_body("application/json", body, &x));
+	CHECK(v.json.root == NULL);
+	CHECK(strstr(detail(), "\"type\":\"json_invalid\"") != NULL);
+	CHECK(strstr(detail(), "\"error\":\"Too many values: at most 65536\"") != NULL);
+	validate_execute_free(&x);
+	free(body);
+}
 
 static void
 test_validate_execute_valid(void)
@@ -2861,6 +2971,7 @@ main(void)
 	test_json_valid_utf8_kept();
 	test_json_invalid_bytes_replaced();
 	test_json_truncated_sequences_replaced();
+	test_json_escape_fit_exact();
 	test_json_overlong_replaced();
 	test_json_surrogates_and_beyond_replaced();
 	test_json_utf8_len();
@@ -2907,6 +3018,8 @@ main(void)
 	test_jsonparse_nul_escapes();
 	test_jsonparse_duplicates();
 	test_validate_execute_valid();
+	test_validate_problems_capped();
+	test_validate_values_capped();
 	test_validate_body_shape();
 	test_validate_execute_fields();
 	test_validate_safe_names();
