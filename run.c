@@ -455,7 +455,6 @@ static void
 finish_output(struct run_result *result, struct capture *cap)
 {
 	struct jbuf *out = &result->output;
-
 	size_t fits;
 
 	*out = cap->out;
