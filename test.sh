@@ -1008,6 +1008,8 @@ if want fulldisk; then
 	echo "== a full state directory: a result never contradicted"
 	. "$TOP/tests/attack.sh"
 	suite_attack_full_disk
+fi
+
 if want bounds; then
 	echo "== bounded cost per request: answers, records, memory, the queue"
 	. "$TOP/tests/attack.sh"
