@@ -69,6 +69,8 @@
 #define RECORD_COPY_BYTES 65536
 /* A record sent by GET is copied first: up to this size into memory, larger ones to disk. */
 #define RECORD_COPY_IN_MEMORY_MAX_BYTES (256 * 1024)
+/* A record's callback, its last member, lies within its last bytes (record_snapshot). */
+#define RECORD_TAIL_BYTES (64 * 1024)
 
 #define JOB_MSG_LOST "Job lost: the process running it ended without recording a result."
 
@@ -146,6 +148,9 @@ int record_read(const char *id, struct job *j);
 
 /* The status in a record's head (no parse of the rest); -1 with errno. */
 int record_status(const char *id, enum job_status *status);
+
+/* text[0..len) of a record into out, its callback URL's password as "***". */
+void record_mask_password(struct jbuf *out, const char *text, size_t len);
 
 /*
  * A descriptor to read the whole record from, at its start, and its size:

@@ -542,36 +542,6 @@ load_settled(const char *id, struct job *j)
 	return 0;
 }
 
-/*
- * A callback URL's password (http://user:password@host/) is the client's
- * secret: a record shown says "***" in its place. The record's callback is
- * written by record.c in one shape, and in a JSON text the quotes of this
- * pattern can only be the record's own.
- */
-static void
-add_without_password(struct jbuf *out, const char *text, size_t len)
-{
-	static const char key[] = "\"callback\":{\"url\":\"";
-	const char *url = memmem(text, len, key, strlen(key)), *end = text + len, *host, *at = NULL, *colon;
-
-	if (!url || !(host = memmem(url, (size_t)(end - url), "://", 3))) {
-		jbuf_add(out, text, len);
-		return;
-	}
-	host += 3;
-	for (const char *p = host; p < end && !strchr("/?#\"", *p); p++)
-		if (*p == '@')
-			at = p;
-	colon = at ? memchr(host, ':', (size_t)(at - host)) : NULL;
-	if (!colon) {
-		jbuf_add(out, text, len);
-		return;
-	}
-	jbuf_add(out, text, (size_t)(colon + 1 - text));
-	jbuf_puts(out, "***");
-	jbuf_add(out, at, (size_t)(end - at));
-}
-
 /* The record as stored: only the runner's own copy of the output is exact. */
 static void
 add_record_text(const char *id, struct jbuf *out)
@@ -580,7 +550,7 @@ add_record_text(const char *id, struct jbuf *out)
 	char *text = record_text(id, &len);
 
 	if (text)
-		add_without_password(out, text, len);
+		record_mask_password(out, text, len);
 	else
 		jbuf_add(out, "null", 4);
 	free(text);

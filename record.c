@@ -467,18 +467,100 @@ private_copy(off_t size)
 }
 
 /*
+ * A callback URL's password (http://user:password@host/) is the client's
+ * secret: a record shown (GET, DELETE) says "***" in its place. The record's callback is
+ * written by record.c in one shape, and in a JSON text the quotes of this
+ * pattern can only be the record's own.
+ */
+void
+record_mask_password(struct jbuf *out, const char *text, size_t len)
+{
+	static const char key[] = "\"callback\":{\"url\":\"";
+	const char *url = memmem(text, len, key, strlen(key)), *end = text + len, *host, *at = NULL, *colon;
+
+	if (!url || !(host = memmem(url, (size_t)(end - url), "://", 3))) {
+		jbuf_add(out, text, len);
+		return;
+	}
+	host += 3;
+	for (const char *p = host; p < end && !strchr("/?#\"", *p); p++)
+		if (*p == '@')
+			at = p;
+	colon = at ? memchr(host, ':', (size_t)(at - host)) : NULL;
+	if (!colon) {
+		jbuf_add(out, text, len);
+		return;
+	}
+	jbuf_add(out, text, (size_t)(colon + 1 - text));
+	jbuf_puts(out, "***");
+	jbuf_add(out, at, (size_t)(end - at));
+}
+
+/*
+ * The record's tail with the callback URL's password masked, in *masked, from
+ * *start; true when that changed it. The callback is the record's last
+ * member, within its last RECORD_TAIL_BYTES (a URL has at most
+ * REQUEST_URL_MAX_CHARS), so only that tail is read. -1: unreadable.
+ */
+static int
+masked_tail(int fd, off_t size, struct jbuf *masked, off_t *start)
+{
+	static char tail[RECORD_TAIL_BYTES];
+	ssize_t n;
+
+	*start = size > RECORD_TAIL_BYTES ? size - RECORD_TAIL_BYTES : 0;
+	if ((n = pread(fd, tail, (size_t)(size - *start), *start)) != size - *start)
+		return -1;
+	record_mask_password(masked, tail, (size_t)n);
+	if (masked->failed)
+		return -1;
+	return masked->len != (size_t)n || memcmp(masked->data, tail, (size_t)n) != 0;
+}
+
+/* In a record's private copy, the password masked; its new size in *size. */
+static int
+mask_copy(int copy, off_t *size)
+{
+	struct jbuf masked = { 0 };
+	off_t start;
+	int changed = masked_tail(copy, *size, &masked, &start), r = changed < 0 ? -1 : 0;
+
+	if (changed > 0 && (pwrite(copy, masked.data, masked.len, start) != (ssize_t)masked.len ||
+	    ftruncate(copy, start + (off_t)masked.len) < 0))
+		r = -1;
+	if (changed > 0 && r == 0)
+		*size = start + (off_t)masked.len;
+	jbuf_free(&masked);
+	return r;
+}
+
+/* Does the record hold a callback password (then it is never sent as it is)? */
+static bool
+holds_password(int fd, off_t size)
+{
+	struct jbuf masked = { 0 };
+	off_t start;
+	int changed = masked_tail(fd, size, &masked, &start);
+
+	jbuf_free(&masked);
+	return changed != 0;  /* unreadable counts as holding one: never sent unmasked */
+}
+
+/*
  * A job's record to send, its size in *size: a private copy taken under the
  * shared lock, so that a slow client holds neither lso's memory (the record
  * may be 16 MiB) nor the runner, whose next write waits for the readers of
  * the file it reuses. Where no copy can be made (a full disk), the record
- * itself, its shared lock held until the caller closes it.
+ * itself, its shared lock held until the caller closes it. A callback URL's
+ * password is masked in the copy (record_mask_password); a record holding
+ * one is never sent as it is.
  */
 int
 record_snapshot(const char *id, off_t *size)
 {
 	char path[PATH_MAX];
 	struct stat held;
-	int fd, copy;
+	int fd, copy, saved;
 
 	if (!record_path(path, "jobs", id, ".json"))
 		return errno = ENAMETOOLONG, -1;
@@ -490,13 +572,28 @@ record_snapshot(const char *id, off_t *size)
 	}
 	*size = held.st_size;
 	copy = private_copy(held.st_size);
-	if (copy >= 0 && copy_whole(fd, copy, held.st_size) == 0) {
-		close(fd);
-		return copy;
+	if (copy < 0 || copy_whole(fd, copy, held.st_size) < 0) {
+		if (copy >= 0)
+			close(copy);
+		if (!holds_password(fd, held.st_size))
+			return fd;
+		/* A password to mask needs a copy: in memory, then, whatever its size. */
+		copy = memfd_create("lso-record", MFD_CLOEXEC);
+		if (copy < 0 || copy_whole(fd, copy, held.st_size) < 0) {
+			saved = errno;
+			if (copy >= 0)
+				close(copy);
+			close(fd);
+			return errno = saved, -1;
+		}
 	}
-	if (copy >= 0)
+	close(fd);
+	if (mask_copy(copy, size) < 0) {
+		saved = errno;
 		close(copy);
-	return fd;
+		return errno = saved, -1;
+	}
+	return copy;
 }
 
 /* --- the lock file: its runner holds an exclusive flock on it for its whole life --- */
