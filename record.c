@@ -476,13 +476,17 @@ void
 record_mask_password(struct jbuf *out, const char *text, size_t len)
 {
 	static const char key[] = "\"callback\":{\"url\":\"";
-	const char *url = memmem(text, len, key, strlen(key)), *end = text + len, *host, *at = NULL, *colon;
+	const char *url = memmem(text, len, key, strlen(key)), *end = text + len, *host = NULL, *at = NULL, *colon;
 
-	if (!url || !(host = memmem(url, (size_t)(end - url), "://", 3))) {
+	/* After the scheme's colon, any number of slashes (http:h, http:///h: the URL parser's forms). */
+	if (url)
+		host = memchr(url + strlen(key), ':', (size_t)(end - url - strlen(key)));
+	if (!host) {
 		jbuf_add(out, text, len);
 		return;
 	}
-	host += 3;
+	for (host++; host < end && *host == '/'; host++)
+		;
 	for (const char *p = host; p < end && !strchr("/?#\"", *p); p++)
 		if (*p == '@')
 			at = p;

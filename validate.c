@@ -143,8 +143,14 @@ url_problem(const char *url, const char **type)
 		*type = "url_too_long";
 		return "URL should have at most " STRING(REQUEST_URL_MAX_CHARS) " characters";
 	}
+	/*
+	 * Controls and blanks, and also a quote and a backslash (a URL parser would
+	 * percent-encode the one and read the other as '/'): what a record holds
+	 * of the URL is then its exact text, which is how GET finds and masks a
+	 * password in it (record_mask_password).
+	 */
 	for (const char *c = url; *c; c++)
-		if ((unsigned char)*c <= ' ' || *c == 127)
+		if ((unsigned char)*c <= ' ' || *c == 127 || *c == '"' || *c == '\\')
 			return "Input should be a valid URL, invalid character";
 	if (scheme_len == 0 || url[scheme_len] != ':' ||
 	    !strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ", url[0]))

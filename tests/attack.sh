@@ -1552,6 +1552,22 @@ attack_callback_password() {
 	request DELETE "/api/jobs/$JOB"
 	check "$l: nor in DELETE's answer" attack_lacks "$(cat "$TMP/body")" pa55word
 	check "$l: nor in the log" attack_lacks "$(cat "$TMP/attack-settle.log")" pa55word
+	# The URL forms without "//" (http:h, http:///h) hide a password just as well.
+	for url in "${RECEIVER/http:\/\//http:user:s3cr3t@}/ok/pw-noslash" \
+		"${RECEIVER/http:\/\//http:\/\/\/user:s3cr3t@}/ok/pw-slashes"; do
+		submit echo-args '["secret url"]' "$url"
+		expect "$l: ${url%%user*}…: 201" "$CODE" 201
+		check "$l: ${url%%user*}…: recorded" wait_for 10 attack_record "$JOB" '.status != "running" and .status != "queued"'
+		request GET "/api/jobs/$JOB"
+		check "$l: ${url%%user*}…: GET shows no password" attack_lacks "$(cat "$TMP/body")" s3cr3t
+		jqcheck "$l: ${url%%user*}…: masked" '.callback.url | contains("user:***@")'
+	done
+	# A quote or a backslash in the URL is refused: the record holds URLs verbatim.
+	for url in "http://user:se\"cret@127.0.0.1/x" 'http://user:se\cret@127.0.0.1/x'; do
+		execute "$(jq -nc --arg u "$url" '{executable_name: "echo-args", args: [], callback: $u}')"
+		expect "$l: $url: 422" "$CODE" 422
+		jqcheck "$l: $url: url_parsing" '.detail[0].type == "url_parsing"'
+	done
 }
 
 # DELETE right after the 201, many times: canceled, with its callback, every time.
@@ -1734,8 +1750,7 @@ attack_rss_lines() { [ "$(wc -l <"$ATTACK_RSS" 2>/dev/null)" -ge "$1" ]; } 2>/de
 # a quarantine that keeps freed memory), not lso's; the plain build's run checks it.
 attack_bounded() {
 	if [ -n "${LSO_SAN:-}" ]; then
-		echo "SKIP: $1: peak RSS ${2} KiB is the sanitizer's, checked in the plain build"
-		skipped=$((skipped + 1))
+		echo "   $1: peak RSS ${2} KiB, the sanitizer's (bounded in the plain build's run)"
 		return
 	fi
 	check "$1: peak RSS ${2} KiB < $3 KiB" attack_within "$2" 1 "$3"
