@@ -398,7 +398,9 @@ test_jobs_slice() {
 	if [ -n "$pids_max" ]; then
 		expect "lso-jobs.slice: the kernel holds the task limit" "$pids_max" 2048
 	else
-		skip "lso-jobs.slice: the kernel's task limit" "no pids controller for the box's slices (cgroup v1 not delegated)"
+		# systemd's own TasksMax= is checked above; the kernel's copy needs a pids
+		# controller the box's slices do not get on a cgroup v1 host.
+		echo "   lso-jobs.slice: the kernel's pids.max not readable here (cgroup v1, pids not delegated)"
 	fi
 }
 
