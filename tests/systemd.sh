@@ -586,10 +586,20 @@ test_timer() {
 	bx systemctl daemon-reload </dev/null
 }
 
+# not_canceled JOB...: how many of the jobs' last callbacks do not say canceled.
+not_canceled() {
+	local j bad=0
+	for j; do
+		callbacks_for "$j" | jq -s -e 'last | .body.result.output | endswith("Execution canceled.")' >/dev/null ||
+			bad=$((bad + 1))
+	done
+	echo "$bad"
+}
+
 # DELETE right after the 201: under systemd the runner moves into its scope
 # meanwhile; canceled, with its callback, every time.
 test_cancel_at_once() {
-	local n=${SETTLE_CANCELS:-100} jobs=() codes=() j bad=0
+	local n=${SETTLE_CANCELS:-100} jobs=() codes=() bad
 	section "DELETE right after the 201, $n times"
 	for i in $(seq "$n"); do
 		submit sleep-echo '["20"]' /ok/cancel-at-once
@@ -599,10 +609,7 @@ test_cancel_at_once() {
 	done
 	expect "$n DELETEs answered 202" "$(printf '%s\n' "${codes[@]}" | sort | uniq -c | tr -s ' ')" " $n 202"
 	check "every callback arrives" within 120 all_delivered "${jobs[@]}"
-	for j in "${jobs[@]}"; do
-		callbacks_for "$j" | jq -s -e 'last | .body.result.output | endswith("Execution canceled.")' >/dev/null ||
-			bad=$((bad + 1))
-	done
+	bad=$(not_canceled "${jobs[@]}")
 	expect "every callback says canceled" "$bad" 0
 	echo "     cancel at once: $n DELETEs, $((n - bad)) canceled callbacks"
 }
@@ -611,7 +618,7 @@ test_cancel_at_once() {
 # itself in its lock file, while it is still moving into its scope: canceled,
 # with its callback, every time.
 test_term_at_once() {
-	local n=${SETTLE_TERMS:-30} jobs=() j bad=0 body
+	local n=${SETTLE_TERMS:-30} jobs=() j bad body
 	section "SIGTERM the moment a runner names itself, $n times"
 	body='{"executable_name":"sleep-echo","args":["20"],"callback":"'$RECEIVER'/ok/term-at-once"}'
 	for i in $(seq "$n"); do
@@ -625,10 +632,7 @@ test_term_at_once() {
 		jobs+=("$j")
 	done
 	check "every callback arrives" within 120 all_delivered "${jobs[@]}"
-	for j in "${jobs[@]}"; do
-		callbacks_for "$j" | jq -s -e 'last | .body.result.output | endswith("Execution canceled.")' >/dev/null ||
-			bad=$((bad + 1))
-	done
+	bad=$(not_canceled "${jobs[@]}")
 	expect "every callback says canceled" "$bad" 0
 	echo "     SIGTERM at once: $n runners, $((n - bad)) canceled callbacks"
 }
