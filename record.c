@@ -575,6 +575,12 @@ record_snapshot(const char *id, off_t *size)
 	if (copy < 0 || copy_whole(fd, copy, held.st_size) < 0) {
 		if (copy >= 0)
 			close(copy);
+		/* The failed copy moved fd's offset (copy_file_range, read): back to the start. */
+		if (lseek(fd, 0, SEEK_SET) < 0) {
+			saved = errno;
+			close(fd);
+			return errno = saved, -1;
+		}
 		if (!holds_password(fd, held.st_size))
 			return fd;
 		/* A password to mask needs a copy: in memory, then, whatever its size. */

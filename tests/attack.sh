@@ -1077,6 +1077,23 @@ attack_full_submit() {
 	expect "$l: room again: 201" "$CODE" 201
 }
 
+# A GET whose private copy fails half way (the disk fills) copies again into
+# memory from the record's start: the whole record, its password masked.
+attack_full_snapshot() {
+	local mnt=$1 l="full state dir: GET's copy" avail
+	submit big-output '["1000000"]' "${RECEIVER/http:\/\//http://user:pa55word@}/ok/full-snapshot"
+	check "$l: recorded" wait_for 30 job_status_is "$JOB" successful
+	sleep 1  # its runner empties its spare last
+	avail=$(df -k --output=avail "$mnt" | tail -n 1 | tr -d ' ')
+	attack_fill "$mnt" $((avail - 512))  # room for half the copy
+	request GET "/api/jobs/$JOB"
+	expect "$l: 200" "$CODE" 200
+	jqcheck "$l: the whole output" '.result.output | length == 1000000'
+	jqcheck "$l: the password masked" '.callback.url | test("user:[*]{3}@")'
+	check "$l: nowhere in the body" attack_lacks "$(cat "$TMP/body")" pa55word
+	rm -f "$mnt/filler"
+}
+
 # The full state directory attacks: test.sh's section "fulldisk".
 suite_attack_full_disk() {
 	local mnt="$TMP/attack-full-state" lock pid
@@ -1095,11 +1112,12 @@ suite_attack_full_disk() {
 	attack_full_result "$mnt"
 	attack_full_settle "$mnt"
 	attack_full_submit "$mnt"
+	attack_full_snapshot "$mnt"
 	sleep 1
 	# A runner still retrying (a check above failed) would retry forever: none outlives the suite.
 	for lock in "$mnt"/jobs/*.lock; do
 		pid=$(cut -d ' ' -f 1 "$lock" 2>/dev/null)
-		[ -n "$pid" ] && [ "$pid" -gt 1 ] && kill -KILL "$pid" 2>/dev/null
+		[ -n "$pid" ] && [ "$pid" -gt 1 ] 2>/dev/null && kill -KILL "$pid" 2>/dev/null
 	done
 	umount -l "$mnt"
 	check "full state dir: no lso crashed or failed" bash -c "! grep -hE 'died with (code [1-9]|signal)|Sanitizer|runtime error' $TMP/attack-full.log"
