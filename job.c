@@ -561,11 +561,16 @@ job_show(const char *id, int *record_fd, off_t *size)
 {
 	struct job j;
 
-	if (!job_id_valid(id) || load_settled(id, &j) < 0)
+	if (!job_id_valid(id))
 		return JOB_MISSING;
+	/* Only a record that is not there is a missing job; any other failure is ours. */
+	if (load_settled(id, &j) < 0)
+		return errno == ENOENT ? JOB_MISSING : JOB_UNREADABLE;
 	job_free(&j);
 	*record_fd = record_snapshot(id, size);
-	return *record_fd < 0 ? JOB_MISSING : JOB_SHOWN;
+	if (*record_fd < 0)
+		return errno == ENOENT ? JOB_MISSING : JOB_UNREADABLE;
+	return JOB_SHOWN;
 }
 
 /* Is the job's lock held (by its runner, or the instance about to start it)? */

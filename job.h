@@ -60,8 +60,8 @@ void job_start(struct job *job);
 /*
  * GET /api/jobs/{id}: JOB_SHOWN with a descriptor to send the record from
  * (record_fd, at its start, size bytes; the caller closes it), or
- * JOB_MISSING. The record is never loaded into memory: it may hold
- * LSO_MAX_OUTPUT_BYTES of output.
+ * JOB_MISSING (no record), or JOB_UNREADABLE (errno). The record is never
+ * loaded into memory: it may hold LSO_MAX_OUTPUT_BYTES of output.
  */
 enum outcome job_show(const char *id, int *record_fd, off_t *size);
 

@@ -71,6 +71,7 @@ static const struct answer {
 	[JOB_MISSING] = { S_NOT_FOUND, "Job not found." },
 	[JOB_FINISHED] = { S_CONFLICT, "Job already finished." },
 	[JOB_UNRECORDED] = { S_INTERNAL_SERVER_ERROR, "Cannot record the job: %s." },
+	[JOB_UNREADABLE] = { S_INTERNAL_SERVER_ERROR, "Cannot read the job's record: %s." },
 	[JOB_NO_ID] = { S_INTERNAL_SERVER_ERROR, "No randomness for a job id." },
 	[JOB_QUEUE_FULL] = { S_SERVICE_UNAVAILABLE,
 	    "Too many jobs queued: %ld are waiting for a worker slot (LSO_MAX_QUEUED)." },
@@ -398,7 +399,7 @@ handle_job_show(struct exchange *ex, const char *id)
 
 	note_job_id(ex, id);
 	shown = job_show(id, &fd, &size);
-	set_outcome(ex, shown);
+	set_outcome(ex, shown, strerror(errno));
 	if (shown != JOB_SHOWN)
 		return;
 	/* From the file to the socket (sendfile): a 16 MiB record costs no memory. */

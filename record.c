@@ -190,6 +190,10 @@ record_text(const char *id, size_t *len)
 		return errno = ENAMETOOLONG, NULL;
 	if ((fd = open_locked(path, O_RDONLY, LOCK_SH, &held)) < 0)
 		return NULL;
+	if (held.st_size == 0) {  /* killed while written first: as none */
+		close(fd);
+		return errno = ENOENT, NULL;
+	}
 	text = file_read_fd(fd, len);
 	close(fd);
 	return text;
