@@ -235,10 +235,13 @@ job_admit(void)
 		queue_ticket_fd = try_ticket((first + i) % tickets);
 		if (queue_ticket_fd >= 0)
 			return 0;
+		/* No state directory to count in: job_submit makes it, or reports why not. */
+		if (errno == ENOENT)
+			return 0;
 		if (errno != EWOULDBLOCK)
-			return 0;  /* no state directory to count in: job_submit reports it */
+			return -1;  /* a queue that cannot be counted is not a free one */
 	}
-	return -1;
+	return errno = EWOULDBLOCK, -1;
 }
 
 /* The runner has a slot (or gave up): its ticket is free, also for the instance's copy. */

@@ -44,7 +44,8 @@ bool job_id_valid(const char *id);
 
 /*
  * Before job_submit: a place in the queue (LSO_MAX_QUEUED jobs waiting for a
- * slot at most). 0, or -1 when the queue is full (answer 503).
+ * slot at most). 0, or -1 with errno: EWOULDBLOCK when the queue is full
+ * (answer 503), another when the tickets cannot be counted (answer 500).
  */
 int job_admit(void);
 

@@ -265,9 +265,15 @@ start_job(struct exchange *ex, const struct job_request *request, const char *bo
 	const char *why;
 
 	if (job_admit() < 0) {
+		ex->id[0] = '\0';  /* no job was made */
+		if (errno != EWOULDBLOCK) {
+			why = strerror(errno);
+			fprintf(stderr, "lso: state directory %s: queue tickets: %s\n", config.state_dir, why);
+			set_outcome(ex, JOB_UNRECORDED, why);
+			return;
+		}
 		set_outcome(ex, JOB_QUEUE_FULL, config.max_queued);
 		ex->extra_headers = QUEUE_FULL_HEADERS;
-		ex->id[0] = '\0';  /* no job was made */
 		return;
 	}
 	if (job_submit(request, ex->id, &job) < 0) {
