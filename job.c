@@ -519,23 +519,28 @@ static int
 load_settled(const char *id, struct job *j)
 {
 	enum job_status status;
-	int lock_fd;
+	int lock_fd = -1;
 
 	/*
-	 * A job settled for good (final, nothing left to deliver) is read no
-	 * further than its status: its record may hold 16 MiB of output. A final
-	 * one not marked so is read whole: its callback may want resuming.
+	 * A final job settled for good (nothing left to deliver), or whose lock
+	 * is held (its runner or a delivery lives: nothing to settle), is read
+	 * no further than its status: its record may hold 16 MiB of output. A
+	 * final one whose lock is free is read whole, under that lock: its
+	 * callback may want resuming.
 	 */
-	if (record_status(id, &status) == 0 && is_final(status) && marked_settled(id)) {
+	if (record_status(id, &status) == 0 && is_final(status) &&
+	    (marked_settled(id) || (lock_fd = record_lock_if_dead(id)) < 0)) {
 		*j = (struct job){ .lock_fd = -1, .status = status };
 		return 0;
 	}
-	if (record_read(id, j) < 0)
-		return -1;
-	if ((is_final(j->status) && !callback_pending(j)) || (lock_fd = record_lock_if_dead(id)) < 0)
-		return 0;
-	/* Reread under the lock: the runner may have finished just now. */
-	job_free(j);
+	if (lock_fd < 0) {
+		if (record_read(id, j) < 0)
+			return -1;
+		if ((is_final(j->status) && !callback_pending(j)) || (lock_fd = record_lock_if_dead(id)) < 0)
+			return 0;
+		job_free(j);
+	}
+	/* Read (again) under the lock: the runner may have finished just now. */
 	if (record_read(id, j) < 0) {
 		close(lock_fd);
 		return -1;
