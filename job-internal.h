@@ -215,6 +215,9 @@ int cancel_mark(const char *id);
 /* The runner, once named: a mark left by an earlier DELETE cancels it (and is removed). */
 void cancel_take_mark(const char *id);
 
+/* A lost job's mark, never taken by its runner, removed. */
+void cancel_drop_mark(const char *id);
+
 /* --- detach.c --- */
 
 /*

@@ -347,7 +347,12 @@ run_job(struct job *j)
 
 	cancel_install();  /* done already when detached; not when run in the instance */
 	cancel_take_mark(j->id);
-	slot_fd = acquire_slot();
+	/* Canceled before it had a slot (the mark, a signal): no slot taken, no program started. */
+	slot_fd = cancel_requested ? -1 : acquire_slot();
+	if (slot_fd >= 0 && cancel_requested) {
+		close(slot_fd);
+		slot_fd = -1;
+	}
 	give_back_ticket();
 	if (slot_fd < 0) {
 		j->result.return_code = -1;
@@ -494,6 +499,7 @@ settle_lost(struct job *j)
 	detach_kill_scope(j->id);
 	run_kill_leftovers(j->id);
 	playbook_remove_files(j->id);
+	cancel_drop_mark(j->id);  /* a DELETE's mark its runner never took */
 	j->result.return_code = -1;
 	jbuf_puts(&j->result.output, JOB_MSG_LOST);
 	if (j->kind == JOB_KIND_PLAYBOOK)
