@@ -59,6 +59,8 @@
 /* A runner whose result cannot be recorded tries again after 1 s, 2 s, ... at most this long. */
 #define RECORD_RETRY_FIRST_MS 1000
 #define RECORD_RETRY_MAX_MS 30000
+/* ... and gives up after this long in all (then the job settles as lost). */
+#define RECORD_RETRY_TOTAL_MS (10 * 60 * 1000)
 /* A sweep starts at most this many callback deliveries (a process each); the rest wait for the next. */
 #define SWEEP_DELIVERIES_MAX 64
 /* A record that keeps trading places while one waits for its lock: give up after this. */

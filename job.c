@@ -312,21 +312,47 @@ finish(struct job *j, enum job_status status)
 	return record_write(j, false);
 }
 
+/* Can a failed write of a record succeed later (space freed, the disk back)? */
+static bool
+may_clear(int error)
+{
+	return error == ENOSPC || error == EDQUOT || error == EIO || error == EROFS || error == ENOMEM;
+}
+
 /*
  * The runner's result, recorded before anyone hears of it: while the state
  * directory cannot take it (full, read-only), the runner keeps trying and
  * keeps its lock, so the job looks running, never abandoned, and no
- * callback announces a result that a later GET would contradict.
+ * callback announces a result that a later GET would contradict. It gives
+ * up (false, logged) on an error that will not clear, after
+ * RECORD_RETRY_TOTAL_MS, or when canceled meanwhile: the caller then exits
+ * without a callback, and the job settles as lost (settle_lost), whose
+ * failure callback contradicts nothing.
  */
-static void
+static bool
 finish_for_sure(struct job *j, enum job_status status)
 {
 	long pause_ms = RECORD_RETRY_FIRST_MS;
+	int64_t end = http_now_ms() + RECORD_RETRY_TOTAL_MS, left;
+	bool canceled_before = cancel_requested;  /* then the status says canceled already */
+	int recorded;
 
-	while (finish(j, status) < 0) {
-		poll(NULL, 0, (int)pause_ms);
+	while ((recorded = finish(j, status)) < 0) {
+		if (!may_clear(errno) || (left = end - http_now_ms()) <= 0)
+			break;
+		if (left < pause_ms)
+			pause_ms = (long)left;
+		if (canceled_before)
+			poll(NULL, 0, (int)pause_ms);
+		else if (cancel_wait((int)pause_ms))
+			break;
 		pause_ms = pause_ms * 2 > RECORD_RETRY_MAX_MS ? RECORD_RETRY_MAX_MS : pause_ms * 2;
 	}
+	if (recorded == 0)
+		return true;
+	log_line(j->id, "lso: job %s: gave up recording %s; it will settle as lost", j->id,
+	    job_status_names[status]);
+	return false;
 }
 
 static enum job_status
@@ -337,6 +363,21 @@ status_of_run(const struct run_result *result)
 	if (result->timed_out)
 		return JOB_TIMEOUT;
 	return result->return_code == 0 ? JOB_SUCCESSFUL : JOB_FAILED;
+}
+
+/*
+ * A result that cannot be recorded: the runner ends, its slot freed, and
+ * sends nothing; with its lock gone, the next GET or sweep settles the job
+ * as lost.
+ */
+static void
+abandon(struct job *j, int slot_fd)
+{
+	if (slot_fd >= 0)
+		close(slot_fd);
+	job_free(j);
+	free(j);
+	exit(0);
 }
 
 /* The runner's entry point: wait for a slot, run, record, call back, exit. */
@@ -358,7 +399,8 @@ run_job(struct job *j)
 		j->result.return_code = -1;
 		jbuf_puts(&j->result.output, cancel_requested ? RUN_MSG_CANCELED :
 		    "Could not take a worker slot.");
-		finish_for_sure(j, cancel_requested ? JOB_CANCELED : JOB_FAILED);
+		if (!finish_for_sure(j, cancel_requested ? JOB_CANCELED : JOB_FAILED))
+			abandon(j, -1);
 	} else {
 		struct run_control control = { .cancel_fd = cancel_pipe[0], .lock_fd = j->lock_fd };
 
@@ -371,7 +413,8 @@ run_job(struct job *j)
 			run_program(&j->prog, (const char *const *)j->args, j->nargs, j->id,
 			    &control, &j->result);
 		/* Recorded before the slot is freed: no more records say running than there are slots. */
-		finish_for_sure(j, status_of_run(&j->result));
+		if (!finish_for_sure(j, status_of_run(&j->result)))
+			abandon(j, slot_fd);
 		close(slot_fd);
 	}
 	log_line(j->id, "job %s %s rc=%d", j->id, job_status_names[j->status], j->result.return_code);
