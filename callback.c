@@ -26,6 +26,9 @@ struct callback_curl {
 	void (*slist_free_all)(struct curl_slist *);
 };
 
+/* How a failure to load libcurl begins: no later attempt would do better. */
+#define CALLBACK_NO_CURL "cannot load libcurl: "
+
 /* Once per process: a runner, a progress process or a delivery of its own. */
 struct callback_curl *
 callback_load_curl(char *why, size_t why_size)
@@ -38,12 +41,12 @@ callback_load_curl(char *why, size_t why_size)
 		return c;
 	c->lib = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
 	if (!c->lib) {
-		snprintf(why, why_size, "cannot load libcurl: %s", dlerror());
+		snprintf(why, why_size, CALLBACK_NO_CURL "%s", dlerror());
 		return NULL;
 	}
 #define LOAD(field, symbol) \
 	if (!(*(void **)&c->field = dlsym(c->lib, symbol))) { \
-		snprintf(why, why_size, "libcurl lacks %s", symbol); \
+		snprintf(why, why_size, CALLBACK_NO_CURL "it lacks %s", symbol); \
 		return NULL; \
 	}
 	LOAD(easy_init, "curl_easy_init")
@@ -191,6 +194,8 @@ callback_deliver(struct job *j)
 	if (!j->callback_url || j->delivered)
 		return;
 	if (!(curl = callback_load_curl(why, sizeof(why)))) {
+		/* A failed attempt, and the last one (callback_pending): no delivery process forked again. */
+		j->attempts++;
 		set_last_error(j, why);
 		record_write(j, false);
 		log_attempt(j, why);
@@ -220,11 +225,12 @@ callback_deliver(struct job *j)
 	jbuf_free(&body);
 }
 
-/* Deliver what a dead runner left undelivered, unless the receiver refused it. */
+/* Deliver what a dead runner left undelivered, unless the receiver refused it or libcurl is missing. */
 bool
 callback_pending(const struct job *j)
 {
 	return j->callback_url && !j->delivered && j->attempts <= config.callback_retries &&
 	    !(j->last_error && (strncmp(j->last_error, "HTTP 3", 6) == 0 ||
-	    strncmp(j->last_error, "HTTP 4", 6) == 0));
+	    strncmp(j->last_error, "HTTP 4", 6) == 0 ||
+	    strncmp(j->last_error, CALLBACK_NO_CURL, strlen(CALLBACK_NO_CURL)) == 0));
 }

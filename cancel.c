@@ -93,3 +93,13 @@ cancel_take_mark(const char *id)
 	if (record_path(path, "jobs", id, ".cancel") && unlink(path) == 0)
 		on_cancel_signal(SIGTERM);
 }
+
+/* A lost job's mark, left by a DELETE its runner did not live to take. */
+void
+cancel_drop_mark(const char *id)
+{
+	char path[PATH_MAX];
+
+	if (record_path(path, "jobs", id, ".cancel"))
+		unlink(path);
+}

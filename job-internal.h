@@ -59,6 +59,8 @@
 /* A runner whose result cannot be recorded tries again after 1 s, 2 s, ... at most this long. */
 #define RECORD_RETRY_FIRST_MS 1000
 #define RECORD_RETRY_MAX_MS 30000
+/* ... and gives up after this long in all (then the job settles as lost). */
+#define RECORD_RETRY_TOTAL_MS (10 * 60 * 1000)
 /* A sweep starts at most this many callback deliveries (a process each); the rest wait for the next. */
 #define SWEEP_DELIVERIES_MAX 64
 /* A record that keeps trading places while one waits for its lock: give up after this. */
@@ -214,6 +216,9 @@ int cancel_mark(const char *id);
 
 /* The runner, once named: a mark left by an earlier DELETE cancels it (and is removed). */
 void cancel_take_mark(const char *id);
+
+/* A lost job's mark, never taken by its runner, removed. */
+void cancel_drop_mark(const char *id);
 
 /* --- detach.c --- */
 

@@ -235,10 +235,13 @@ job_admit(void)
 		queue_ticket_fd = try_ticket((first + i) % tickets);
 		if (queue_ticket_fd >= 0)
 			return 0;
+		/* No state directory to count in: job_submit makes it, or reports why not. */
+		if (errno == ENOENT)
+			return 0;
 		if (errno != EWOULDBLOCK)
-			return 0;  /* no state directory to count in: job_submit reports it */
+			return -1;  /* a queue that cannot be counted is not a free one */
 	}
-	return -1;
+	return errno = EWOULDBLOCK, -1;
 }
 
 /* The runner has a slot (or gave up): its ticket is free, also for the instance's copy. */
@@ -309,21 +312,47 @@ finish(struct job *j, enum job_status status)
 	return record_write(j, false);
 }
 
+/* Can a failed write of a record succeed later (space freed, the disk back)? */
+static bool
+may_clear(int error)
+{
+	return error == ENOSPC || error == EDQUOT || error == EIO || error == EROFS || error == ENOMEM;
+}
+
 /*
  * The runner's result, recorded before anyone hears of it: while the state
  * directory cannot take it (full, read-only), the runner keeps trying and
  * keeps its lock, so the job looks running, never abandoned, and no
- * callback announces a result that a later GET would contradict.
+ * callback announces a result that a later GET would contradict. It gives
+ * up (false, logged) on an error that will not clear, after
+ * RECORD_RETRY_TOTAL_MS, or when canceled meanwhile: the caller then exits
+ * without a callback, and the job settles as lost (settle_lost), whose
+ * failure callback contradicts nothing.
  */
-static void
+static bool
 finish_for_sure(struct job *j, enum job_status status)
 {
 	long pause_ms = RECORD_RETRY_FIRST_MS;
+	int64_t end = http_now_ms() + RECORD_RETRY_TOTAL_MS, left;
+	bool canceled_before = cancel_requested;  /* then the status says canceled already */
+	int recorded;
 
-	while (finish(j, status) < 0) {
-		poll(NULL, 0, (int)pause_ms);
+	while ((recorded = finish(j, status)) < 0) {
+		if (!may_clear(errno) || (left = end - http_now_ms()) <= 0)
+			break;
+		if (left < pause_ms)
+			pause_ms = (long)left;
+		if (canceled_before)
+			poll(NULL, 0, (int)pause_ms);
+		else if (cancel_wait((int)pause_ms))
+			break;
 		pause_ms = pause_ms * 2 > RECORD_RETRY_MAX_MS ? RECORD_RETRY_MAX_MS : pause_ms * 2;
 	}
+	if (recorded == 0)
+		return true;
+	log_line(j->id, "lso: job %s: gave up recording %s; it will settle as lost", j->id,
+	    job_status_names[status]);
+	return false;
 }
 
 static enum job_status
@@ -336,6 +365,21 @@ status_of_run(const struct run_result *result)
 	return result->return_code == 0 ? JOB_SUCCESSFUL : JOB_FAILED;
 }
 
+/*
+ * A result that cannot be recorded: the runner ends, its slot freed, and
+ * sends nothing; with its lock gone, the next GET or sweep settles the job
+ * as lost.
+ */
+static void
+abandon(struct job *j, int slot_fd)
+{
+	if (slot_fd >= 0)
+		close(slot_fd);
+	job_free(j);
+	free(j);
+	exit(0);
+}
+
 /* The runner's entry point: wait for a slot, run, record, call back, exit. */
 static void
 run_job(struct job *j)
@@ -344,13 +388,19 @@ run_job(struct job *j)
 
 	cancel_install();  /* done already when detached; not when run in the instance */
 	cancel_take_mark(j->id);
-	slot_fd = acquire_slot();
+	/* Canceled before it had a slot (the mark, a signal): no slot taken, no program started. */
+	slot_fd = cancel_requested ? -1 : acquire_slot();
+	if (slot_fd >= 0 && cancel_requested) {
+		close(slot_fd);
+		slot_fd = -1;
+	}
 	give_back_ticket();
 	if (slot_fd < 0) {
 		j->result.return_code = -1;
 		jbuf_puts(&j->result.output, cancel_requested ? RUN_MSG_CANCELED :
 		    "Could not take a worker slot.");
-		finish_for_sure(j, cancel_requested ? JOB_CANCELED : JOB_FAILED);
+		if (!finish_for_sure(j, cancel_requested ? JOB_CANCELED : JOB_FAILED))
+			abandon(j, -1);
 	} else {
 		struct run_control control = { .cancel_fd = cancel_pipe[0], .lock_fd = j->lock_fd };
 
@@ -363,7 +413,8 @@ run_job(struct job *j)
 			run_program(&j->prog, (const char *const *)j->args, j->nargs, j->id,
 			    &control, &j->result);
 		/* Recorded before the slot is freed: no more records say running than there are slots. */
-		finish_for_sure(j, status_of_run(&j->result));
+		if (!finish_for_sure(j, status_of_run(&j->result)))
+			abandon(j, slot_fd);
 		close(slot_fd);
 	}
 	log_line(j->id, "job %s %s rc=%d", j->id, job_status_names[j->status], j->result.return_code);
@@ -491,6 +542,7 @@ settle_lost(struct job *j)
 	detach_kill_scope(j->id);
 	run_kill_leftovers(j->id);
 	playbook_remove_files(j->id);
+	cancel_drop_mark(j->id);  /* a DELETE's mark its runner never took */
 	j->result.return_code = -1;
 	jbuf_puts(&j->result.output, JOB_MSG_LOST);
 	if (j->kind == JOB_KIND_PLAYBOOK)
@@ -516,23 +568,28 @@ static int
 load_settled(const char *id, struct job *j)
 {
 	enum job_status status;
-	int lock_fd;
+	int lock_fd = -1;
 
 	/*
-	 * A job settled for good (final, nothing left to deliver) is read no
-	 * further than its status: its record may hold 16 MiB of output. A final
-	 * one not marked so is read whole: its callback may want resuming.
+	 * A final job settled for good (nothing left to deliver), or whose lock
+	 * is held (its runner or a delivery lives: nothing to settle), is read
+	 * no further than its status: its record may hold 16 MiB of output. A
+	 * final one whose lock is free is read whole, under that lock: its
+	 * callback may want resuming.
 	 */
-	if (record_status(id, &status) == 0 && is_final(status) && marked_settled(id)) {
+	if (record_status(id, &status) == 0 && is_final(status) &&
+	    (marked_settled(id) || (lock_fd = record_lock_if_dead(id)) < 0)) {
 		*j = (struct job){ .lock_fd = -1, .status = status };
 		return 0;
 	}
-	if (record_read(id, j) < 0)
-		return -1;
-	if ((is_final(j->status) && !callback_pending(j)) || (lock_fd = record_lock_if_dead(id)) < 0)
-		return 0;
-	/* Reread under the lock: the runner may have finished just now. */
-	job_free(j);
+	if (lock_fd < 0) {
+		if (record_read(id, j) < 0)
+			return -1;
+		if ((is_final(j->status) && !callback_pending(j)) || (lock_fd = record_lock_if_dead(id)) < 0)
+			return 0;
+		job_free(j);
+	}
+	/* Read (again) under the lock: the runner may have finished just now. */
 	if (record_read(id, j) < 0) {
 		close(lock_fd);
 		return -1;
@@ -561,11 +618,16 @@ job_show(const char *id, int *record_fd, off_t *size)
 {
 	struct job j;
 
-	if (!job_id_valid(id) || load_settled(id, &j) < 0)
+	if (!job_id_valid(id))
 		return JOB_MISSING;
+	/* Only a record that is not there is a missing job; any other failure is ours. */
+	if (load_settled(id, &j) < 0)
+		return errno == ENOENT ? JOB_MISSING : JOB_UNREADABLE;
 	job_free(&j);
 	*record_fd = record_snapshot(id, size);
-	return *record_fd < 0 ? JOB_MISSING : JOB_SHOWN;
+	if (*record_fd < 0)
+		return errno == ENOENT ? JOB_MISSING : JOB_UNREADABLE;
+	return JOB_SHOWN;
 }
 
 /* Is the job's lock held (by its runner, or the instance about to start it)? */

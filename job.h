@@ -44,7 +44,8 @@ bool job_id_valid(const char *id);
 
 /*
  * Before job_submit: a place in the queue (LSO_MAX_QUEUED jobs waiting for a
- * slot at most). 0, or -1 when the queue is full (answer 503).
+ * slot at most). 0, or -1 with errno: EWOULDBLOCK when the queue is full
+ * (answer 503), another when the tickets cannot be counted (answer 500).
  */
 int job_admit(void);
 
@@ -60,8 +61,8 @@ void job_start(struct job *job);
 /*
  * GET /api/jobs/{id}: JOB_SHOWN with a descriptor to send the record from
  * (record_fd, at its start, size bytes; the caller closes it), or
- * JOB_MISSING. The record is never loaded into memory: it may hold
- * LSO_MAX_OUTPUT_BYTES of output.
+ * JOB_MISSING (no record), or JOB_UNREADABLE (errno). The record is never
+ * loaded into memory: it may hold LSO_MAX_OUTPUT_BYTES of output.
  */
 enum outcome job_show(const char *id, int *record_fd, off_t *size);
 

@@ -71,6 +71,7 @@ static const struct answer {
 	[JOB_MISSING] = { S_NOT_FOUND, "Job not found." },
 	[JOB_FINISHED] = { S_CONFLICT, "Job already finished." },
 	[JOB_UNRECORDED] = { S_INTERNAL_SERVER_ERROR, "Cannot record the job: %s." },
+	[JOB_UNREADABLE] = { S_INTERNAL_SERVER_ERROR, "Cannot read the job's record: %s." },
 	[JOB_NO_ID] = { S_INTERNAL_SERVER_ERROR, "No randomness for a job id." },
 	[JOB_QUEUE_FULL] = { S_SERVICE_UNAVAILABLE,
 	    "Too many jobs queued: %ld are waiting for a worker slot (LSO_MAX_QUEUED)." },
@@ -264,9 +265,15 @@ start_job(struct exchange *ex, const struct job_request *request, const char *bo
 	const char *why;
 
 	if (job_admit() < 0) {
+		ex->id[0] = '\0';  /* no job was made */
+		if (errno != EWOULDBLOCK) {
+			why = strerror(errno);
+			fprintf(stderr, "lso: state directory %s: queue tickets: %s\n", config.state_dir, why);
+			set_outcome(ex, JOB_UNRECORDED, why);
+			return;
+		}
 		set_outcome(ex, JOB_QUEUE_FULL, config.max_queued);
 		ex->extra_headers = QUEUE_FULL_HEADERS;
-		ex->id[0] = '\0';  /* no job was made */
 		return;
 	}
 	if (job_submit(request, ex->id, &job) < 0) {
@@ -398,7 +405,7 @@ handle_job_show(struct exchange *ex, const char *id)
 
 	note_job_id(ex, id);
 	shown = job_show(id, &fd, &size);
-	set_outcome(ex, shown);
+	set_outcome(ex, shown, strerror(errno));
 	if (shown != JOB_SHOWN)
 		return;
 	/* From the file to the socket (sendfile): a 16 MiB record costs no memory. */

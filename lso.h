@@ -29,6 +29,7 @@ enum outcome {
 	JOB_MISSING,
 	JOB_FINISHED,            /* too late to cancel */
 	JOB_UNRECORDED,          /* the state directory cannot hold it */
+	JOB_UNREADABLE,          /* the state directory cannot give its record (errno) */
 	JOB_NO_ID,               /* no randomness for an id */
 	JOB_QUEUE_FULL,          /* LSO_MAX_QUEUED jobs wait for a slot already */
 	/* files.c: a job's files */

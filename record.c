@@ -190,6 +190,10 @@ record_text(const char *id, size_t *len)
 		return errno = ENAMETOOLONG, NULL;
 	if ((fd = open_locked(path, O_RDONLY, LOCK_SH, &held)) < 0)
 		return NULL;
+	if (held.st_size == 0) {  /* killed while written first: as none */
+		close(fd);
+		return errno = ENOENT, NULL;
+	}
 	text = file_read_fd(fd, len);
 	close(fd);
 	return text;
@@ -579,6 +583,12 @@ record_snapshot(const char *id, off_t *size)
 	if (copy < 0 || copy_whole(fd, copy, held.st_size) < 0) {
 		if (copy >= 0)
 			close(copy);
+		/* The failed copy moved fd's offset (copy_file_range, read): back to the start. */
+		if (lseek(fd, 0, SEEK_SET) < 0) {
+			saved = errno;
+			close(fd);
+			return errno = saved, -1;
+		}
 		if (!holds_password(fd, held.st_size))
 			return fd;
 		/* A password to mask needs a copy: in memory, then, whatever its size. */

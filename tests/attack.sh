@@ -1005,6 +1005,13 @@ attack_templating() {
 # attack_fill DIR [KIB]: fill the file system of DIR to the last byte, or with KIB KiB.
 attack_fill() { dd if=/dev/zero of="$1/filler" bs=1k ${2:+count=$2} status=none 2>/dev/null; }
 
+# attack_dead PID: at one look, the process is gone or a zombie (for wait_for).
+attack_dead() {
+	local state
+	state=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)
+	[ -z "$state" ] || [ "$state" = Z ]
+}
+
 # attack_callback_count JOB: how many callbacks the receiver got for it.
 attack_callback_count() { callbacks_for "$1" | wc -l | tr -d ' '; }
 
@@ -1031,6 +1038,31 @@ attack_full_result() {
 	sleep 1
 	expect "$l: exactly one callback" "$(attack_callback_count "$JOB")" 1
 	check "$l: the callback says success" bash -c "callbacks_for $JOB | jq -e '.body.result.return_code == 0'"
+}
+
+# A DELETE while the runner retries recording its result: it stops retrying
+# and ends without a callback; once there is room the job is lost, with one
+# failure callback.
+attack_full_cancel() {
+	local mnt=$1 l="full state dir: DELETE while retrying" runner avail
+	avail=$(df -k --output=avail "$mnt" | tail -n 1 | tr -d ' ')
+	attack_fill "$mnt" $((avail - 1024))  # room for small records, not for 2 MB of output
+	submit big-output '["2000000"]' "$RECEIVER/ok/full-cancel"
+	expect "$l: 201" "$CODE" 201
+	check "$l: the write fails" wait_for 20 grep -q "job $JOB: cannot record successful" "$TMP/attack-full.log"
+	runner=$(runner_of "$JOB")
+	request DELETE "/api/jobs/$JOB"
+	expect "$l: 202" "$CODE" 202
+	check "$l: the runner stops" wait_for 10 attack_dead "$runner"
+	check "$l: and says so" grep -q "job $JOB: gave up recording successful" "$TMP/attack-full.log"
+	expect "$l: no callback" "$(attack_callback_count "$JOB")" 0
+	rm -f "$mnt/filler"
+	request GET "/api/jobs/$JOB"
+	jqcheck "$l: room again: lost" '.status == "lost"'
+	check "$l: its failure callback" wait_for 10 has_callbacks "$JOB"
+	sleep 1
+	expect "$l: exactly one callback" "$(attack_callback_count "$JOB")" 1
+	check "$l: which says failure" bash -c "callbacks_for $JOB | jq -e '.body.result.return_code == -1'"
 }
 
 # A settle that cannot record lost sends nothing; once it can, one failure
@@ -1077,6 +1109,23 @@ attack_full_submit() {
 	expect "$l: room again: 201" "$CODE" 201
 }
 
+# A GET whose private copy fails half way (the disk fills) copies again into
+# memory from the record's start: the whole record, its password masked.
+attack_full_snapshot() {
+	local mnt=$1 l="full state dir: GET's copy" avail
+	submit big-output '["1000000"]' "${RECEIVER/http:\/\//http://user:pa55word@}/ok/full-snapshot"
+	check "$l: recorded" wait_for 30 job_status_is "$JOB" successful
+	sleep 1  # its runner empties its spare last
+	avail=$(df -k --output=avail "$mnt" | tail -n 1 | tr -d ' ')
+	attack_fill "$mnt" $((avail - 512))  # room for half the copy
+	request GET "/api/jobs/$JOB"
+	expect "$l: 200" "$CODE" 200
+	jqcheck "$l: the whole output" '.result.output | length == 1000000'
+	jqcheck "$l: the password masked" '.callback.url | test("user:[*]{3}@")'
+	check "$l: nowhere in the body" attack_lacks "$(cat "$TMP/body")" pa55word
+	rm -f "$mnt/filler"
+}
+
 # The full state directory attacks: test.sh's section "fulldisk".
 suite_attack_full_disk() {
 	local mnt="$TMP/attack-full-state" lock pid
@@ -1093,13 +1142,15 @@ suite_attack_full_disk() {
 	start_server attack-full inetd "${common[@]}" LSO_STATE_DIR="$mnt" EXECUTABLE_TIMEOUT_SEC=40 \
 		LSO_MAX_OUTPUT_BYTES=4000000 MAX_THREAD_POOL_WORKERS=1
 	attack_full_result "$mnt"
+	attack_full_cancel "$mnt"
 	attack_full_settle "$mnt"
 	attack_full_submit "$mnt"
+	attack_full_snapshot "$mnt"
 	sleep 1
 	# A runner still retrying (a check above failed) would retry forever: none outlives the suite.
 	for lock in "$mnt"/jobs/*.lock; do
 		pid=$(cut -d ' ' -f 1 "$lock" 2>/dev/null)
-		[ -n "$pid" ] && [ "$pid" -gt 1 ] && kill -KILL "$pid" 2>/dev/null
+		[ -n "$pid" ] && [ "$pid" -gt 1 ] 2>/dev/null && kill -KILL "$pid" 2>/dev/null
 	done
 	umount -l "$mnt"
 	check "full state dir: no lso crashed or failed" bash -c "! grep -hE 'died with (code [1-9]|signal)|Sanitizer|runtime error' $TMP/attack-full.log"
@@ -1570,6 +1621,34 @@ attack_callback_password() {
 	done
 }
 
+# A record the state directory cannot give is a server error, not a missing job.
+attack_get_unreadable() {
+	local l="unreadable record" id=00000000-0000-4000-8000-00000000dead
+	mkdir "$SETTLE_STATE/jobs/$id.json"  # read(2) answers EISDIR
+	request GET "/api/jobs/$id"
+	expect "$l: 500" "$CODE" 500
+	jqcheck "$l: says why" '.detail | startswith("Cannot read the job'"'"'s record: ")'
+	rmdir "$SETTLE_STATE/jobs/$id.json"
+	rm -f "$SETTLE_STATE/jobs/$id.lock"
+	request GET "/api/jobs/$id"
+	expect "$l: gone: 404" "$CODE" 404
+}
+
+# Queue tickets that cannot be taken (open(2) answers EISDIR, not "held") are
+# no free place: the job is refused with 500, not admitted uncounted.
+attack_admit_unreadable() {
+	local l="uncountable queue" n
+	rm -f "$SETTLE_STATE"/slots/queued-*
+	for n in $(seq 0 63); do mkdir "$SETTLE_STATE/slots/queued-$n"; done  # LSO_MAX_QUEUED's default
+	submit echo-args '["uncounted"]'
+	expect "$l: 500" "$CODE" 500
+	jqcheck "$l: says why" '.detail | startswith("Cannot record the job: ")'
+	rmdir "$SETTLE_STATE"/slots/queued-*
+	submit echo-args '["counted"]'
+	expect "$l: tickets again: 201" "$CODE" 201
+	check "$l: and it runs" wait_for 10 job_status_is "$JOB" successful
+}
+
 # DELETE right after the 201, many times: canceled, with its callback, every time.
 attack_cancel_at_once() {
 	local l="cancel at once" n=${1:-100} jobs=() codes=() j bad=0 missing=0
@@ -1675,6 +1754,10 @@ suite_attack_settle() {
 	attack_setsid_leftover
 	attack_get_delivery_fds
 	attack_callback_password
+	attack_get_unreadable
+	attack_admit_unreadable
+	attack_lost_mark
+	attack_unrecordable
 	attack_no_resend
 	attack_recover_parallel
 	attack_sweep_bound
@@ -1686,12 +1769,67 @@ suite_attack_settle() {
 	wait "$SWEEPER" 2>/dev/null
 	check "settle: nothing of the jobs left running" wait_for 30 no_process_with "LSO_STATE_DIR=$SETTLE_STATE"
 	check "settle: no sanitizer reports" bash -c "! grep -hE 'Sanitizer|runtime error' $TMP/attack-settle.log $TMP/attack-sweeps.log"
+	attack_no_curl
 }
 
 # attack_none_held ID...: no lock of those jobs is held (their deliveries ended).
 attack_none_held() {
 	local id
 	for id in "$@"; do flock -n "$SETTLE_STATE/jobs/$id.lock" true || return 1; done
+}
+
+# A result that cannot be recorded for a reason that will not clear (the spare
+# is a directory: EISDIR): the runner gives up at once, frees its slot and
+# sends nothing; once it can be recorded the job is lost, with one failure callback.
+attack_unrecordable() {
+	local l="unrecordable result" runner
+	submit sleep-echo '["2"]' "$RECEIVER/ok/unrecordable"
+	check "$l: running" wait_for 5 job_status_is "$JOB" running
+	runner=$(attack_runner "$JOB")
+	rm -f "$SETTLE_STATE/jobs/$JOB.next"
+	mkdir "$SETTLE_STATE/jobs/$JOB.next"
+	check "$l: the runner gives up" wait_for 15 attack_dead "$runner"
+	check "$l: and says so" grep -q "job $JOB: gave up recording successful" "$TMP/attack-settle.log"
+	expect "$l: no callback" "$(attack_callback_count "$JOB")" 0
+	rmdir "$SETTLE_STATE/jobs/$JOB.next"
+	request GET "/api/jobs/$JOB"
+	jqcheck "$l: then lost" '.status == "lost"'
+	check "$l: its failure callback" wait_for 10 has_callbacks "$JOB"
+	sleep 1
+	expect "$l: exactly one callback" "$(attack_callback_count "$JOB")" 1
+	check "$l: which says failure" bash -c "callbacks_for $JOB | jq -e '.body.result.return_code == -1'"
+}
+
+# Without libcurl (a libcurl.so.4 lacking its functions comes first), the
+# callback fails once, for good: the job is settled, and GETs fork no delivery.
+attack_no_curl() {
+	local l="no libcurl" lib="$TMP/attack-nocurl-lib" state="$TMP/attack-nocurl-state"
+	mkdir -p "$lib"
+	cc -shared -o "$lib/libcurl.so.4" -x c /dev/null || { fail "$l: build an empty libcurl.so.4"; return; }
+	start_server attack-nocurl inetd "${common[@]}" LSO_STATE_DIR="$state" LD_LIBRARY_PATH="$lib"
+	submit echo-args '["no curl"]' "$RECEIVER/ok/nocurl"
+	check "$l: recorded" wait_for 10 job_status_is "$JOB" successful
+	check "$l: settled for good" wait_for 10 grep -qx settled "$state/jobs/$JOB.lock"
+	request GET "/api/jobs/$JOB"
+	jqcheck "$l: one failed attempt, saying why" \
+		'.callback.attempts == 1 and (.callback.last_error | startswith("cannot load libcurl: "))'
+	request GET "/api/jobs/$JOB"
+	env "${common[@]}" LSO_STATE_DIR="$state" LD_LIBRARY_PATH="$lib" "$LSO" --recover 2>>"$TMP/attack-nocurl.log"
+	sleep 1
+	expect "$l: no delivery after GETs and a sweep" "$(grep -c "callback job=$JOB" "$TMP/attack-nocurl.log")" 1
+}
+
+# A DELETE's mark whose runner died before taking it goes with the lost job.
+attack_lost_mark() {
+	local l="lost job's cancel mark" id=00000000-0000-4000-8000-0000000c0ffe
+	jq -cn --arg id "$id" '{job_id: $id, kind: "execute", status: "queued", name: "echo-args",
+		args: [], created_at: "2026-01-01T00:00:00.000Z", started_at: null, finished_at: null,
+		result: null, callback: null}' >"$SETTLE_STATE/jobs/$id.json"
+	: >"$SETTLE_STATE/jobs/$id.lock"
+	: >"$SETTLE_STATE/jobs/$id.cancel"
+	request GET "/api/jobs/$id"
+	jqcheck "$l: the GET settles it" '.status == "lost"'
+	check "$l: the mark is gone" test ! -e "$SETTLE_STATE/jobs/$id.cancel"
 }
 
 # A sweep starts at most 64 deliveries (a process each); the next pass starts the rest.
@@ -1839,6 +1977,22 @@ attack_escaped_output() {
 	expect "GET of no record: 404" "$CODE" 404
 }
 
+# A GET of a final 16 MiB record while its runner still retries the callback
+# (its lock held: nothing to settle) reads only the record's status, never
+# parses the whole record. Run after attack_escaped_output (its 7 lso).
+attack_get_while_delivering() {
+	local l="GET of a 16 MiB record, callback retried" state=$1 id
+	execute "{\"executable_name\":\"nul-output\",\"args\":[\"20000000\"],\"callback\":\"http://127.0.0.1:$(free_port)/ok/nobody\"}"
+	expect "$l: 201" "$CODE" 201
+	id=$(jq -r .job_id "$TMP/body")
+	check "$l: finished" wait_for 30 grep -q '"status":"successful"' "$state/jobs/$id.json"
+	check "$l: its runner retries the callback" bash -c "! flock -n '$state/jobs/$id.lock' true"
+	check "$l: the POST's lso is measured" wait_for 30 attack_rss_lines 8
+	request GET "/api/jobs/$id"
+	expect "$l: 200" "$CODE" 200
+	attack_bounded "$l" "$(attack_rss_after 9)" "$ATTACK_RSS_MAX_KIB"
+}
+
 attack_queue_bound() {
 	local state=$1 first codes c201 c503 n id
 	# One slot, held by a long job; then 29 more: 5 queue, 24 are refused.
@@ -1892,6 +2046,7 @@ suite_attack_bounds() {
 	WRAP=()
 	attack_json_bodies
 	attack_escaped_output "$state"
+	attack_get_while_delivering "$state"
 	echo "   peak RSS per request (KiB): $(tr '\n' ' ' <"$ATTACK_RSS")"
 
 	# The job runs /bin/true for ansible-playbook: only the submission is measured.
