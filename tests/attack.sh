@@ -1588,7 +1588,10 @@ attack_get_delivery_fds() {
 	check "$l: a process delivers" wait_for 5 bash -c "read -r p _ <'$SETTLE_STATE/jobs/$JOB.lock' && [ \"\$p\" != $runner ]"
 	delivery=$(attack_runner "$JOB")
 	# Between its attempts (each one's own socket closed, a backoff of seconds) it holds none.
+	local failed_before=$failed
 	check "$l: it holds no socket" wait_for 5 holds_no_socket "$delivery"
+	[ "$failed" = "$failed_before" ] ||
+		echo "   $l: pid $delivery ($(tr '\0' ' ' </proc/"$delivery"/cmdline 2>/dev/null)): $(ls -l /proc/"$delivery"/fd 2>&1 | tail -n +2 | awk '{print $(NF-2), $NF}' | tr '\n' ' ')"
 	kill -KILL "$delivery"
 }
 
