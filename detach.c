@@ -154,22 +154,21 @@ detach_kill_scope(const char *id)
 
 /*
  * The instance's connection (a GET that settles a lost job is still
- * answering it) is none of the job's business: a connected stream socket on
- * 0 or 1 becomes /dev/null, above 2 it is closed. Descriptors are looked up
- * in /proc/self/fd; other kinds (the lock, the journal's datagram socket)
- * stay, and so does 2: under systemd it is journald's stream, and where
- * inetd handed the connection as stderr too, lso.c has put /dev/null there.
+ * answering it) is none of the job's business: a stream socket on 0 or 1
+ * becomes /dev/null, above 2 it is closed. Any stream socket, connected or
+ * not: once the client has closed, getpeername fails on what is still its
+ * connection. Descriptors are looked up in /proc/self/fd; other kinds (the
+ * lock, the journal's datagram socket) stay, and so does 2: under systemd it
+ * is journald's stream, and where inetd handed the connection as stderr
+ * too, lso.c has put /dev/null there.
  */
 static bool
 is_connection(int fd)
 {
-	struct sockaddr_storage peer;
-	socklen_t len = sizeof(peer);
 	int type;
 	socklen_t type_len = sizeof(type);
 
-	return getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &type_len) == 0 && type == SOCK_STREAM &&
-	    getpeername(fd, (struct sockaddr *)&peer, &len) == 0;
+	return getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &type_len) == 0 && type == SOCK_STREAM;
 }
 
 static void
