@@ -190,6 +190,11 @@ wait_listen() { # port pid
 	return 1
 }
 
+# The async subject measures a submission, not the queue's bound: 8 clients submit
+# faster than the slots run the jobs, and past LSO_MAX_QUEUED's default (64) they
+# would time 503s. The bound at its highest keeps every submission a 201.
+QUEUE_MAX=65536
+
 # start_sa id pidfile-suffix cmd...: systemd-socket-activate under a reaper, on a fresh port.
 # Sets STARTED_PORT, STARTED_REAP, STARTED_SA.
 start_sa() {
@@ -199,7 +204,7 @@ start_sa() {
 		port=$(pick_port) || return 1
 		rm -f "$T/pid.$id.$tag"
 		"$B/wrap" reap "$T/pid.$id.$tag" systemd-socket-activate -a --inetd -l "127.0.0.1:$port" \
-			-E "EXECUTABLES_ROOT_DIR=$ROOT" -E "LSO_STATE_DIR=$STATE" "$@" \
+			-E "EXECUTABLES_ROOT_DIR=$ROOT" -E "LSO_STATE_DIR=$STATE" -E "LSO_MAX_QUEUED=$QUEUE_MAX" "$@" \
 			</dev/null >/dev/null 2>&1 &
 		w=$!
 		BG+=("$w")

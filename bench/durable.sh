@@ -40,7 +40,7 @@ for s in $subjects; do
 	[ "${s#*-}" = nosync ] && sync=false
 	PORT[$s]=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 	systemd-socket-activate -a --inetd -E PATH=/usr/bin:/bin -E "EXECUTABLES_ROOT_DIR=$B/root" \
-		-E "LSO_STATE_DIR=$B/$fs/state-$s" -E "LSO_SYNC_RECORDS=$sync" \
+		-E "LSO_STATE_DIR=$B/$fs/state-$s" -E "LSO_SYNC_RECORDS=$sync" -E LSO_MAX_QUEUED=65536 \
 		-l "127.0.0.1:${PORT[$s]}" "$LSO" >"$B/$s.log" 2>&1 &
 	pids+=($!)
 done
