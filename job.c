@@ -386,7 +386,7 @@ run_job(struct job *j)
 {
 	int slot_fd;
 
-	cancel_install();  /* done already when detached; not when run in the instance */
+	/* Named in the lock file, its SIGTERM handler in place (detach.c): now the mark. */
 	cancel_take_mark(j->id);
 	/* Canceled before it had a slot (the mark, a signal): no slot taken, no program started. */
 	slot_fd = cancel_requested ? -1 : acquire_slot();

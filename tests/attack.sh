@@ -1673,6 +1673,88 @@ attack_cancel_at_once() {
 	echo "   cancel at once: $n DELETEs, $((n - bad)) canceled, $((n - missing)) canceled callbacks"
 }
 
+# attack_callbacks_say JOB FILTER: the job has callbacks, and each satisfies the filter.
+attack_callbacks_say() { callbacks_for "$1" | jq -s -e "length > 0 and all(.[]; $2)" >/dev/null; }
+
+# A job its instance could not detach is run by that instance: a DELETE while
+# it waits for the only slot still wins (202, canceled, its program never
+# started), whether the fork failed (an LD_PRELOAD'ed fork that answers
+# EAGAIN) or the scope could not be had (INVOCATION_ID without a system bus:
+# the job's process stays in the instance, which waits for it). A GET there
+# that settles a lost job is answered: the delivery is left for later.
+attack_cancel_undetached() {
+	local l state="$TMP/attack-undetached-state" lib="$TMP/attack-nofork" first marker how slot_port env
+	local SETTLE_STATE="$TMP/attack-undetached-state" settle_port=$PORT  # attack_record reads this one
+	mkdir -p "$lib"
+	# The first fork of the process fails: the detach (the program's own fork goes through).
+	cat >"$lib/nofork.c" <<-'EOF'
+	#define _GNU_SOURCE
+	#include <dlfcn.h>
+	#include <errno.h>
+	#include <stdlib.h>
+	#include <unistd.h>
+	__attribute__((constructor)) static void keep_to_lso(void) { unsetenv("LD_PRELOAD"); }
+	pid_t fork(void)
+	{
+		static int forks;
+		if (forks++ == 0)
+			return errno = EAGAIN, -1;
+		return ((pid_t (*)(void))dlsym(RTLD_NEXT, "fork"))();
+	}
+	EOF
+	cc -shared -fPIC -o "$lib/nofork.so" "$lib/nofork.c" -ldl || { fail "cancel undetached: build nofork.so"; return; }
+	env=("${common[@]}" LSO_STATE_DIR="$state" MAX_THREAD_POOL_WORKERS=1 EXECUTABLE_TIMEOUT_SEC=60)
+	start_server attack-slot inetd "${env[@]}"
+	slot_port=$PORT
+	for how in "no fork" "no scope"; do
+		l="cancel undetached ($how)"
+		PORT=$slot_port
+		submit sleep-echo '["60"]'
+		first=$JOB
+		check "$l: the only slot is taken" wait_for 10 job_status_is "$first" running
+		if [ "$how" = "no fork" ]; then
+			start_server attack-nofork inetd "${env[@]}" LD_PRELOAD="$lib/nofork.so" \
+				ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0"
+		else
+			start_server attack-noscope inetd "${env[@]}" INVOCATION_ID=0123456789abcdef0123456789abcdef
+		fi
+		marker=$(attack_marker)
+		submit marker "[\"$marker\"]" "$RECEIVER/ok/undetached"
+		expect "$l: 201" "$CODE" 201
+		check "$l: queued" wait_for 10 attack_record "$JOB" '.status == "queued"'
+		request DELETE "/api/jobs/$JOB"
+		expect "$l: DELETE 202" "$CODE" 202
+		PORT=$slot_port
+		request DELETE "/api/jobs/$first"
+		expect "$l: the slot's job canceled" "$CODE" 202
+		check "$l: canceled" wait_for 15 attack_record "$JOB" '.status == "canceled"'
+		check "$l: its callback" wait_for 10 has_callbacks "$JOB"
+		check "$l: which says canceled" attack_callbacks_say "$JOB" '.body.result.output | endswith("Execution canceled.")'
+		check "$l: the program never started" test ! -e "$marker"
+	done
+	grep -q "cannot detach (Resource temporarily unavailable): running it here" "$TMP/attack-nofork.log" ||
+		fail "cancel undetached (no fork): the instance ran the job" "$(tail -n 5 "$TMP/attack-nofork.log")"
+	grep -q "stays in this instance, which supervises it: " "$TMP/attack-noscope.log" ||
+		fail "cancel undetached (no scope): the job stayed in the instance" "$(tail -n 5 "$TMP/attack-noscope.log")"
+	l="lost job, no fork"
+	local id=00000000-0000-4000-8000-0000000f0e4c
+	jq -cn --arg id "$id" --arg url "$RECEIVER/ok/nofork-lost" '{job_id: $id, kind: "execute",
+		status: "running", name: "echo-args", args: [], created_at: "2026-01-01T00:00:00.000Z",
+		started_at: null, finished_at: null, result: null,
+		callback: {url: $url, attempts: 0, delivered: false, last_error: null}}' >"$state/jobs/$id.json"
+	: >"$state/jobs/$id.lock"
+	start_server attack-nofork-get inetd "${env[@]}" LD_PRELOAD="$lib/nofork.so" \
+		ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0"
+	request GET "/api/jobs/$id"
+	expect "$l: the GET is answered" "$CODE" 200
+	jqcheck "$l: lost" '.status == "lost"'
+	check "$l: the delivery left for later, said" grep -q "job $id: cannot detach its callback's delivery" "$TMP/attack-nofork-get.log"
+	PORT=$slot_port
+	request GET "/api/jobs/$id"
+	check "$l: the next GET delivers it" wait_for 10 has_callbacks "$id"
+	PORT=$settle_port
+}
+
 # The issue's experiment: runners SIGKILLed at random moments near their
 # program's end (queued, running, recording, calling back, in a retry's
 # backoff). No GET: the sweep alone must bring every job its answered
@@ -1765,6 +1847,7 @@ suite_attack_settle() {
 	attack_recover_parallel
 	attack_sweep_bound
 	attack_cancel_at_once "${SETTLE_CANCELS:-100}"
+	attack_cancel_undetached
 	echo "== settle: random kills, a sweep every second, no GET"
 	attack_sweeps 1
 	attack_random_kills "${SETTLE_KILLS:-50}"
