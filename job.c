@@ -698,8 +698,11 @@ job_cancel(const char *id, struct jbuf *record)
 	struct job j;
 	bool finished;
 
-	if (!job_id_valid(id) || load_settled(id, &j) < 0)
+	if (!job_id_valid(id))
 		return JOB_MISSING;
+	/* As job_show: only a record that is not there is a missing job. */
+	if (load_settled(id, &j) < 0)
+		return errno == ENOENT ? JOB_MISSING : JOB_UNREADABLE;
 	finished = is_final(j.status) || signal_runner(id) < 0;
 	job_free(&j);
 	if (finished)

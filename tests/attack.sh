@@ -1037,7 +1037,7 @@ attack_full_result() {
 	request GET "/api/jobs/$JOB"
 	sleep 1
 	expect "$l: exactly one callback" "$(attack_callback_count "$JOB")" 1
-	check "$l: the callback says success" bash -c "callbacks_for $JOB | jq -e '.body.result.return_code == 0'"
+	check "$l: the callback says success" callbacks_say "$JOB" '.body.result.return_code == 0'
 }
 
 # A DELETE while the runner retries recording its result: it stops retrying
@@ -1062,7 +1062,7 @@ attack_full_cancel() {
 	check "$l: its failure callback" wait_for 10 has_callbacks "$JOB"
 	sleep 1
 	expect "$l: exactly one callback" "$(attack_callback_count "$JOB")" 1
-	check "$l: which says failure" bash -c "callbacks_for $JOB | jq -e '.body.result.return_code == -1'"
+	check "$l: which says failure" callbacks_say "$JOB" '.body.result.return_code == -1'
 }
 
 # A settle that cannot record lost sends nothing; once it can, one failure
@@ -1624,17 +1624,26 @@ attack_callback_password() {
 	done
 }
 
-# A record the state directory cannot give is a server error, not a missing job.
+# A record the state directory cannot give (a directory: read(2) answers
+# EISDIR), or one that is not JSON, is a server error for GET and DELETE
+# alike, logged; not a missing job.
 attack_get_unreadable() {
-	local l="unreadable record" id=00000000-0000-4000-8000-00000000dead
-	mkdir "$SETTLE_STATE/jobs/$id.json"  # read(2) answers EISDIR
-	request GET "/api/jobs/$id"
-	expect "$l: 500" "$CODE" 500
-	jqcheck "$l: says why" '.detail | startswith("Cannot read the job'"'"'s record: ")'
-	rmdir "$SETTLE_STATE/jobs/$id.json"
-	rm -f "$SETTLE_STATE/jobs/$id.lock"
-	request GET "/api/jobs/$id"
-	expect "$l: gone: 404" "$CODE" 404
+	local id=00000000-0000-4000-8000-00000000dead l method record logged
+	for record in directory "not JSON"; do
+		for method in GET DELETE; do
+			l="unreadable record ($record), $method"
+			if [ "$record" = directory ]; then mkdir "$SETTLE_STATE/jobs/$id.json"; else
+				printf '{"job_id": "%s", "status": "running", trunc' "$id" >"$SETTLE_STATE/jobs/$id.json"; fi
+			logged=$(grep -c "lso: job $id: cannot read its record in $SETTLE_STATE: " "$TMP/attack-settle.log")
+			request "$method" "/api/jobs/$id"
+			expect "$l: 500" "$CODE" 500
+			jqcheck "$l: says why" '.detail | startswith("Cannot read the job'"'"'s record: ")'
+			check "$l: logged" wait_for 5 eval "[ \$(grep -c 'lso: job $id: cannot read its record in $SETTLE_STATE: ' '$TMP/attack-settle.log') = $((logged + 1)) ]"
+			rm -rf "$SETTLE_STATE/jobs/$id.json" "$SETTLE_STATE/jobs/$id.lock"
+			request "$method" "/api/jobs/$id"
+			expect "$l: gone: 404" "$CODE" 404
+		done
+	done
 }
 
 # Queue tickets that cannot be taken (open(2) answers EISDIR, not "held") are
@@ -1672,9 +1681,6 @@ attack_cancel_at_once() {
 	expect "$l: all $n callbacks say canceled" "$missing" 0
 	echo "   cancel at once: $n DELETEs, $((n - bad)) canceled, $((n - missing)) canceled callbacks"
 }
-
-# attack_callbacks_say JOB FILTER: the job has callbacks, and each satisfies the filter.
-attack_callbacks_say() { callbacks_for "$1" | jq -s -e "length > 0 and all(.[]; $2)" >/dev/null; }
 
 # A job its instance could not detach is run by that instance: a DELETE while
 # it waits for the only slot still wins (202, canceled, its program never
@@ -1729,7 +1735,7 @@ attack_cancel_undetached() {
 		expect "$l: the slot's job canceled" "$CODE" 202
 		check "$l: canceled" wait_for 15 attack_record "$JOB" '.status == "canceled"'
 		check "$l: its callback" wait_for 10 has_callbacks "$JOB"
-		check "$l: which says canceled" attack_callbacks_say "$JOB" '.body.result.output | endswith("Execution canceled.")'
+		check "$l: which says canceled" callbacks_say "$JOB" '.body.result.output | endswith("Execution canceled.")'
 		check "$l: the program never started" test ! -e "$marker"
 	done
 	grep -q "cannot detach (Resource temporarily unavailable): running it here" "$TMP/attack-nofork.log" ||
@@ -1883,7 +1889,7 @@ attack_unrecordable() {
 	check "$l: its failure callback" wait_for 10 has_callbacks "$JOB"
 	sleep 1
 	expect "$l: exactly one callback" "$(attack_callback_count "$JOB")" 1
-	check "$l: which says failure" bash -c "callbacks_for $JOB | jq -e '.body.result.return_code == -1'"
+	check "$l: which says failure" callbacks_say "$JOB" '.body.result.return_code == -1'
 }
 
 # Without libcurl (a libcurl.so.4 lacking its functions comes first), the
