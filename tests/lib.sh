@@ -38,6 +38,12 @@ wait_for() {
 	return 1
 }
 
+# callbacks_say JOB FILTER: the job has callbacks, and each one satisfies the
+# filter (the script defines callbacks_for JOB: one JSON line a callback).
+# In this shell, not under bash -c: that shell knows no callbacks_for, and
+# jq -e on no input succeeds.
+callbacks_say() { callbacks_for "$1" | jq -s -e "length > 0 and all(.[]; $2)" >/dev/null; }
+
 free_port() {
 	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
