@@ -1768,7 +1768,7 @@ attack_cancel_undetached() {
 # once: a runner killed after its receiver answered but before it recorded so
 # has the same callback sent again (counted, and shown: "resent").
 attack_random_kills() {
-	local l="random kills" n=${1:-50} jobs=() j runner landed=0 lost=0 real=0 none=0 resent=0 contradicted=0 got
+	local l="random kills" n=${1:-50} jobs=() runner landed=0
 	for i in $(seq "$n"); do
 		# Half the receivers answer 503 twice first: some kills land in a backoff.
 		if [ $((i % 2)) = 0 ]; then path=flaky; else path=ok; fi
@@ -1779,23 +1779,12 @@ attack_random_kills() {
 		[ -n "$runner" ] && kill -KILL "$runner" 2>/dev/null && landed=$((landed + 1))
 	done
 	check "$l: every job called back, without a GET" wait_for 30 attack_all_called "${jobs[@]}"
-	for j in "${jobs[@]}"; do
-		callbacks_for "$j" | jq -s -c '[.[] | select(.status < 300) | .body]' >"$TMP/attack-kill.json"
-		got=$(jq 'length' "$TMP/attack-kill.json")
-		[ "$got" = 0 ] && none=$((none + 1))
-		[ "$got" -gt 1 ] && resent=$((resent + 1))
-		jq -e 'unique | length > 1' "$TMP/attack-kill.json" >/dev/null &&
-			{ contradicted=$((contradicted + 1)); echo "   $l: $j: $(cat "$TMP/attack-kill.json")" >&2; }
-		jq -e 'last | .result == {"output": "slept 0.3\n", "return_code": 0, "status": "successful"}' \
-			"$TMP/attack-kill.json" >/dev/null && real=$((real + 1))
-		jq -e 'last | .result.output | startswith("Job lost")' "$TMP/attack-kill.json" >/dev/null &&
-			lost=$((lost + 1))
-	done
-	expect "$l: no job without its callback" "$none" 0
-	expect "$l: no job called back with two different results" "$contradicted" 0
-	expect "$l: each callback the result or lost" "$((real + lost))" "$n"
+	tally_callbacks $'slept 0.3\n' "${jobs[@]}"
+	expect "$l: no job without its callback" "$TALLY_NONE" 0
+	expect "$l: no job called back with two different results" "$TALLY_CONTRADICTED" 0
+	expect "$l: each callback the result or lost" "$((TALLY_REAL + TALLY_LOST))" "$n"
 	check "$l: the records agree" bash -c "! grep -lE '\"status\":\"(queued|running)\"' $SETTLE_STATE/jobs/*.json | grep -q ."
-	echo "   random kills: $n tried, $landed landed; callbacks: $real results, $lost lost, $none missing, $resent resent, $contradicted contradicted"
+	echo "   random kills: $n tried, $landed landed; callbacks: $TALLY_REAL results, $TALLY_LOST lost, $TALLY_NONE missing, $TALLY_RESENT resent, $TALLY_CONTRADICTED contradicted"
 }
 
 # lso --recover with many receivers down: the pass ends at once, each delivery goes on in a process of its own.
