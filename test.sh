@@ -141,6 +141,12 @@ job_status_is() {
 	jq -e ".status == \"$2\"" "$TMP/body" >/dev/null
 }
 
+# job_record_is JOB FILTER: GET of the job answers a record satisfying the filter.
+job_record_is() {
+	request GET "/api/jobs/$1"
+	jq -e "$2" "$TMP/body" >/dev/null
+}
+
 has_callbacks() { [ "$(callbacks_for "$1" | wc -l)" -ge "${2:-1}" ]; }
 
 # no_process_with VAR=PREFIX: no live process has such a variable in its environment.
@@ -507,8 +513,8 @@ test_async_delivery() {
 	check "4xx answered once" wait_for 3 has_callbacks "$JOB"
 	sleep 2
 	expect "no retry after 4xx" "$(callbacks_for "$JOB" | wc -l | tr -d ' ')" 1
-	request GET "/api/jobs/$JOB"
-	jqcheck "4xx recorded" '.callback.delivered == false and .callback.attempts == 1 and .callback.last_error == "HTTP 404"'
+	# Recorded after the receiver answered: waited for, not assumed after the sleep.
+	check "4xx recorded" wait_for 5 job_record_is "$JOB" '.callback.delivered == false and .callback.attempts == 1 and .callback.last_error == "HTTP 404"'
 	port=$(free_port)
 	submit echo-args '["late receiver"]' "http://127.0.0.1:$port/ok/late"
 	sleep 1.5
@@ -521,8 +527,7 @@ test_async_delivery() {
 	check "redirect answered" wait_for 3 has_callbacks "$JOB"
 	sleep 1
 	check "redirects not followed" bash -c "! grep -q '\"/ok/redirected\"' $TMP/main.callbacks"
-	request GET "/api/jobs/$JOB"
-	jqcheck "3xx: not delivered, not retried" '.callback.delivered == false and .callback.attempts == 1 and .callback.last_error == "HTTP 307"'
+	check "3xx: not delivered, not retried" wait_for 5 job_record_is "$JOB" '.callback.delivered == false and .callback.attempts == 1 and .callback.last_error == "HTTP 307"'
 	submit echo-args '["slow receiver"]' "$RECEIVER/slow/1"
 	check "REQUEST_TIMEOUT_SEC ends an attempt; the retry delivers" wait_for 10 has_callbacks "$JOB" 2
 	check "timed-out attempt then delivery recorded" wait_for 3 bash -c "curl -s http://127.0.0.1:$PORT/api/jobs/$JOB | jq -e '.callback.delivered and .callback.attempts == 2'"
@@ -600,15 +605,19 @@ test_async_lost() {
 	check "--recover leaves live jobs alone" bash -c "! grep -l '\"status\":\"running\"' $STATE/jobs/*.json | grep -q ."
 }
 
+# records_running N: N of the records in $STATE say running.
+records_running() { [ "$(cat "$STATE"/jobs/*.json | jq -r .status | grep -c running)" = "$1" ]; }
+
 test_async_queue() {
 	local probe="$TMP/probe.log" jobs=() max
 	for i in 1 2 3 4 5; do
 		submit concurrency-probe "[\"$probe\",\"2\",\"$i\"]"
 		jobs+=("$JOB")
 	done
-	sleep 0.5
-	# One snapshot of all records at once (GETs one by one could straddle a slot change).
-	expect "two running" "$(cat "$STATE"/jobs/*.json | jq -r .status | grep -c running)" 2
+	# Two take the slots (each says running once it has one), however slow
+	# their start; one snapshot of all records each time (GETs one by one
+	# could straddle a slot change). More than two at once: the probe's count below.
+	check "two running" wait_for 10 records_running 2
 	check "the job's process holds no client socket (fd 3)" holds_no_socket "$(runner_of "${jobs[0]}")"
 	check "the rest queued" job_status_is "${jobs[4]}" queued
 	jqcheck "queued: not started" '.started_at == null'
