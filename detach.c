@@ -216,6 +216,28 @@ become_job_process(struct job *j, bool cancelable, const sigset_t *saved_mask)
 }
 
 /*
+ * A job that cannot leave the instance (no pipe, no fork). A runner is run
+ * here, the instance named in the lock file as a detached runner names
+ * itself (its SIGTERM handler first): a DELETE signals it, and a mark left
+ * before is read by run_job, so a queued job still ends canceled. A delivery
+ * is not run here (it would end the instance before its answer): the
+ * callback stays pending for the next GET or sweep.
+ */
+static void
+run_here(struct job *j, bool cancelable, void (*work)(struct job *), int error)
+{
+	if (!cancelable) {
+		log_line(j->id, "lso: job %s: cannot detach its callback's delivery (%s): "
+		    "left for the next GET or sweep", j->id, strerror(error));
+		return;
+	}
+	log_line(j->id, "lso: job %s: cannot detach (%s): running it here", j->id, strerror(error));
+	cancel_install();
+	record_lock_note_pids(j->lock_fd, getpid(), 0);
+	work(j);
+}
+
+/*
  * Under systemd: the job's process asks for a scope of its own and tells the
  * instance whether it got one ('S') or not ('F', then the reason). The
  * instance may exit only after 'S': until then the job is in its cgroup.
@@ -230,15 +252,17 @@ detach_under_systemd(struct job *j, const char *kind, bool cancelable, void (*wo
 	sigset_t saved_mask;
 
 	if (pipe2(ready, O_CLOEXEC) < 0) {
-		log_line(j->id, "lso: job %s: cannot detach (%s): running it here", j->id, strerror(errno));
-		work(j);
+		run_here(j, cancelable, work, errno);
 		return;
 	}
 	cancel_block(&saved_mask);
 	if ((pid = fork()) < 0) {
+		int error = errno;
+
 		cancel_unblock(&saved_mask);
-		log_line(j->id, "lso: job %s: cannot detach (%s): running it here", j->id, strerror(errno));
-		work(j);
+		close(ready[0]);
+		close(ready[1]);
+		run_here(j, cancelable, work, error);
 		return;
 	}
 	if (pid == 0) {
@@ -275,6 +299,7 @@ detach_job(struct job *j, const char *kind, bool cancelable, void (*work)(struct
 {
 	sigset_t saved_mask;
 	pid_t pid;
+	int error;
 
 	if (getenv("INVOCATION_ID")) {
 		detach_under_systemd(j, kind, cancelable, work);
@@ -282,11 +307,11 @@ detach_job(struct job *j, const char *kind, bool cancelable, void (*work)(struct
 	}
 	cancel_block(&saved_mask);
 	pid = fork();
+	error = errno;
 	if (pid != 0)
 		cancel_unblock(&saved_mask);
 	if (pid < 0) {
-		log_line(j->id, "lso: job %s: cannot detach (%s): running it here", j->id, strerror(errno));
-		work(j);
+		run_here(j, cancelable, work, error);
 	} else if (pid == 0) {
 		become_job_process(j, cancelable, &saved_mask);
 		work(j);

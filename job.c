@@ -386,7 +386,7 @@ run_job(struct job *j)
 {
 	int slot_fd;
 
-	cancel_install();  /* done already when detached; not when run in the instance */
+	/* Named in the lock file, its SIGTERM handler in place (detach.c): now the mark. */
 	cancel_take_mark(j->id);
 	/* Canceled before it had a slot (the mark, a signal): no slot taken, no program started. */
 	slot_fd = cancel_requested ? -1 : acquire_slot();
@@ -698,8 +698,11 @@ job_cancel(const char *id, struct jbuf *record)
 	struct job j;
 	bool finished;
 
-	if (!job_id_valid(id) || load_settled(id, &j) < 0)
+	if (!job_id_valid(id))
 		return JOB_MISSING;
+	/* As job_show: only a record that is not there is a missing job. */
+	if (load_settled(id, &j) < 0)
+		return errno == ENOENT ? JOB_MISSING : JOB_UNREADABLE;
 	finished = is_final(j.status) || signal_runner(id) < 0;
 	job_free(&j);
 	if (finished)

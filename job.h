@@ -68,7 +68,8 @@ enum outcome job_show(const char *id, int *record_fd, off_t *size);
 
 /*
  * DELETE /api/jobs/{id}: JOB_CANCELING with the record appended to record;
- * JOB_MISSING, or JOB_FINISHED (too late to cancel).
+ * JOB_MISSING (no record), JOB_UNREADABLE (errno), or JOB_FINISHED (too
+ * late to cancel).
  */
 enum outcome job_cancel(const char *id, struct jbuf *record);
 

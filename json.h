@@ -125,6 +125,23 @@ json_utf8_len(const unsigned char *s, size_t left)
 }
 
 /*
+ * The character at u[0..left) appended as it is when it is valid UTF-8, as
+ * U+FFFD when it is not (one per bad byte); how many bytes it took.
+ */
+static inline size_t
+json_add_utf8(struct jbuf *b, const unsigned char *u, size_t left)
+{
+	size_t seq = json_utf8_len(u, left);
+
+	if (seq > 0) {
+		jbuf_add(b, (const char *)u, seq);
+		return seq;
+	}
+	jbuf_add(b, "\xef\xbf\xbd", 3);
+	return 1;
+}
+
+/*
  * Append s[0..len) as a JSON string body (no quotes). With translate_newlines,
  * "\r\n" and a lone "\r" become "\n", as upstream's text-mode pipes do.
  * Invalid UTF-8 becomes U+FFFD, one per bad byte.
@@ -133,7 +150,7 @@ static inline void
 json_escape(struct jbuf *b, const char *s, size_t len, bool translate_newlines)
 {
 	const unsigned char *u = (const unsigned char *)s;
-	size_t i = 0, run, seq;
+	size_t i = 0, run;
 	char esc[8];
 
 	while (i < len && jbuf_reserve(b, 6)) {
@@ -163,12 +180,8 @@ json_escape(struct jbuf *b, const char *s, size_t len, bool translate_newlines)
 				jbuf_add(b, esc, 6);
 			}
 			i++;
-		} else if ((seq = json_utf8_len(u + i, len - i)) > 0) {
-			jbuf_add(b, s + i, seq);
-			i += seq;
 		} else {
-			jbuf_add(b, "\xef\xbf\xbd", 3);
-			i++;
+			i += json_add_utf8(b, u + i, len - i);
 		}
 	}
 }

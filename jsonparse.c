@@ -19,18 +19,14 @@ void
 jsonparse_add_repaired(const struct jsonparse *jp, struct jbuf *b, const char *json)
 {
 	const unsigned char *u = (const unsigned char *)json;
-	size_t len = strlen(json), i = 0, seq;
+	size_t len = strlen(json), i = 0;
 
 	while (i < len) {
 		if (*jp->nul_standin && strncmp(json + i, jp->nul_standin, 4) == 0) {
 			jbuf_puts(b, "\\u0000");
 			i += 4;
-		} else if ((seq = json_utf8_len(u + i, len - i)) > 0) {
-			jbuf_add(b, json + i, seq);
-			i += seq;
 		} else {
-			jbuf_add(b, "\xef\xbf\xbd", 3);
-			i++;
+			i += json_add_utf8(b, u + i, len - i);
 		}
 	}
 }

@@ -396,6 +396,18 @@ note_job_id(struct exchange *ex, const char *id)
 		snprintf(ex->id, sizeof(ex->id), "%s", id);
 }
 
+/* A job route's outcome; a record that cannot be read is logged, with why (errno). */
+static void
+set_job_outcome(struct exchange *ex, enum outcome outcome, const char *id)
+{
+	const char *why = strerror(errno);
+
+	if (outcome == JOB_UNREADABLE)
+		fprintf(stderr, "lso: job %s: cannot read its record in %s: %s\n", id,
+		    config.state_dir, why);
+	set_outcome(ex, outcome, why);
+}
+
 static void
 handle_job_show(struct exchange *ex, const char *id)
 {
@@ -405,7 +417,7 @@ handle_job_show(struct exchange *ex, const char *id)
 
 	note_job_id(ex, id);
 	shown = job_show(id, &fd, &size);
-	set_outcome(ex, shown, strerror(errno));
+	set_job_outcome(ex, shown, id);
 	if (shown != JOB_SHOWN)
 		return;
 	/* From the file to the socket (sendfile): a 16 MiB record costs no memory. */
@@ -420,7 +432,7 @@ static void
 handle_job_cancel(struct exchange *ex, const char *id)
 {
 	note_job_id(ex, id);
-	set_outcome(ex, job_cancel(id, &ex->body));
+	set_job_outcome(ex, job_cancel(id, &ex->body), id);
 }
 
 /* --- documentation pages and files --- */
@@ -556,26 +568,25 @@ struct route {
 	const char *suffix;      /* after an ARG_SEGMENT, "" for none */
 	const char *method;
 	handler *handle;
-	const char *allow;       /* the path's methods, for 405 */
 	bool public;             /* served without the key even when auth is on */
 };
 
 /* In order: a path matching two routes goes to the first with its method, as in FastAPI. */
 static const struct route routes[] = {
-	{ "/api/execute/", ARG_NONE, "", "POST", handle_execute, "POST", false },
-	{ "/api/execute", ARG_NONE, "", "POST", handle_execute, "POST", false },
-	{ "/api/playbook/", ARG_NONE, "", "POST", handle_playbook, "POST", false },
-	{ "/api/playbook", ARG_NONE, "", "POST", handle_playbook, "POST", false },
-	{ "/api/version", ARG_NONE, "", "GET", handle_version, "GET", false },
-	{ "/api/version/", ARG_NONE, "", "GET", handle_version, "GET", false },
-	{ "/api/openapi.json", ARG_NONE, "", "GET", handle_openapi, "GET", true },
-	{ "/api/doc", ARG_NONE, "", "GET", handle_swagger, "GET", true },
-	{ "/api/redoc", ARG_NONE, "", "GET", handle_redoc, "GET", true },
-	{ "/api/jobs/", ARG_SEGMENT, "", "GET", handle_job_show, "GET, DELETE", false },
-	{ "/api/jobs/", ARG_SEGMENT, "", "DELETE", handle_job_cancel, "GET, DELETE", false },
-	{ "/api/files/", ARG_SEGMENT, "/delete", "DELETE", handle_files_delete, "DELETE", false },
-	{ "/api/files/", ARG_REST, "", "GET", handle_files_get, "GET", false },
-	{ "/api/files/", ARG_SEGMENT, "", "GET", handle_files_list, "GET", false },
+	{ "/api/execute/", ARG_NONE, "", "POST", handle_execute, false },
+	{ "/api/execute", ARG_NONE, "", "POST", handle_execute, false },
+	{ "/api/playbook/", ARG_NONE, "", "POST", handle_playbook, false },
+	{ "/api/playbook", ARG_NONE, "", "POST", handle_playbook, false },
+	{ "/api/version", ARG_NONE, "", "GET", handle_version, false },
+	{ "/api/version/", ARG_NONE, "", "GET", handle_version, false },
+	{ "/api/openapi.json", ARG_NONE, "", "GET", handle_openapi, true },
+	{ "/api/doc", ARG_NONE, "", "GET", handle_swagger, true },
+	{ "/api/redoc", ARG_NONE, "", "GET", handle_redoc, true },
+	{ "/api/jobs/", ARG_SEGMENT, "", "GET", handle_job_show, false },
+	{ "/api/jobs/", ARG_SEGMENT, "", "DELETE", handle_job_cancel, false },
+	{ "/api/files/", ARG_SEGMENT, "/delete", "DELETE", handle_files_delete, false },
+	{ "/api/files/", ARG_REST, "", "GET", handle_files_get, false },
+	{ "/api/files/", ARG_SEGMENT, "", "GET", handle_files_list, false },
 };
 
 /* Constant-time comparison, so the time taken tells nothing of the key. */
@@ -633,19 +644,42 @@ path_matches(const struct route *r, const char *path, const char **arg)
 	return true;
 }
 
+/*
+ * 405's Allow: the methods of every route the path matches, in the table's
+ * order, each once, HEAD after GET (served for every GET route, RFC 9110
+ * 9.3.2). No method's name is part of another's.
+ */
+static void
+set_allow(char *header, size_t size, const char *path)
+{
+	const struct route *r;
+	const char *arg, *separator = " ";
+	size_t len = (size_t)snprintf(header, size, "Allow:");
+
+	for (r = routes; r < routes + sizeof(routes) / sizeof(routes[0]); r++) {
+		if (len >= size || !path_matches(r, path, &arg) || strstr(header, r->method))
+			continue;
+		len += (size_t)snprintf(header + len, size - len, "%s%s%s", separator, r->method,
+		    strcmp(r->method, "GET") == 0 ? ", HEAD" : "");
+		separator = ", ";
+	}
+	if (len < size)
+		snprintf(header + len, size - len, "\r\n");
+}
+
 /* Unknown paths get 404 and wrong methods 405 before the key is asked for, as FastAPI does. */
 static void
 route(struct exchange *ex)
 {
 	static char allow[64];
-	const struct route *r, *path_found = NULL;
+	const struct route *r;
 	const char *arg = NULL;
+	bool path_found = false;
 
 	for (r = routes; r < routes + sizeof(routes) / sizeof(routes[0]); r++) {
 		if (!path_matches(r, ex->req->path, &arg))
 			continue;
-		if (!path_found)
-			path_found = r;
+		path_found = true;
 		if (strcmp(r->method, ex->req->head_only ? "GET" : ex->req->method) != 0)
 			continue;
 		if (r->public || authorized(ex))
@@ -656,7 +690,7 @@ route(struct exchange *ex)
 		set_outcome(ex, LSO_NO_ROUTE);
 		return;
 	}
-	snprintf(allow, sizeof(allow), "Allow: %s\r\n", path_found->allow);
+	set_allow(allow, sizeof(allow), ex->req->path);
 	ex->extra_headers = allow;
 	set_outcome(ex, LSO_WRONG_METHOD);
 }

@@ -1037,7 +1037,7 @@ attack_full_result() {
 	request GET "/api/jobs/$JOB"
 	sleep 1
 	expect "$l: exactly one callback" "$(attack_callback_count "$JOB")" 1
-	check "$l: the callback says success" bash -c "callbacks_for $JOB | jq -e '.body.result.return_code == 0'"
+	check "$l: the callback says success" callbacks_say "$JOB" '.body.result.return_code == 0'
 }
 
 # A DELETE while the runner retries recording its result: it stops retrying
@@ -1062,7 +1062,7 @@ attack_full_cancel() {
 	check "$l: its failure callback" wait_for 10 has_callbacks "$JOB"
 	sleep 1
 	expect "$l: exactly one callback" "$(attack_callback_count "$JOB")" 1
-	check "$l: which says failure" bash -c "callbacks_for $JOB | jq -e '.body.result.return_code == -1'"
+	check "$l: which says failure" callbacks_say "$JOB" '.body.result.return_code == -1'
 }
 
 # A settle that cannot record lost sends nothing; once it can, one failure
@@ -1624,17 +1624,26 @@ attack_callback_password() {
 	done
 }
 
-# A record the state directory cannot give is a server error, not a missing job.
+# A record the state directory cannot give (a directory: read(2) answers
+# EISDIR), or one that is not JSON, is a server error for GET and DELETE
+# alike, logged; not a missing job.
 attack_get_unreadable() {
-	local l="unreadable record" id=00000000-0000-4000-8000-00000000dead
-	mkdir "$SETTLE_STATE/jobs/$id.json"  # read(2) answers EISDIR
-	request GET "/api/jobs/$id"
-	expect "$l: 500" "$CODE" 500
-	jqcheck "$l: says why" '.detail | startswith("Cannot read the job'"'"'s record: ")'
-	rmdir "$SETTLE_STATE/jobs/$id.json"
-	rm -f "$SETTLE_STATE/jobs/$id.lock"
-	request GET "/api/jobs/$id"
-	expect "$l: gone: 404" "$CODE" 404
+	local id=00000000-0000-4000-8000-00000000dead l method record logged
+	for record in directory "not JSON"; do
+		for method in GET DELETE; do
+			l="unreadable record ($record), $method"
+			if [ "$record" = directory ]; then mkdir "$SETTLE_STATE/jobs/$id.json"; else
+				printf '{"job_id": "%s", "status": "running", trunc' "$id" >"$SETTLE_STATE/jobs/$id.json"; fi
+			logged=$(grep -c "lso: job $id: cannot read its record in $SETTLE_STATE: " "$TMP/attack-settle.log")
+			request "$method" "/api/jobs/$id"
+			expect "$l: 500" "$CODE" 500
+			jqcheck "$l: says why" '.detail | startswith("Cannot read the job'"'"'s record: ")'
+			check "$l: logged" wait_for 5 eval "[ \$(grep -c 'lso: job $id: cannot read its record in $SETTLE_STATE: ' '$TMP/attack-settle.log') = $((logged + 1)) ]"
+			rm -rf "$SETTLE_STATE/jobs/$id.json" "$SETTLE_STATE/jobs/$id.lock"
+			request "$method" "/api/jobs/$id"
+			expect "$l: gone: 404" "$CODE" 404
+		done
+	done
 }
 
 # Queue tickets that cannot be taken (open(2) answers EISDIR, not "held") are
@@ -1673,6 +1682,85 @@ attack_cancel_at_once() {
 	echo "   cancel at once: $n DELETEs, $((n - bad)) canceled, $((n - missing)) canceled callbacks"
 }
 
+# A job its instance could not detach is run by that instance: a DELETE while
+# it waits for the only slot still wins (202, canceled, its program never
+# started), whether the fork failed (an LD_PRELOAD'ed fork that answers
+# EAGAIN) or the scope could not be had (INVOCATION_ID without a system bus:
+# the job's process stays in the instance, which waits for it). A GET there
+# that settles a lost job is answered: the delivery is left for later.
+attack_cancel_undetached() {
+	local l state="$TMP/attack-undetached-state" lib="$TMP/attack-nofork" first marker how slot_port env
+	local SETTLE_STATE="$TMP/attack-undetached-state" settle_port=$PORT  # attack_record reads this one
+	mkdir -p "$lib"
+	# The first fork of the process fails: the detach (the program's own fork goes through).
+	cat >"$lib/nofork.c" <<-'EOF'
+	#define _GNU_SOURCE
+	#include <dlfcn.h>
+	#include <errno.h>
+	#include <stdlib.h>
+	#include <unistd.h>
+	__attribute__((constructor)) static void keep_to_lso(void) { unsetenv("LD_PRELOAD"); }
+	pid_t fork(void)
+	{
+		static int forks;
+		if (forks++ == 0)
+			return errno = EAGAIN, -1;
+		return ((pid_t (*)(void))dlsym(RTLD_NEXT, "fork"))();
+	}
+	EOF
+	cc -shared -fPIC -o "$lib/nofork.so" "$lib/nofork.c" -ldl || { fail "cancel undetached: build nofork.so"; return; }
+	env=("${common[@]}" LSO_STATE_DIR="$state" MAX_THREAD_POOL_WORKERS=1 EXECUTABLE_TIMEOUT_SEC=60)
+	start_server attack-slot inetd "${env[@]}"
+	slot_port=$PORT
+	for how in "no fork" "no scope"; do
+		l="cancel undetached ($how)"
+		PORT=$slot_port
+		submit sleep-echo '["60"]'
+		first=$JOB
+		check "$l: the only slot is taken" wait_for 10 job_status_is "$first" running
+		if [ "$how" = "no fork" ]; then
+			start_server attack-nofork inetd "${env[@]}" LD_PRELOAD="$lib/nofork.so" \
+				ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0"
+		else
+			start_server attack-noscope inetd "${env[@]}" INVOCATION_ID=0123456789abcdef0123456789abcdef
+		fi
+		marker=$(attack_marker)
+		submit marker "[\"$marker\"]" "$RECEIVER/ok/undetached"
+		expect "$l: 201" "$CODE" 201
+		check "$l: queued" wait_for 10 attack_record "$JOB" '.status == "queued"'
+		request DELETE "/api/jobs/$JOB"
+		expect "$l: DELETE 202" "$CODE" 202
+		PORT=$slot_port
+		request DELETE "/api/jobs/$first"
+		expect "$l: the slot's job canceled" "$CODE" 202
+		check "$l: canceled" wait_for 15 attack_record "$JOB" '.status == "canceled"'
+		check "$l: its callback" wait_for 10 has_callbacks "$JOB"
+		check "$l: which says canceled" callbacks_say "$JOB" '.body.result.output | endswith("Execution canceled.")'
+		check "$l: the program never started" test ! -e "$marker"
+	done
+	grep -q "cannot detach (Resource temporarily unavailable): running it here" "$TMP/attack-nofork.log" ||
+		fail "cancel undetached (no fork): the instance ran the job" "$(tail -n 5 "$TMP/attack-nofork.log")"
+	grep -q "stays in this instance, which supervises it: " "$TMP/attack-noscope.log" ||
+		fail "cancel undetached (no scope): the job stayed in the instance" "$(tail -n 5 "$TMP/attack-noscope.log")"
+	l="lost job, no fork"
+	local id=00000000-0000-4000-8000-0000000f0e4c
+	jq -cn --arg id "$id" --arg url "$RECEIVER/ok/nofork-lost" '{job_id: $id, kind: "execute",
+		status: "running", name: "echo-args", args: [], created_at: "2026-01-01T00:00:00.000Z",
+		started_at: null, finished_at: null, result: null,
+		callback: {url: $url, attempts: 0, delivered: false, last_error: null}}' >"$state/jobs/$id.json"
+	: >"$state/jobs/$id.lock"
+	start_server attack-nofork-get inetd "${env[@]}" LD_PRELOAD="$lib/nofork.so" \
+		ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0"
+	request GET "/api/jobs/$id"
+	expect "$l: the GET is answered" "$CODE" 200
+	jqcheck "$l: lost" '.status == "lost"'
+	check "$l: the delivery left for later, said" grep -q "job $id: cannot detach its callback's delivery" "$TMP/attack-nofork-get.log"
+	PORT=$slot_port
+	request GET "/api/jobs/$id"
+	check "$l: the next GET delivers it" wait_for 10 has_callbacks "$id"
+	PORT=$settle_port
+}
+
 # The issue's experiment: runners SIGKILLed at random moments near their
 # program's end (queued, running, recording, calling back, in a retry's
 # backoff). No GET: the sweep alone must bring every job its answered
@@ -1680,7 +1768,7 @@ attack_cancel_at_once() {
 # once: a runner killed after its receiver answered but before it recorded so
 # has the same callback sent again (counted, and shown: "resent").
 attack_random_kills() {
-	local l="random kills" n=${1:-50} jobs=() j runner landed=0 lost=0 real=0 none=0 resent=0 contradicted=0 got
+	local l="random kills" n=${1:-50} jobs=() runner landed=0
 	for i in $(seq "$n"); do
 		# Half the receivers answer 503 twice first: some kills land in a backoff.
 		if [ $((i % 2)) = 0 ]; then path=flaky; else path=ok; fi
@@ -1691,23 +1779,12 @@ attack_random_kills() {
 		[ -n "$runner" ] && kill -KILL "$runner" 2>/dev/null && landed=$((landed + 1))
 	done
 	check "$l: every job called back, without a GET" wait_for 30 attack_all_called "${jobs[@]}"
-	for j in "${jobs[@]}"; do
-		callbacks_for "$j" | jq -s -c '[.[] | select(.status < 300) | .body]' >"$TMP/attack-kill.json"
-		got=$(jq 'length' "$TMP/attack-kill.json")
-		[ "$got" = 0 ] && none=$((none + 1))
-		[ "$got" -gt 1 ] && resent=$((resent + 1))
-		jq -e 'unique | length > 1' "$TMP/attack-kill.json" >/dev/null &&
-			{ contradicted=$((contradicted + 1)); echo "   $l: $j: $(cat "$TMP/attack-kill.json")" >&2; }
-		jq -e 'last | .result == {"output": "slept 0.3\n", "return_code": 0, "status": "successful"}' \
-			"$TMP/attack-kill.json" >/dev/null && real=$((real + 1))
-		jq -e 'last | .result.output | startswith("Job lost")' "$TMP/attack-kill.json" >/dev/null &&
-			lost=$((lost + 1))
-	done
-	expect "$l: no job without its callback" "$none" 0
-	expect "$l: no job called back with two different results" "$contradicted" 0
-	expect "$l: each callback the result or lost" "$((real + lost))" "$n"
+	tally_callbacks $'slept 0.3\n' "${jobs[@]}"
+	expect "$l: no job without its callback" "$TALLY_NONE" 0
+	expect "$l: no job called back with two different results" "$TALLY_CONTRADICTED" 0
+	expect "$l: each callback the result or lost" "$((TALLY_REAL + TALLY_LOST))" "$n"
 	check "$l: the records agree" bash -c "! grep -lE '\"status\":\"(queued|running)\"' $SETTLE_STATE/jobs/*.json | grep -q ."
-	echo "   random kills: $n tried, $landed landed; callbacks: $real results, $lost lost, $none missing, $resent resent, $contradicted contradicted"
+	echo "   random kills: $n tried, $landed landed; callbacks: $TALLY_REAL results, $TALLY_LOST lost, $TALLY_NONE missing, $TALLY_RESENT resent, $TALLY_CONTRADICTED contradicted"
 }
 
 # lso --recover with many receivers down: the pass ends at once, each delivery goes on in a process of its own.
@@ -1765,6 +1842,7 @@ suite_attack_settle() {
 	attack_recover_parallel
 	attack_sweep_bound
 	attack_cancel_at_once "${SETTLE_CANCELS:-100}"
+	attack_cancel_undetached
 	echo "== settle: random kills, a sweep every second, no GET"
 	attack_sweeps 1
 	attack_random_kills "${SETTLE_KILLS:-50}"
@@ -1800,7 +1878,7 @@ attack_unrecordable() {
 	check "$l: its failure callback" wait_for 10 has_callbacks "$JOB"
 	sleep 1
 	expect "$l: exactly one callback" "$(attack_callback_count "$JOB")" 1
-	check "$l: which says failure" bash -c "callbacks_for $JOB | jq -e '.body.result.return_code == -1'"
+	check "$l: which says failure" callbacks_say "$JOB" '.body.result.return_code == -1'
 }
 
 # Without libcurl (a libcurl.so.4 lacking its functions comes first), the

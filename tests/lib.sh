@@ -38,6 +38,36 @@ wait_for() {
 	return 1
 }
 
+# callbacks_say JOB FILTER: the job has callbacks, and each one satisfies the
+# filter (the script defines callbacks_for JOB: one JSON line a callback).
+# In this shell, not under bash -c: that shell knows no callbacks_for, and
+# jq -e on no input succeeds.
+callbacks_say() { callbacks_for "$1" | jq -s -e "length > 0 and all(.[]; $2)" >/dev/null; }
+
+# tally_callbacks OUTPUT JOB...: the jobs' answered callbacks (2xx, from the
+# script's callbacks_for) counted: TALLY_NONE jobs had none, TALLY_RESENT more
+# than one, TALLY_CONTRADICTED two different bodies (each named on stderr);
+# the last one was the program's successful run with OUTPUT in TALLY_REAL
+# jobs, "Job lost..." in TALLY_LOST. Delivery is at least once: the same
+# callback again is possible (a kill between the receiver's answer and the
+# record), two different ones never.
+tally_callbacks() {
+	local output=$1 file="$TMP/tally.json" j got
+	shift
+	TALLY_NONE=0 TALLY_RESENT=0 TALLY_CONTRADICTED=0 TALLY_REAL=0 TALLY_LOST=0
+	for j; do
+		callbacks_for "$j" | jq -s -c '[.[] | select(.status < 300) | .body]' >"$file"
+		got=$(jq length "$file")
+		[ "$got" = 0 ] && TALLY_NONE=$((TALLY_NONE + 1))
+		[ "$got" -gt 1 ] && TALLY_RESENT=$((TALLY_RESENT + 1))
+		jq -e 'unique | length > 1' "$file" >/dev/null &&
+			{ TALLY_CONTRADICTED=$((TALLY_CONTRADICTED + 1)); echo "   $j: $(cat "$file")" >&2; }
+		jq -e --arg out "$output" 'last | .result == {"output": $out, "return_code": 0, "status": "successful"}' \
+			"$file" >/dev/null && TALLY_REAL=$((TALLY_REAL + 1))
+		jq -e 'last | .result.output | startswith("Job lost")' "$file" >/dev/null && TALLY_LOST=$((TALLY_LOST + 1))
+	done
+}
+
 free_port() {
 	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }

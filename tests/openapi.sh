@@ -217,9 +217,12 @@ for route in "POST /api/execute" "POST /api/execute/" "POST /api/playbook" "POST
 	else fail "served $route is documented"; fi
 done
 
-# Every other method: 405, Allow listing the documented ones.
+# Every other method: 405, Allow listing the documented ones, HEAD wherever
+# GET is (served for every GET route), and GET on .../delete (a file named so).
 for path in $(cut -d ' ' -f 1 "$TMP/documented" | sort -u); do
-	allow=$(grep "^$path " "$TMP/documented" | cut -d ' ' -f 2 | sort | paste -sd ' ')
+	allow=$( (grep "^$path " "$TMP/documented" | cut -d ' ' -f 2
+		grep -qxF "$path GET" "$TMP/documented" && echo HEAD
+		[ "$path" != "/api/files/{job_id}/delete" ] || printf 'GET\nHEAD\n') | sort | paste -sd ' ')
 	for method in GET POST PUT DELETE PATCH OPTIONS; do
 		grep -qxF "$path $method" "$TMP/documented" && continue
 		# GET .../delete is a download of a file named "delete" (as in FastAPI's routing).

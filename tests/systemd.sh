@@ -544,7 +544,7 @@ within() {
 # lso-recover.timer, every 2 s here: runners SIGKILLed at random moments near
 # their program's end get their job's callback without a GET, exactly once.
 test_timer() {
-	local n=${SETTLE_KILLS:-20} jobs=() runner landed=0 twice=0 none=0 lost=0 real=0 contradicted=0 j got path
+	local n=${SETTLE_KILLS:-20} jobs=() runner landed=0 j path
 	section "lso-recover.timer settles killed runners without a GET"
 	check "lso-recover.timer installed" bx test -f /usr/local/lib/systemd/system/lso-recover.timer -o \
 		-f /lib/systemd/system/lso-recover.timer
@@ -563,20 +563,11 @@ test_timer() {
 		[[ $runner =~ ^[0-9]+$ ]] && bx kill -KILL "$runner" 2>/dev/null </dev/null && landed=$((landed + 1))
 	done
 	check "every job called back, without a GET" within 60 all_delivered "${jobs[@]}"
-	for j in "${jobs[@]}"; do
-		callbacks_for "$j" | jq -s -c '[.[] | select(.status < 300) | .body]' >"$TMP/kill.json"
-		got=$(jq 'length' "$TMP/kill.json")
-		[ "$got" = 0 ] && none=$((none + 1))
-		[ "$got" -gt 1 ] && twice=$((twice + 1))
-		jq -e 'unique | length > 1' "$TMP/kill.json" >/dev/null && contradicted=$((contradicted + 1))
-		jq -e 'last | .result.output == "slept 0.5\n"' "$TMP/kill.json" >/dev/null && real=$((real + 1))
-		jq -e 'last | .result.output | startswith("Job lost")' "$TMP/kill.json" >/dev/null && lost=$((lost + 1))
-	done
-	expect "no job without its callback" "$none" 0
-	# At least once: the same callback again is possible (a kill between the receiver's answer and the record), two different ones never.
-	expect "no job called back with two different results" "$contradicted" 0
-	expect "each callback the result or lost" "$((real + lost))" "$n"
-	echo "     random kills under the timer: $n tried, $landed landed; callbacks: $real results, $lost lost, $none missing, $twice resent, $contradicted contradicted"
+	tally_callbacks $'slept 0.5\n' "${jobs[@]}"
+	expect "no job without its callback" "$TALLY_NONE" 0
+	expect "no job called back with two different results" "$TALLY_CONTRADICTED" 0
+	expect "each callback the result or lost" "$((TALLY_REAL + TALLY_LOST))" "$n"
+	echo "     random kills under the timer: $n tried, $landed landed; callbacks: $TALLY_REAL results, $TALLY_LOST lost, $TALLY_NONE missing, $TALLY_RESENT resent, $TALLY_CONTRADICTED contradicted"
 	check "lso-recover.service ran from the timer" journal_has "job [0-9a-f-]{36} lost" -u lso-recover.service
 	for j in "${jobs[@]}"; do
 		no_job_processes "$j" || fail "nothing of job $j left running"
