@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -69,9 +70,47 @@ discard_response(char *data, size_t size, size_t n, void *unused)
 	return size * n;
 }
 
-/* One POST: the HTTP status, or 0 with why set when none came back. */
-long
-callback_post(struct callback_curl *c, const char *url, const struct jbuf *body,
+/* A body read from a file, a chunk at a time, as libcurl asks for it. */
+struct file_body {
+	int fd;
+	off_t at, size;
+};
+
+static size_t
+read_body(char *buffer, size_t size, size_t n, void *arg)
+{
+	struct file_body *body = arg;
+	size_t want = size * n;
+	ssize_t got;
+
+	if ((off_t)want > body->size - body->at)
+		want = (size_t)(body->size - body->at);
+	if (want == 0)
+		return 0;
+	do
+		got = pread(body->fd, buffer, want, body->at);
+	while (got < 0 && errno == EINTR);
+	if (got <= 0)
+		return CURL_READFUNC_ABORT;
+	body->at += got;
+	return (size_t)got;
+}
+
+/* libcurl sends the body again (a connection reused and lost): from where it says. */
+static int
+seek_body(void *arg, curl_off_t offset, int origin)
+{
+	struct file_body *body = arg;
+
+	if (origin != SEEK_SET || offset < 0 || offset > body->size)
+		return CURL_SEEKFUNC_CANTSEEK;
+	body->at = (off_t)offset;
+	return CURL_SEEKFUNC_OK;
+}
+
+/* One POST of body (in memory) or of file (when body is NULL). */
+static long
+post(struct callback_curl *c, const char *url, const struct jbuf *body, struct file_body *file,
     char *why, size_t why_size)
 {
 	struct curl_slist *headers = NULL;
@@ -91,8 +130,18 @@ callback_post(struct callback_curl *c, const char *url, const struct jbuf *body,
 	c->easy_setopt(curl, CURLOPT_TIMEOUT, config.callback_timeout_sec);
 	c->easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
 	c->easy_setopt(curl, CURLOPT_USERAGENT, "lso/" LSO_VERSION);
-	c->easy_setopt(curl, CURLOPT_POSTFIELDS, body->data);
-	c->easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body->len);
+	c->easy_setopt(curl, CURLOPT_POST, 1L);
+	if (body) {
+		c->easy_setopt(curl, CURLOPT_POSTFIELDS, body->data);
+		c->easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body->len);
+	} else {
+		file->at = 0;
+		c->easy_setopt(curl, CURLOPT_READFUNCTION, read_body);
+		c->easy_setopt(curl, CURLOPT_READDATA, file);
+		c->easy_setopt(curl, CURLOPT_SEEKFUNCTION, seek_body);
+		c->easy_setopt(curl, CURLOPT_SEEKDATA, file);
+		c->easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)file->size);
+	}
 	c->easy_setopt(curl, CURLOPT_WRITEFUNCTION, discard_response);
 	rc = c->easy_perform(curl);
 	if (rc == CURLE_OK)
@@ -102,6 +151,13 @@ callback_post(struct callback_curl *c, const char *url, const struct jbuf *body,
 	c->easy_cleanup(curl);
 	c->slist_free_all(headers);
 	return http_status;
+}
+
+long
+callback_post(struct callback_curl *c, const char *url, const struct jbuf *body,
+    char *why, size_t why_size)
+{
+	return post(c, url, body, NULL, why, why_size);
 }
 
 static void
@@ -159,17 +215,42 @@ playbook_callback_body(const struct job *j, struct jbuf *b)
 	jbuf_printf(b, "],\"return_code\":%d}", j->failure ? -1 : j->result.return_code);
 }
 
-/* The body the callback receives: upstream's shape for each kind of job. */
-static void
-callback_body(const struct job *j, struct jbuf *b)
+/*
+ * The body the callback receives, upstream's shape for each kind of job, in
+ * an unnamed file (spool.h); its size in *size. An execute job's is built
+ * from its record, the result's text as recorded: a first attempt and one
+ * resumed from the record (a GET, lso --recover) send the same bytes, and
+ * neither holds the output in memory. -1 with errno.
+ */
+static int
+callback_body(const struct job *j, off_t *size)
 {
+	static struct spool_sink sink;
+	struct jbuf b = { 0 };
+	int fd = spool_open();
+
+	if (fd < 0)
+		return -1;
+	spool_sink_fd(&sink, fd, true, 0);
 	if (j->kind == JOB_KIND_PLAYBOOK) {
-		playbook_callback_body(j, b);
-		return;
+		playbook_callback_body(j, &b);
+		spool_put(&sink, b.data ? b.data : "", b.len);
+		if (b.failed)
+			sink.failed = true;
+		jbuf_free(&b);
+	} else {
+		spool_printf(&sink, "{\"job_id\":\"%s\",\"result\":", j->id);
+		if (record_result_text(j->id, &sink) < 0)
+			sink.failed = true;
+		spool_puts(&sink, "}");
 	}
-	jbuf_printf(b, "{\"job_id\":\"%s\",\"result\":", j->id);
-	run_result_json(b, &j->result);
-	jbuf_puts(b, "}");
+	if (spool_flush(&sink) < 0) {
+		int saved = errno ? errno : EIO;
+		close(fd);
+		return errno = saved, -1;
+	}
+	*size = sink.at;
+	return fd;
 }
 
 /* Are more attempts worth it after this outcome? Not after a 3xx or 4xx. */
@@ -187,7 +268,7 @@ void
 callback_deliver(struct job *j)
 {
 	struct callback_curl *curl;
-	struct jbuf body = { 0 };
+	struct file_body body = { .fd = -1 };
 	char why[CURL_ERROR_SIZE + 64], outcome[CURL_ERROR_SIZE + 96];
 	long http_status = 0, backoff_ms = CALLBACK_BACKOFF_FIRST_MS;
 
@@ -201,7 +282,15 @@ callback_deliver(struct job *j)
 		log_attempt(j, why);
 		return;
 	}
-	callback_body(j, &body);
+	if ((body.fd = callback_body(j, &body.size)) < 0) {
+		/* No body to send (no file for it, the record unreadable): a failed attempt, tried again later. */
+		snprintf(why, sizeof(why), "cannot build the body: %s", strerror(errno));
+		j->attempts++;
+		set_last_error(j, why);
+		record_write(j, false);
+		log_attempt(j, why);
+		return;
+	}
 	while (j->attempts <= config.callback_retries) {
 		if (j->attempts > 0 && j->last_error) {
 			struct timespec pause = { backoff_ms / 1000, (backoff_ms % 1000) * 1000000 };
@@ -210,7 +299,7 @@ callback_deliver(struct job *j)
 			backoff_ms = backoff_ms * 2 > CALLBACK_BACKOFF_MAX_MS ? CALLBACK_BACKOFF_MAX_MS : backoff_ms * 2;
 		}
 		*why = '\0';
-		http_status = callback_post(curl, j->callback_url, &body, why, sizeof(why));
+		http_status = post(curl, j->callback_url, NULL, &body, why, sizeof(why));
 		j->attempts++;
 		j->delivered = http_status >= 200 && http_status < 300;
 		if (http_status)
@@ -222,7 +311,7 @@ callback_deliver(struct job *j)
 		if (j->delivered || !worth_retrying(http_status))
 			break;
 	}
-	jbuf_free(&body);
+	close(body.fd);
 }
 
 /* Deliver what a dead runner left undelivered, unless the receiver refused it or libcurl is missing. */

@@ -16,6 +16,7 @@
 #include "json.h"
 #include "resolve.h"
 #include "run.h"
+#include "spool.h"
 
 /*
  * Limits of running a job, each named once (area, what, unit). The limits
@@ -100,6 +101,7 @@ struct job {
 	char created_at[32], started_at[32], finished_at[32]; /* "" is null */
 	struct run_result result;
 	bool has_result;
+	bool result_recorded;  /* read from the record, output left there: copied, never loaded */
 	long attempts;
 	bool delivered;
 	char *last_error;
@@ -141,6 +143,9 @@ int record_write(const struct job *j, bool first);
 
 /* After the last record: empty the spare. */
 void record_done(const struct job *j);
+
+/* The result's text as j's record holds it, {"output":...,"status":...}, into s; -1 with errno. */
+int record_result_text(const char *id, struct spool_sink *s);
 
 /* A job's record as stored (malloc'ed), read under a shared lock; NULL with errno. */
 char *record_text(const char *id, size_t *len);
