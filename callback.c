@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -192,27 +193,142 @@ callback_json_lines(struct jbuf *b, const char *text, size_t len, bool *first)
 	}
 }
 
+void
+callback_add_line(struct job *j, const char *line, size_t len)
+{
+	struct jbuf b = { 0 };
+	ssize_t n;
+
+	if (j->lines_raw_bytes + len + 1 > config.max_output_bytes)
+		return;
+	if (!j->has_lines) {
+		if ((j->lines_fd = spool_open()) < 0)
+			return;
+		j->has_lines = true;
+	}
+	jbuf_puts(&b, ",\"");
+	json_escape(&b, line, len, true);
+	jbuf_puts(&b, "\"");
+	if (!b.failed && (n = pwrite(j->lines_fd, b.data, b.len, j->lines_len)) == (ssize_t)b.len) {
+		j->lines_len += n;
+		j->lines_raw_bytes += len + 1;
+	}
+	jbuf_free(&b);
+}
+
+/* Each non-empty line of the spool's [0, len) as a JSON string of the array being written. */
+static int
+spool_lines(struct spool_sink *s, int fd, off_t len, bool *first)
+{
+	char buf[SPOOL_CHUNK_BYTES];
+	off_t start = 0, at = 0;
+	ssize_t n;
+
+	for (; at < len; at += n) {
+		size_t want = len - at < (off_t)sizeof(buf) ? (size_t)(len - at) : sizeof(buf);
+		if ((n = pread(fd, buf, want, at)) <= 0)
+			return -1;
+		for (ssize_t i = 0; i <= n; i++) {
+			off_t end = at + i;
+			if (i < n ? buf[i] != '\n' : end != len)
+				continue;
+			if (end > start) {
+				spool_puts(s, *first ? "\"" : ",\"");
+				if (spool_escape_range(s, fd, start, end) < 0)
+					return -1;
+				spool_puts(s, "\"");
+				*first = false;
+			}
+			start = end + 1;
+		}
+	}
+	return 0;
+}
+
+/* Each non-empty line of a run's output (its spool, then our notes), for the array being written. */
+static void
+output_lines(struct spool_sink *s, const struct run_result *result)
+{
+	struct jbuf b = { 0 };
+	bool first = true;
+
+	if (result->has_spool && spool_lines(s, result->spool_fd, result->spooled, &first) < 0)
+		s->failed = true;
+	callback_json_lines(&b, result->output.data ? result->output.data : "", result->output.len,
+	    &first);
+	spool_put(s, b.data ? b.data : "", b.len);
+	if (b.failed)
+		s->failed = true;
+	jbuf_free(&b);
+}
+
 /*
  * A playbook's callback, in upstream's shape: {"status", "job_id", "output":
  * [non-empty stdout lines], "return_code"}; a run that never ran (or was lost)
  * says why in one line.
  */
 static void
-playbook_callback_body(const struct job *j, struct jbuf *b)
+playbook_callback_body(const struct job *j, struct spool_sink *s)
 {
 	const char *status = job_status_names[j->status == JOB_LOST ? JOB_FAILED : j->status];
-	const struct jbuf *lines = j->stdout_lines.len ? &j->stdout_lines : &j->result.output;
-	bool first = true;
+	const char *failure = j->status == JOB_LOST ? JOB_MSG_LOST : j->failure;
+	struct jbuf b = { 0 };
 
-	jbuf_printf(b, "{\"status\":\"%s\",\"job_id\":\"%s\",\"output\":[", status, j->id);
-	if (j->failure) {
-		jbuf_puts(b, "\"Ansible playbook run failed: ");
-		json_escape(b, j->failure, strlen(j->failure), true);
-		jbuf_puts(b, "\"");
-	} else if (lines->data) {
-		callback_json_lines(b, lines->data, lines->len, &first);
+	spool_printf(s, "{\"status\":\"%s\",\"job_id\":\"%s\",\"output\":[", status, j->id);
+	if (failure) {
+		jbuf_puts(&b, "\"Ansible playbook run failed: ");
+		json_escape(&b, failure, strlen(failure), true);
+		jbuf_puts(&b, "\"");
+		spool_put(s, b.data ? b.data : "", b.len);
+		if (b.failed)
+			s->failed = true;
+		jbuf_free(&b);
+	} else if (j->has_lines && j->lines_len > 0) {
+		/* Each line as ,"line": the first comma dropped. */
+		if (spool_copy(s, j->lines_fd, 1, j->lines_len) < 0)
+			s->failed = true;
+	} else {
+		output_lines(s, &j->result);
 	}
-	jbuf_printf(b, "],\"return_code\":%d}", j->failure ? -1 : j->result.return_code);
+	spool_printf(s, "],\"return_code\":%d}", failure ? -1 : j->result.return_code);
+}
+
+/* The body into s, as callback_body says. */
+static void
+write_body(const struct job *j, struct spool_sink *s)
+{
+	if (j->kind == JOB_KIND_PLAYBOOK) {
+		playbook_callback_body(j, s);
+		return;
+	}
+	spool_printf(s, "{\"job_id\":\"%s\",\"result\":", j->id);
+	if (record_result_text(j->id, s) < 0)
+		s->failed = true;
+	spool_puts(s, "}");
+}
+
+void
+callback_save_body(const struct job *j, enum job_status status)
+{
+	static struct spool_sink sink;
+	struct job as_final = *j;
+	int fd = record_callback_open(j->id, true), saved;
+
+	as_final.status = status;
+	if (fd >= 0) {
+		spool_sink_fd(&sink, fd, true, 0);
+		errno = EIO;
+		playbook_callback_body(&as_final, &sink);
+		if (spool_flush(&sink) == 0 && record_sync_data(fd) == 0) {
+			close(fd);
+			return;
+		}
+	}
+	saved = errno;
+	if (fd >= 0)
+		close(fd);
+	log_line(j->id, "lso: job %s: cannot save its callback's body (%s): a resumed delivery rebuilds it",
+	    j->id, strerror(saved));
 }
 
 /*
@@ -226,26 +342,25 @@ static int
 callback_body(const struct job *j, off_t *size)
 {
 	static struct spool_sink sink;
-	struct jbuf b = { 0 };
-	int fd = spool_open();
+	struct stat st;
+	int fd;
 
-	if (fd < 0)
+	/* A playbook's, saved before its final record (a lost job's says so, whatever was saved). */
+	if (j->kind == JOB_KIND_PLAYBOOK && j->status != JOB_LOST &&
+	    (fd = record_callback_open(j->id, false)) >= 0) {
+		if (fstat(fd, &st) == 0 && st.st_size > 0) {
+			*size = st.st_size;
+			return fd;
+		}
+		close(fd);
+	}
+	if ((fd = spool_open()) < 0)
 		return -1;
 	spool_sink_fd(&sink, fd, true, 0);
-	if (j->kind == JOB_KIND_PLAYBOOK) {
-		playbook_callback_body(j, &b);
-		spool_put(&sink, b.data ? b.data : "", b.len);
-		if (b.failed)
-			sink.failed = true;
-		jbuf_free(&b);
-	} else {
-		spool_printf(&sink, "{\"job_id\":\"%s\",\"result\":", j->id);
-		if (record_result_text(j->id, &sink) < 0)
-			sink.failed = true;
-		spool_puts(&sink, "}");
-	}
+	errno = EIO;
+	write_body(j, &sink);
 	if (spool_flush(&sink) < 0) {
-		int saved = errno ? errno : EIO;
+		int saved = errno;
 		close(fd);
 		return errno = saved, -1;
 	}

@@ -123,7 +123,8 @@ job_free(struct job *j)
 	free(j->extra_vars);
 	free(j->progress_url);
 	free(j->failure);
-	jbuf_free(&j->stdout_lines);
+	if (j->has_lines)
+		close(j->lines_fd);
 	run_result_free(&j->result);
 	if (j->lock_fd >= 0)
 		close(j->lock_fd);
@@ -337,6 +338,8 @@ finish_for_sure(struct job *j, enum job_status status)
 	bool canceled_before = cancel_requested;  /* then the status says canceled already */
 	int recorded;
 
+	if (j->kind == JOB_KIND_PLAYBOOK && j->callback_url)
+		callback_save_body(j, status);
 	while ((recorded = finish(j, status)) < 0) {
 		if (!may_clear(errno) || (left = end - http_now_ms()) <= 0)
 			break;

@@ -176,7 +176,6 @@ end_block(struct playbook_output *o)
 static void
 take_line(struct playbook_output *o)
 {
-	struct jbuf *lines = &o->job->stdout_lines;
 	size_t len = o->line.len;
 
 	if (len && o->line.data[len - 1] == '\r')
@@ -186,10 +185,7 @@ take_line(struct playbook_output *o)
 		end_block(o);
 		return;
 	}
-	if (lines->len + len < config.max_output_bytes) {
-		jbuf_add(lines, o->line.data, len);
-		jbuf_add(lines, "\n", 1);
-	}
+	callback_add_line(o->job, o->line.data, len);
 	if (o->progress_fd < 0)
 		return;
 	if (o->pending.len + len >= PROGRESS_PENDING_MAX_BYTES) {

@@ -88,6 +88,24 @@ sync_data(int fd)
 	return config.sync_records ? fdatasync(fd) : 0;
 }
 
+int
+record_sync_data(int fd)
+{
+	return sync_data(fd);
+}
+
+/* Its entry is on disk with the final record's, written next in the same directory (sync_dir). */
+int
+record_callback_open(const char *id, bool to_write)
+{
+	char path[PATH_MAX];
+
+	if (!record_path(path, "jobs", id, ".callback"))
+		return errno = ENAMETOOLONG, -1;
+	return to_write ? open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640) :
+	    open(path, O_RDONLY | O_CLOEXEC);
+}
+
 /* mkdir path, whose entry is on disk (in parent) when it is new; 0 when it exists. */
 static int
 make_dir(const char *path, const char *parent)
@@ -216,19 +234,11 @@ find_result(int fd, off_t size, struct result_span *span)
 static int
 copy_recorded_result(struct spool_sink *s, int fd, off_t size)
 {
-	char buf[SPOOL_CHUNK_BYTES];
 	struct result_span span;
-	ssize_t n;
 
 	if (find_result(fd, size, &span) < 0)
 		return -1;
-	for (off_t at = span.start; at < span.end; at += n) {
-		size_t want = span.end - at < (off_t)sizeof(buf) ? (size_t)(span.end - at) : sizeof(buf);
-		if ((n = pread(fd, buf, want, at)) <= 0)
-			return errno = EIO, -1;
-		spool_put(s, buf, (size_t)n);
-	}
-	return 0;
+	return spool_copy(s, fd, span.start, span.end);
 }
 
 /*
@@ -424,6 +434,8 @@ record_done(const struct job *j)
 	struct stat held;
 	int fd;
 
+	if (record_path(spare, "jobs", j->id, ".callback"))
+		unlink(spare);  /* the callback is delivered, or never will be */
 	if (!record_path(spare, "jobs", j->id, ".next"))
 		return;
 	fd = open_locked(spare, O_WRONLY, LOCK_EX, &held);
@@ -537,9 +549,30 @@ record_text_without_output(const char *id, struct jbuf *b, bool *has_output)
 	return r;
 }
 
+/* Is the record a playbook's whose callback is still to be sent? */
+static bool
+callback_from_output(const cJSON *root)
+{
+	const cJSON *callback = cJSON_GetObjectItemCaseSensitive(root, "callback");
+
+	return known_kind(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(root, "kind"))) ==
+	    JOB_KIND_PLAYBOOK && cJSON_IsObject(callback) &&
+	    !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(callback, "delivered"));
+}
+
+/* Has the job a saved callback body (callback_save_body)? */
+static bool
+has_saved_callback(const char *id)
+{
+	char path[PATH_MAX];
+
+	return record_path(path, "jobs", id, ".callback") && access(path, F_OK) == 0;
+}
+
 /*
- * The record parsed: without its output (record_text_without_output), but
- * a playbook's whole, whose callback is rebuilt from its output's lines.
+ * The record parsed: without its output (record_text_without_output); a
+ * playbook's whole when no saved callback body holds its lines (a record
+ * written before there was one): its callback is rebuilt from the output.
  */
 static cJSON *
 parse_record(const char *id, bool *result_recorded)
@@ -557,8 +590,7 @@ parse_record(const char *id, bool *result_recorded)
 	errno = EINVAL;  /* when it does not parse */
 	root = cJSON_ParseWithLength(lean.data, lean.len);
 	jbuf_free(&lean);
-	if (!*result_recorded || known_kind(cJSON_GetStringValue(
-	    cJSON_GetObjectItemCaseSensitive(root, "kind"))) != JOB_KIND_PLAYBOOK)
+	if (!*result_recorded || !callback_from_output(root) || has_saved_callback(id))
 		return root;
 	cJSON_Delete(root);
 	*result_recorded = false;

@@ -192,11 +192,12 @@ chunk_end(const char *buf, size_t avail, bool at_end, size_t budget, size_t *use
 }
 
 /*
- * Walk [0, len) of fd chunk by chunk; each chunk, as chunk_end cuts it, goes
- * to emit (when set); stops where the budget is spent. How far it got, or -1.
+ * Walk [from, from + len) of fd chunk by chunk; each chunk, as chunk_end
+ * cuts it, goes escaped to s (when set); stops where the budget is spent.
+ * How far it got, or -1.
  */
 static off_t
-walk(int fd, off_t len, size_t budget, struct spool_sink *s)
+walk(int fd, off_t from, off_t len, size_t budget, struct spool_sink *s)
 {
 	char buf[SPOOL_CHUNK_BYTES];
 	struct jbuf escaped = { 0 };
@@ -209,7 +210,7 @@ walk(int fd, off_t len, size_t budget, struct spool_sink *s)
 			size_t want = sizeof(buf) - have;
 			if ((off_t)want > len - read_at)
 				want = (size_t)(len - read_at);
-			if ((n = pread(fd, buf + have, want, read_at)) <= 0) {
+			if ((n = pread(fd, buf + have, want, from + read_at)) <= 0) {
 				if (n < 0 && errno == EINTR)
 					continue;
 				jbuf_free(&escaped);
@@ -239,13 +240,34 @@ walk(int fd, off_t len, size_t budget, struct spool_sink *s)
 int
 spool_escape(struct spool_sink *s, int fd, off_t len)
 {
-	return walk(fd, len, SIZE_MAX, s) == len ? 0 : -1;
+	return spool_escape_range(s, fd, 0, len);
+}
+
+int
+spool_escape_range(struct spool_sink *s, int fd, off_t from, off_t to)
+{
+	return walk(fd, from, to - from, SIZE_MAX, s) == to - from ? 0 : -1;
 }
 
 off_t
 spool_fit(int fd, off_t len, size_t budget)
 {
-	return walk(fd, len, budget, NULL);
+	return walk(fd, 0, len, budget, NULL);
+}
+
+int
+spool_copy(struct spool_sink *s, int fd, off_t from, off_t to)
+{
+	char buf[SPOOL_CHUNK_BYTES];
+	ssize_t n;
+
+	for (; from < to; from += n) {
+		size_t want = to - from < (off_t)sizeof(buf) ? (size_t)(to - from) : sizeof(buf);
+		if ((n = pread(fd, buf, want, from)) <= 0)
+			return n == 0 ? (errno = EIO, -1) : -1;
+		spool_put(s, buf, (size_t)n);
+	}
+	return 0;
 }
 
 int

@@ -46,6 +46,12 @@ int spool_open(void);
 /* bytes [0, len) of fd escaped as json_escape does (newlines translated) into s; -1: unreadable. */
 int spool_escape(struct spool_sink *s, int fd, off_t len);
 
+/* The same for bytes [from, to) of fd, escaped as a stream of their own. */
+int spool_escape_range(struct spool_sink *s, int fd, off_t from, off_t to);
+
+/* Bytes [from, to) of fd into s as they are; -1 with errno. */
+int spool_copy(struct spool_sink *s, int fd, off_t from, off_t to);
+
 /* How many bytes of [0, len) of fd escape into at most budget bytes (json_escape_fit); -1 errno. */
 off_t spool_fit(int fd, off_t len, size_t budget);
 
