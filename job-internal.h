@@ -108,8 +108,6 @@ struct job {
 	struct program prog;
 	int lock_fd;   /* held by the job's runner for its whole life */
 	/* playbooks */
-	char *inventory;   /* YAML (yaml.h) */
-	char *extra_vars;  /* YAML (yaml.h) */
 	char *progress_url;
 	bool incremental;
 	/* Its non-empty stdout lines, each as ,"escaped", in an unnamed file (callback_add_line). */

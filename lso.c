@@ -373,16 +373,12 @@ handle_execute(struct exchange *ex, const char *arg)
 static void
 start_playbook(struct exchange *ex, const struct playbook_request *r, const struct program *prog)
 {
-	char *vars = playbook_extra_vars(r->extra_vars, ex->id);
+	/* The extra vars go from the client's tree to their file (job_submit): no YAML text of them here. */
 	struct job_request request = { .kind = JOB_KIND_PLAYBOOK, .name = r->name, .prog = prog,
 		.callback = r->callback, .progress = r->progress, .incremental = r->incremental,
-		.inventory = r->inventory, .extra_vars = vars };
+		.inventory = r->inventory, .extra_vars = r->extra_vars };
 
-	if (!vars)
-		set_outcome(ex, LSO_OUT_OF_MEMORY);
-	else
-		start_job(ex, &request, "{\"job_id\":\"%s\"}");
-	free(vars);
+	start_job(ex, &request, "{\"job_id\":\"%s\"}");
 }
 
 static void

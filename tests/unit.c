@@ -1173,6 +1173,32 @@ test_spool_escape_as_whole(void)
 	free(s);
 }
 
+/* yaml_write writes what yaml_text makes, through its 64 KiB flushes too. */
+static void
+test_yaml_write_as_text(void)
+{
+	cJSON *tree = cJSON_CreateObject(), *list = cJSON_AddArrayToObject(tree, "v");
+	char *text, *written;
+	size_t len;
+	int fd;
+
+	for (int i = 0; i < 20000; i++)
+		cJSON_AddItemToArray(list, cJSON_CreateString(i % 7 ? "x\"y" : "{{ z }}\xc3\xa9"));
+	cJSON_AddNumberToObject(tree, "n", 1.5);
+	text = yaml_text(tree);
+	fd = spool_open();
+	CHECK(yaml_write(fd, tree));
+	len = (size_t)lseek(fd, 0, SEEK_END);
+	written = calloc(1, len + 1);
+	CHECK_INT(pread(fd, written, len, 0), (ssize_t)len);
+	CHECK(len > 65536);
+	CHECK_STR(written, text);
+	close(fd);
+	free(written);
+	free(text);
+	cJSON_Delete(tree);
+}
+
 static void
 test_json_overlong_replaced(void)
 {
@@ -3041,6 +3067,7 @@ main(void)
 	test_json_truncated_sequences_replaced();
 	test_json_escape_fit_exact();
 	test_spool_escape_as_whole();
+	test_yaml_write_as_text();
 	test_json_overlong_replaced();
 	test_json_surrogates_and_beyond_replaced();
 	test_json_utf8_len();
