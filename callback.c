@@ -1,6 +1,7 @@
 /* callback.c: POSTing a job's result (and playbook progress) with libcurl, loaded on use; retries. */
 #include <dlfcn.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -202,14 +203,15 @@ callback_add_line(struct job *j, const char *line, size_t len)
 	if (j->lines_raw_bytes + len + 1 > config.max_output_bytes)
 		return;
 	if (!j->has_lines) {
-		if ((j->lines_fd = spool_open()) < 0)
+		if ((j->lines_fd = spool_open_small(&j->lines_in_memory)) < 0)
 			return;
 		j->has_lines = true;
 	}
 	jbuf_puts(&b, ",\"");
 	json_escape(&b, line, len, true);
 	jbuf_puts(&b, "\"");
-	if (!b.failed && (n = pwrite(j->lines_fd, b.data, b.len, j->lines_len)) == (ssize_t)b.len) {
+	if (!b.failed && spool_spill(&j->lines_fd, &j->lines_in_memory, j->lines_len + (off_t)b.len) == 0 &&
+	    (n = pwrite(j->lines_fd, b.data, b.len, j->lines_len)) == (ssize_t)b.len) {
 		j->lines_len += n;
 		j->lines_raw_bytes += len + 1;
 	}
@@ -338,6 +340,19 @@ callback_save_body(const struct job *j, enum job_status status)
  * resumed from the record (a GET, lso --recover) send the same bytes, and
  * neither holds the output in memory. -1 with errno.
  */
+/* About how big the body will be: the record's size, or the lines' (a playbook's). */
+static off_t
+body_size_hint(const struct job *j)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	if (j->kind == JOB_KIND_PLAYBOOK)
+		return (j->has_lines ? j->lines_len : 0) + (j->result.has_spool ? j->result.spooled : 0) +
+		    (off_t)j->result.output.len;
+	return record_path(path, "jobs", j->id, ".json") && stat(path, &st) == 0 ? st.st_size : (off_t)SPOOL_IN_MEMORY_MAX_BYTES + 1;
+}
+
 static int
 callback_body(const struct job *j, off_t *size)
 {
@@ -354,7 +369,7 @@ callback_body(const struct job *j, off_t *size)
 		}
 		close(fd);
 	}
-	if ((fd = spool_open()) < 0)
+	if ((fd = spool_open_for(body_size_hint(j))) < 0)
 		return -1;
 	spool_sink_fd(&sink, fd, true, 0);
 	errno = EIO;

@@ -112,6 +112,7 @@ struct job {
 	bool incremental;
 	/* Its non-empty stdout lines, each as ,"escaped", in an unnamed file (callback_add_line). */
 	bool has_lines;
+	bool lines_in_memory;
 	int lines_fd;
 	off_t lines_len;
 	size_t lines_raw_bytes;  /* of the lines kept, each with its newline: within LSO_MAX_OUTPUT_BYTES */

@@ -263,6 +263,7 @@ spawn_program(const struct spawn *sp)
  */
 struct capture {
 	int out_fd, err_fd;
+	bool out_in_memory, err_in_memory;  /* small so far: see SPOOL_IN_MEMORY_MAX_BYTES */
 	off_t out_len, err_len;  /* kept of each: the files may hold more of stderr */
 	size_t max;
 	bool truncated;
@@ -298,6 +299,10 @@ capture_keep(struct capture *cap, bool is_stdout, const char *buf, size_t n)
 	if (keep < n)
 		cap->truncated = true;
 	/* What the limit cannot take is read and dropped, so the program never blocks on us. */
+	if (keep > 0 && (is_stdout ?
+	    spool_spill(&cap->out_fd, &cap->out_in_memory, cap->out_len + (off_t)keep) :
+	    spool_spill(&cap->err_fd, &cap->err_in_memory, cap->err_len + (off_t)keep)) < 0)
+		keep = 0;  /* no file for more: kept in memory so far, the rest dropped */
 	kept = spool_write(is_stdout ? cap->out_fd : cap->err_fd, buf, keep,
 	    is_stdout ? cap->out_len : cap->err_len);
 	if (kept < keep)
@@ -586,7 +591,8 @@ run_program(const struct program *prog, const char *const *args, size_t nargs,
 		start_failed(result, "");
 		goto out;
 	}
-	if ((cap.out_fd = spool_open()) < 0 || (cap.err_fd = spool_open()) < 0) {
+	if ((cap.out_fd = spool_open_small(&cap.out_in_memory)) < 0 ||
+	    (cap.err_fd = spool_open_small(&cap.err_in_memory)) < 0) {
 		start_failed(result, "spool: ");
 		goto out;
 	}

@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -143,6 +145,44 @@ spool_open(void)
 	if (fd < 0)
 		errno = first_errno ? first_errno : ENOENT;
 	return fd;
+}
+
+int
+spool_open_small(bool *in_memory)
+{
+	int fd = memfd_create("lso-spool", MFD_CLOEXEC);
+
+	*in_memory = fd >= 0;
+	return fd >= 0 ? fd : spool_open();
+}
+
+int
+spool_open_for(off_t expected)
+{
+	bool in_memory;
+
+	return expected <= SPOOL_IN_MEMORY_MAX_BYTES ? spool_open_small(&in_memory) : spool_open();
+}
+
+int
+spool_spill(int *fd, bool *in_memory, off_t need)
+{
+	struct stat st;
+	int file;
+
+	if (!*in_memory || need <= SPOOL_IN_MEMORY_MAX_BYTES)
+		return 0;
+	if (fstat(*fd, &st) < 0 || (file = spool_open()) < 0)
+		return -1;
+	if (spool_append(file, *fd, 0, st.st_size) < 0) {
+		int saved = errno;
+		close(file);
+		return errno = saved, -1;
+	}
+	close(*fd);
+	*fd = file;
+	*in_memory = false;
+	return 0;
 }
 
 /*

@@ -43,6 +43,27 @@ int spool_flush(struct spool_sink *s);
  */
 int spool_open(void);
 
+/*
+ * A run's output up to this size stays in memory (memfd): an unnamed file
+ * on disk costs an inode created and freed per run (on ext4 without a
+ * journal each freed one slows the next creations, see record.c). Past it,
+ * spool_spill moves it to a file.
+ */
+#define SPOOL_IN_MEMORY_MAX_BYTES (256 * 1024)
+
+/* A spool that starts in memory (*in_memory), else on disk; -1 with errno. */
+int spool_open_small(bool *in_memory);
+
+/* A spool for about expected bytes: in memory when that is small, else on disk. */
+int spool_open_for(off_t expected);
+
+/*
+ * Before a spool in memory grows to need bytes: past
+ * SPOOL_IN_MEMORY_MAX_BYTES, its bytes so far move to spool_open's file,
+ * which replaces *fd. -1 with errno (the spool is left as it was).
+ */
+int spool_spill(int *fd, bool *in_memory, off_t need);
+
 /* bytes [0, len) of fd escaped as json_escape does (newlines translated) into s; -1: unreadable. */
 int spool_escape(struct spool_sink *s, int fd, off_t len);
 
