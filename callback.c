@@ -1,10 +1,13 @@
 /* callback.c: POSTing a job's result (and playbook progress) with libcurl, loaded on use; retries. */
 #include <dlfcn.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -69,9 +72,47 @@ discard_response(char *data, size_t size, size_t n, void *unused)
 	return size * n;
 }
 
-/* One POST: the HTTP status, or 0 with why set when none came back. */
-long
-callback_post(struct callback_curl *c, const char *url, const struct jbuf *body,
+/* A body read from a file, a chunk at a time, as libcurl asks for it. */
+struct file_body {
+	int fd;
+	off_t at, size;
+};
+
+static size_t
+read_body(char *buffer, size_t size, size_t n, void *arg)
+{
+	struct file_body *body = arg;
+	size_t want = size * n;
+	ssize_t got;
+
+	if ((off_t)want > body->size - body->at)
+		want = (size_t)(body->size - body->at);
+	if (want == 0)
+		return 0;
+	do
+		got = pread(body->fd, buffer, want, body->at);
+	while (got < 0 && errno == EINTR);
+	if (got <= 0)
+		return CURL_READFUNC_ABORT;
+	body->at += got;
+	return (size_t)got;
+}
+
+/* libcurl sends the body again (a connection reused and lost): from where it says. */
+static int
+seek_body(void *arg, curl_off_t offset, int origin)
+{
+	struct file_body *body = arg;
+
+	if (origin != SEEK_SET || offset < 0 || offset > body->size)
+		return CURL_SEEKFUNC_CANTSEEK;
+	body->at = (off_t)offset;
+	return CURL_SEEKFUNC_OK;
+}
+
+/* One POST of body (in memory) or of file (when body is NULL). */
+static long
+post(struct callback_curl *c, const char *url, const struct jbuf *body, struct file_body *file,
     char *why, size_t why_size)
 {
 	struct curl_slist *headers = NULL;
@@ -91,8 +132,18 @@ callback_post(struct callback_curl *c, const char *url, const struct jbuf *body,
 	c->easy_setopt(curl, CURLOPT_TIMEOUT, config.callback_timeout_sec);
 	c->easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
 	c->easy_setopt(curl, CURLOPT_USERAGENT, "lso/" LSO_VERSION);
-	c->easy_setopt(curl, CURLOPT_POSTFIELDS, body->data);
-	c->easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body->len);
+	c->easy_setopt(curl, CURLOPT_POST, 1L);
+	if (body) {
+		c->easy_setopt(curl, CURLOPT_POSTFIELDS, body->data);
+		c->easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body->len);
+	} else {
+		file->at = 0;
+		c->easy_setopt(curl, CURLOPT_READFUNCTION, read_body);
+		c->easy_setopt(curl, CURLOPT_READDATA, file);
+		c->easy_setopt(curl, CURLOPT_SEEKFUNCTION, seek_body);
+		c->easy_setopt(curl, CURLOPT_SEEKDATA, file);
+		c->easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)file->size);
+	}
 	c->easy_setopt(curl, CURLOPT_WRITEFUNCTION, discard_response);
 	rc = c->easy_perform(curl);
 	if (rc == CURLE_OK)
@@ -102,6 +153,13 @@ callback_post(struct callback_curl *c, const char *url, const struct jbuf *body,
 	c->easy_cleanup(curl);
 	c->slist_free_all(headers);
 	return http_status;
+}
+
+long
+callback_post(struct callback_curl *c, const char *url, const struct jbuf *body,
+    char *why, size_t why_size)
+{
+	return post(c, url, body, NULL, why, why_size);
 }
 
 static void
@@ -136,40 +194,193 @@ callback_json_lines(struct jbuf *b, const char *text, size_t len, bool *first)
 	}
 }
 
+void
+callback_add_line(struct job *j, const char *line, size_t len)
+{
+	struct jbuf b = { 0 };
+	ssize_t n;
+
+	if (j->lines_raw_bytes + len + 1 > config.max_output_bytes)
+		return;
+	if (!j->has_lines) {
+		if ((j->lines_fd = spool_open_small(&j->lines_in_memory)) < 0)
+			return;
+		j->has_lines = true;
+	}
+	jbuf_puts(&b, ",\"");
+	json_escape(&b, line, len, true);
+	jbuf_puts(&b, "\"");
+	if (!b.failed && spool_spill(&j->lines_fd, &j->lines_in_memory, j->lines_len + (off_t)b.len) == 0 &&
+	    (n = pwrite(j->lines_fd, b.data, b.len, j->lines_len)) == (ssize_t)b.len) {
+		j->lines_len += n;
+		j->lines_raw_bytes += len + 1;
+	}
+	jbuf_free(&b);
+}
+
+/* Each non-empty line of the spool's [0, len) as a JSON string of the array being written. */
+static int
+spool_lines(struct spool_sink *s, int fd, off_t len, bool *first)
+{
+	char buf[SPOOL_CHUNK_BYTES];
+	off_t start = 0, at = 0;
+	ssize_t n;
+
+	for (; at < len; at += n) {
+		size_t want = len - at < (off_t)sizeof(buf) ? (size_t)(len - at) : sizeof(buf);
+		if ((n = pread(fd, buf, want, at)) <= 0)
+			return -1;
+		for (ssize_t i = 0; i <= n; i++) {
+			off_t end = at + i;
+			if (i < n ? buf[i] != '\n' : end != len)
+				continue;
+			if (end > start) {
+				spool_puts(s, *first ? "\"" : ",\"");
+				if (spool_escape_range(s, fd, start, end) < 0)
+					return -1;
+				spool_puts(s, "\"");
+				*first = false;
+			}
+			start = end + 1;
+		}
+	}
+	return 0;
+}
+
+/* Each non-empty line of a run's output (its spool, then our notes), for the array being written. */
+static void
+output_lines(struct spool_sink *s, const struct run_result *result)
+{
+	struct jbuf b = { 0 };
+	bool first = true;
+
+	if (result->has_spool && spool_lines(s, result->spool_fd, result->spooled, &first) < 0)
+		s->failed = true;
+	callback_json_lines(&b, result->output.data ? result->output.data : "", result->output.len,
+	    &first);
+	spool_put(s, b.data ? b.data : "", b.len);
+	if (b.failed)
+		s->failed = true;
+	jbuf_free(&b);
+}
+
 /*
  * A playbook's callback, in upstream's shape: {"status", "job_id", "output":
  * [non-empty stdout lines], "return_code"}; a run that never ran (or was lost)
  * says why in one line.
  */
 static void
-playbook_callback_body(const struct job *j, struct jbuf *b)
+playbook_callback_body(const struct job *j, struct spool_sink *s)
 {
 	const char *status = job_status_names[j->status == JOB_LOST ? JOB_FAILED : j->status];
-	const struct jbuf *lines = j->stdout_lines.len ? &j->stdout_lines : &j->result.output;
-	bool first = true;
+	const char *failure = j->status == JOB_LOST ? JOB_MSG_LOST : j->failure;
+	struct jbuf b = { 0 };
 
-	jbuf_printf(b, "{\"status\":\"%s\",\"job_id\":\"%s\",\"output\":[", status, j->id);
-	if (j->failure) {
-		jbuf_puts(b, "\"Ansible playbook run failed: ");
-		json_escape(b, j->failure, strlen(j->failure), true);
-		jbuf_puts(b, "\"");
-	} else if (lines->data) {
-		callback_json_lines(b, lines->data, lines->len, &first);
+	spool_printf(s, "{\"status\":\"%s\",\"job_id\":\"%s\",\"output\":[", status, j->id);
+	if (failure) {
+		jbuf_puts(&b, "\"Ansible playbook run failed: ");
+		json_escape(&b, failure, strlen(failure), true);
+		jbuf_puts(&b, "\"");
+		spool_put(s, b.data ? b.data : "", b.len);
+		if (b.failed)
+			s->failed = true;
+		jbuf_free(&b);
+	} else if (j->has_lines && j->lines_len > 0) {
+		/* Each line as ,"line": the first comma dropped. */
+		if (spool_copy(s, j->lines_fd, 1, j->lines_len) < 0)
+			s->failed = true;
+	} else {
+		output_lines(s, &j->result);
 	}
-	jbuf_printf(b, "],\"return_code\":%d}", j->failure ? -1 : j->result.return_code);
+	spool_printf(s, "],\"return_code\":%d}", failure ? -1 : j->result.return_code);
 }
 
-/* The body the callback receives: upstream's shape for each kind of job. */
+/* The body into s, as callback_body says. */
 static void
-callback_body(const struct job *j, struct jbuf *b)
+write_body(const struct job *j, struct spool_sink *s)
 {
 	if (j->kind == JOB_KIND_PLAYBOOK) {
-		playbook_callback_body(j, b);
+		playbook_callback_body(j, s);
 		return;
 	}
-	jbuf_printf(b, "{\"job_id\":\"%s\",\"result\":", j->id);
-	run_result_json(b, &j->result);
-	jbuf_puts(b, "}");
+	spool_printf(s, "{\"job_id\":\"%s\",\"result\":", j->id);
+	if (record_result_text(j->id, s) < 0)
+		s->failed = true;
+	spool_puts(s, "}");
+}
+
+void
+callback_save_body(const struct job *j, enum job_status status)
+{
+	static struct spool_sink sink;
+	struct job as_final = *j;
+	int fd = record_callback_open(j->id, true), saved;
+
+	as_final.status = status;
+	if (fd >= 0) {
+		spool_sink_fd(&sink, fd, true, 0);
+		errno = EIO;
+		playbook_callback_body(&as_final, &sink);
+		if (spool_flush(&sink) == 0 && record_sync_data(fd) == 0) {
+			close(fd);
+			return;
+		}
+	}
+	saved = errno;
+	if (fd >= 0)
+		close(fd);
+	log_line(j->id, "lso: job %s: cannot save its callback's body (%s): a resumed delivery rebuilds it",
+	    j->id, strerror(saved));
+}
+
+/*
+ * The body the callback receives, upstream's shape for each kind of job, in
+ * an unnamed file (spool.h); its size in *size. An execute job's is built
+ * from its record, the result's text as recorded: a first attempt and one
+ * resumed from the record (a GET, lso --recover) send the same bytes, and
+ * neither holds the output in memory. -1 with errno.
+ */
+/* About how big the body will be: the record's size, or the lines' (a playbook's). */
+static off_t
+body_size_hint(const struct job *j)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	if (j->kind == JOB_KIND_PLAYBOOK)
+		return (j->has_lines ? j->lines_len : 0) + (j->result.has_spool ? j->result.spooled : 0) +
+		    (off_t)j->result.output.len;
+	return record_path(path, "jobs", j->id, ".json") && stat(path, &st) == 0 ? st.st_size : (off_t)SPOOL_IN_MEMORY_MAX_BYTES + 1;
+}
+
+static int
+callback_body(const struct job *j, off_t *size)
+{
+	static struct spool_sink sink;
+	struct stat st;
+	int fd;
+
+	/* A playbook's, saved before its final record (a lost job's says so, whatever was saved). */
+	if (j->kind == JOB_KIND_PLAYBOOK && j->status != JOB_LOST &&
+	    (fd = record_callback_open(j->id, false)) >= 0) {
+		if (fstat(fd, &st) == 0 && st.st_size > 0) {
+			*size = st.st_size;
+			return fd;
+		}
+		close(fd);
+	}
+	if ((fd = spool_open_for(body_size_hint(j))) < 0)
+		return -1;
+	spool_sink_fd(&sink, fd, true, 0);
+	errno = EIO;
+	write_body(j, &sink);
+	if (spool_flush(&sink) < 0) {
+		int saved = errno;
+		close(fd);
+		return errno = saved, -1;
+	}
+	*size = sink.at;
+	return fd;
 }
 
 /* Are more attempts worth it after this outcome? Not after a 3xx or 4xx. */
@@ -187,7 +398,7 @@ void
 callback_deliver(struct job *j)
 {
 	struct callback_curl *curl;
-	struct jbuf body = { 0 };
+	struct file_body body = { .fd = -1 };
 	char why[CURL_ERROR_SIZE + 64], outcome[CURL_ERROR_SIZE + 96];
 	long http_status = 0, backoff_ms = CALLBACK_BACKOFF_FIRST_MS;
 
@@ -201,7 +412,15 @@ callback_deliver(struct job *j)
 		log_attempt(j, why);
 		return;
 	}
-	callback_body(j, &body);
+	if ((body.fd = callback_body(j, &body.size)) < 0) {
+		/* No body to send (no file for it, the record unreadable): a failed attempt, tried again later. */
+		snprintf(why, sizeof(why), "cannot build the body: %s", strerror(errno));
+		j->attempts++;
+		set_last_error(j, why);
+		record_write(j, false);
+		log_attempt(j, why);
+		return;
+	}
 	while (j->attempts <= config.callback_retries) {
 		if (j->attempts > 0 && j->last_error) {
 			struct timespec pause = { backoff_ms / 1000, (backoff_ms % 1000) * 1000000 };
@@ -210,7 +429,7 @@ callback_deliver(struct job *j)
 			backoff_ms = backoff_ms * 2 > CALLBACK_BACKOFF_MAX_MS ? CALLBACK_BACKOFF_MAX_MS : backoff_ms * 2;
 		}
 		*why = '\0';
-		http_status = callback_post(curl, j->callback_url, &body, why, sizeof(why));
+		http_status = post(curl, j->callback_url, NULL, &body, why, sizeof(why));
 		j->attempts++;
 		j->delivered = http_status >= 200 && http_status < 300;
 		if (http_status)
@@ -222,7 +441,7 @@ callback_deliver(struct job *j)
 		if (j->delivered || !worth_retrying(http_status))
 			break;
 	}
-	jbuf_free(&body);
+	close(body.fd);
 }
 
 /* Deliver what a dead runner left undelivered, unless the receiver refused it or libcurl is missing. */

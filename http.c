@@ -718,6 +718,24 @@ http_respond_file(int out_fd, enum status status, const char *content_type,
 	return 0;
 }
 
+int
+http_respond_head(int out_fd, enum status status, const char *extra_headers,
+    unsigned long long body_len, int idle_ms)
+{
+	char head[1024];
+	int n = format_head(head, sizeof(head), status, NULL, extra_headers, body_len);
+
+	if (n < 0 || write_all(out_fd, head, (size_t)n, http_now_ms() + idle_ms) < 0)
+		return -1;
+	return respond_without_body || status == S_NO_CONTENT ? 0 : 1;
+}
+
+int
+http_send(int out_fd, const char *buf, size_t len, int64_t idle_ms)
+{
+	return write_all(out_fd, buf, len, http_now_ms() + idle_ms);
+}
+
 void
 http_close(int in_fd, int out_fd)
 {

@@ -123,6 +123,17 @@ int http_respond_typed(int out_fd, enum status status, const char *content_type,
 int http_respond_file(int out_fd, enum status status, const char *content_type,
     const char *extra_headers, int fd, off_t size, int idle_ms);
 
+/*
+ * The head alone of a response whose body (body_len bytes, JSON) the caller
+ * then streams with http_send: 1 when the body is to follow, 0 when not
+ * (HEAD), -1 when the client is gone or too slow.
+ */
+int http_respond_head(int out_fd, enum status status, const char *extra_headers,
+    unsigned long long body_len, int idle_ms);
+
+/* len bytes of a body to the client, which may take nothing for idle_ms at a time; 0 or -1. */
+int http_send(int out_fd, const char *buf, size_t len, int64_t idle_ms);
+
 /* Tell the client we are done (EOF), drain what it still sends, briefly. */
 void http_close(int in_fd, int out_fd);
 

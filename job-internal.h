@@ -16,6 +16,7 @@
 #include "json.h"
 #include "resolve.h"
 #include "run.h"
+#include "spool.h"
 
 /*
  * Limits of running a job, each named once (area, what, unit). The limits
@@ -100,17 +101,21 @@ struct job {
 	char created_at[32], started_at[32], finished_at[32]; /* "" is null */
 	struct run_result result;
 	bool has_result;
+	bool result_recorded;  /* read from the record, output left there: copied, never loaded */
 	long attempts;
 	bool delivered;
 	char *last_error;
 	struct program prog;
 	int lock_fd;   /* held by the job's runner for its whole life */
 	/* playbooks */
-	char *inventory;   /* YAML (yaml.h) */
-	char *extra_vars;  /* YAML (yaml.h) */
 	char *progress_url;
 	bool incremental;
-	struct jbuf stdout_lines;  /* non-empty stdout lines, each ending in '\n' */
+	/* Its non-empty stdout lines, each as ,"escaped", in an unnamed file (callback_add_line). */
+	bool has_lines;
+	bool lines_in_memory;
+	int lines_fd;
+	off_t lines_len;
+	size_t lines_raw_bytes;  /* of the lines kept, each with its newline: within LSO_MAX_OUTPUT_BYTES */
 	char *failure;             /* why the run failed without running, for the callback */
 };
 
@@ -141,6 +146,15 @@ int record_write(const struct job *j, bool first);
 
 /* After the last record: empty the spare. */
 void record_done(const struct job *j);
+
+/* The result's text as j's record holds it, {"output":...,"status":...}, into s; -1 with errno. */
+int record_result_text(const char *id, struct spool_sink *s);
+
+/* A playbook's saved callback body (callback_save_body): opened to write (created, emptied) or to read; -1 errno. */
+int record_callback_open(const char *id, bool to_write);
+
+/* The file's data on disk, when LSO_SYNC_RECORDS asks for it. */
+int record_sync_data(int fd);
 
 /* A job's record as stored (malloc'ed), read under a shared lock; NULL with errno. */
 char *record_text(const char *id, size_t *len);
@@ -186,6 +200,16 @@ struct callback_curl *callback_load_curl(char *why, size_t why_size);
 /* One POST: the HTTP status, or 0 with why set when none came back. */
 long callback_post(struct callback_curl *c, const char *url, const struct jbuf *body,
     char *why, size_t why_size);
+
+/* A playbook's stdout line (not empty, no newline) kept for its callback, within LSO_MAX_OUTPUT_BYTES. */
+void callback_add_line(struct job *j, const char *line, size_t len);
+
+/*
+ * Before a playbook's final record: the body its callback will send, as
+ * status says, saved beside the record (<id>.callback) and on disk, so a
+ * delivery resumed from the record sends the same bytes. Logged on failure.
+ */
+void callback_save_body(const struct job *j, enum job_status status);
 
 /* Each non-empty line of text as a JSON string of the array being written. */
 void callback_json_lines(struct jbuf *b, const char *text, size_t len, bool *first);

@@ -119,11 +119,10 @@ job_free(struct job *j)
 	free(j->args);
 	free(j->callback_url);
 	free(j->last_error);
-	free(j->inventory);
-	free(j->extra_vars);
 	free(j->progress_url);
 	free(j->failure);
-	jbuf_free(&j->stdout_lines);
+	if (j->has_lines)
+		close(j->lines_fd);
 	run_result_free(&j->result);
 	if (j->lock_fd >= 0)
 		close(j->lock_fd);
@@ -337,6 +336,8 @@ finish_for_sure(struct job *j, enum job_status status)
 	bool canceled_before = cancel_requested;  /* then the status says canceled already */
 	int recorded;
 
+	if (j->kind == JOB_KIND_PLAYBOOK && j->callback_url)
+		callback_save_body(j, status);
 	while ((recorded = finish(j, status)) < 0) {
 		if (!may_clear(errno) || (left = end - http_now_ms()) <= 0)
 			break;
@@ -396,6 +397,8 @@ run_job(struct job *j)
 	}
 	give_back_ticket();
 	if (slot_fd < 0) {
+		if (j->kind == JOB_KIND_PLAYBOOK)
+			playbook_remove_files(j->id);  /* written at submission, for a run that never comes */
 		j->result.return_code = -1;
 		jbuf_puts(&j->result.output, cancel_requested ? RUN_MSG_CANCELED :
 		    "Could not take a worker slot.");
@@ -438,6 +441,7 @@ int
 job_submit(const struct job_request *r, const char *id, struct job **out)
 {
 	struct job *j = calloc(1, sizeof(*j));
+	bool files_written = false;
 
 	if (!j)
 		goto fail;
@@ -447,15 +451,12 @@ job_submit(const struct job_request *r, const char *id, struct job **out)
 	j->name = strdup(r->name);
 	j->args = calloc(r->nargs + 1, sizeof(*j->args));
 	j->callback_url = dup_or_null(r->callback);
-	j->inventory = dup_or_null(r->inventory);
-	j->extra_vars = dup_or_null(r->extra_vars);
 	j->progress_url = dup_or_null(r->progress);
 	j->incremental = r->incremental;
 	j->prog = *r->prog;
 	j->status = JOB_QUEUED;
 	record_now(j->created_at);
 	if (!j->name || !j->args || (r->callback && !j->callback_url) ||
-	    (r->inventory && !j->inventory) || (r->extra_vars && !j->extra_vars) ||
 	    (r->progress && !j->progress_url))
 		goto fail;
 	for (; j->nargs < r->nargs; j->nargs++)
@@ -465,13 +466,21 @@ job_submit(const struct job_request *r, const char *id, struct job **out)
 	j->lock_fd = record_lock_open(id);
 	if (j->lock_fd < 0 && errno == ENOENT && record_make_dirs() == 0)
 		j->lock_fd = record_lock_open(id);
-	if (j->lock_fd < 0 || flock(j->lock_fd, LOCK_EX) < 0 || record_write(j, true) < 0)
+	if (j->lock_fd < 0 || flock(j->lock_fd, LOCK_EX) < 0)
+		goto fail;
+	/* A playbook's files before its record: its runner finds them, or the record does not exist. */
+	if (r->kind == JOB_KIND_PLAYBOOK && !(files_written = playbook_write_files(id, r->inventory,
+	    (const cJSON *)r->extra_vars)))
+		goto fail;
+	if (record_write(j, true) < 0)
 		goto fail;
 	*out = j;
 	return 0;
 fail:
 	if (j) {
 		int saved = errno;
+		if (files_written)
+			playbook_remove_files(id);
 		if (j->lock_fd >= 0)
 			record_lock_remove(id);  /* nothing left of a refused submission */
 		job_free(j);

@@ -30,7 +30,7 @@ struct job_request {
 	const struct program *prog;      /* the executable, or the playbook */
 	/* playbooks only */
 	const char *inventory;           /* YAML, every client string !unsafe (yaml.h) */
-	const char *extra_vars;          /* likewise */
+	const struct cJSON *extra_vars;  /* the client's object, NULL: none; written as YAML likewise */
 	const char *progress;            /* NULL: none */
 	bool incremental;
 };

@@ -87,6 +87,7 @@ static const struct answer {
 	[LSO_UNAUTHENTICATED] = { S_UNAUTHORIZED, "Not authenticated" },
 	[LSO_OUT_OF_MEMORY] = { S_INTERNAL_SERVER_ERROR, "Out of memory." },
 	[LSO_CONFIG_ERROR] = { S_INTERNAL_SERVER_ERROR, "Server configuration error." },
+	[LSO_OUTPUT_UNREADABLE] = { S_INTERNAL_SERVER_ERROR, "Cannot read the run's output back: %s." },
 };
 
 /* The status and body of an outcome; the detail's format takes the arguments. */
@@ -229,6 +230,42 @@ admit(struct exchange *ex, const struct file_kind *kind, const char *root, const
 	return true;
 }
 
+/* A sync run's answer, {"job_id": ..., "result": ...}, into s. */
+static void
+sync_body(struct spool_sink *s, const char *id, const struct run_result *result)
+{
+	spool_printf(s, "{\"job_id\":\"%s\",\"result\":", id);
+	run_result_stream(s, result);
+	spool_puts(s, "}");
+}
+
+/*
+ * The output is in a file (run.h): its escaped size counted first, for the
+ * Content-Length, then the answer streamed a chunk at a time. Answered here.
+ */
+static void
+answer_sync(struct exchange *ex, const struct run_result *result)
+{
+	static struct spool_sink sink;
+	int idle_ms = config.read_timeout_sec * 1000;
+
+	spool_sink_count(&sink);
+	errno = EIO;
+	sync_body(&sink, ex->id, result);
+	if (sink.failed) {
+		set_outcome(ex, LSO_OUTPUT_UNREADABLE, strerror(errno));
+		return;
+	}
+	ex->answered = true;
+	if (http_respond_head(ex->out_fd, ex->status, ex->extra_headers,
+	    (unsigned long long)sink.at, idle_ms) == 1) {
+		spool_sink_fd(&sink, ex->out_fd, false, idle_ms);
+		sync_body(&sink, ex->id, result);
+		spool_flush(&sink);
+	}
+	http_close(ex->in_fd, ex->out_fd);
+}
+
 static void
 run_sync(struct exchange *ex, const struct program *prog, const struct execute_request *x)
 {
@@ -238,9 +275,7 @@ run_sync(struct exchange *ex, const struct program *prog, const struct execute_r
 	ex->ran = true;
 	ex->return_code = result.return_code;
 	ex->status = S_CREATED;
-	jbuf_printf(&ex->body, "{\"job_id\":\"%s\",\"result\":", ex->id);
-	run_result_json(&ex->body, &result);
-	jbuf_puts(&ex->body, "}");
+	answer_sync(ex, &result);
 	run_result_free(&result);
 }
 
@@ -338,16 +373,12 @@ handle_execute(struct exchange *ex, const char *arg)
 static void
 start_playbook(struct exchange *ex, const struct playbook_request *r, const struct program *prog)
 {
-	char *vars = playbook_extra_vars(r->extra_vars, ex->id);
+	/* The extra vars go from the client's tree to their file (job_submit): no YAML text of them here. */
 	struct job_request request = { .kind = JOB_KIND_PLAYBOOK, .name = r->name, .prog = prog,
 		.callback = r->callback, .progress = r->progress, .incremental = r->incremental,
-		.inventory = r->inventory, .extra_vars = vars };
+		.inventory = r->inventory, .extra_vars = r->extra_vars };
 
-	if (!vars)
-		set_outcome(ex, LSO_OUT_OF_MEMORY);
-	else
-		start_job(ex, &request, "{\"job_id\":\"%s\"}");
-	free(vars);
+	start_job(ex, &request, "{\"job_id\":\"%s\"}");
 }
 
 static void

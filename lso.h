@@ -47,6 +47,7 @@ enum outcome {
 	LSO_UNAUTHENTICATED,
 	LSO_OUT_OF_MEMORY,
 	LSO_CONFIG_ERROR,
+	LSO_OUTPUT_UNREADABLE,   /* a sync run's output cannot be read back from its spool (errno) */
 };
 
 /*

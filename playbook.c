@@ -49,56 +49,53 @@ playbook_remove_files(const char *id)
 		nftw(dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
 }
 
+/* A file only we can read, made new: -1 with errno. */
+static int
+private_file(const char *path)
+{
+	return open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+}
+
 static bool
 write_private_file(const char *path, const char *text)
 {
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	int fd = private_file(path), saved;
 	size_t len = strlen(text);
 	bool ok = fd >= 0 && write(fd, text, len) == (ssize_t)len;
 
+	saved = errno;
 	if (fd >= 0)
 		close(fd);
+	errno = saved;
 	return ok;
 }
 
-/*
- * The inventory and the extra vars, YAML with every client string !unsafe
- * (validate.c made them), in a directory only we can read: never on the command line.
- */
+/* The job's private directory and the paths of its inventory and extra vars in it; false: too long. */
 static bool
-write_playbook_files(const struct job *j, char dir[PATH_MAX], char inventory[PATH_MAX],
-    char vars[PATH_MAX])
+playbook_paths(const char *id, char dir[PATH_MAX], char inventory[PATH_MAX], char vars[PATH_MAX])
 {
-	char top[PATH_MAX];
-
-	if (!record_path(top, "tmp", NULL, NULL) || !record_path(dir, "tmp", j->id, NULL) ||
-	    (mkdir(top, 0700) < 0 && errno != EEXIST) || mkdir(dir, 0700) < 0)
-		return false;
-	if (snprintf(inventory, PATH_MAX, "%s/inventory.yml", dir) >= PATH_MAX ||
+	if (!record_path(dir, "tmp", id, NULL) ||
+	    snprintf(inventory, PATH_MAX, "%s/inventory.yml", dir) >= PATH_MAX ||
 	    snprintf(vars, PATH_MAX, "%s/extra_vars.yml", dir) >= PATH_MAX)
 		return errno = ENAMETOOLONG, false;
-	return write_private_file(inventory, j->inventory ? j->inventory : "") &&
-	    write_private_file(vars, j->extra_vars ? j->extra_vars : "{}\n");
+	return true;
 }
 
 /*
  * lso's own values are tagged !unsafe like the client's (yaml.c tags every
  * string): a playbook's "{{ job_files_dir }}/out" works the same, and a root
- * directory whose name holds "{{" can never be templated.
+ * directory whose name holds "{{" can never be templated. The client's
+ * members by reference, not copied (a 1 MiB body's tree is some 5 MiB), but
+ * for every copy of ours: Python's json keeps the last of duplicate keys,
+ * lso's must win. NULL when out of memory.
  */
-char *
-playbook_extra_vars(const cJSON *client_vars, const char *id)
+static cJSON *
+extra_vars_object(const cJSON *client_vars, const char *id)
 {
 	cJSON *vars = cJSON_CreateObject();
 	const cJSON *member;
 	char dir[PATH_MAX];
-	char *yaml = NULL;
 
-	/*
-	 * The client's members by reference, not copied (a 1 MiB body's tree is
-	 * some 5 MiB), but for every copy of ours: Python's json keeps the last of
-	 * duplicate keys, lso's must win.
-	 */
 	cJSON_ArrayForEach(member, client_vars) {
 		if (!vars || strcmp(member->string, "job_id") == 0 ||
 		    strcmp(member->string, "job_files_dir") == 0)
@@ -108,13 +105,66 @@ playbook_extra_vars(const cJSON *client_vars, const char *id)
 			return NULL;
 		}
 	}
-	if (!vars)
+	if (vars && (!cJSON_AddStringToObject(vars, "job_id", id) ||
+	    (files_job_dir(id, dir, sizeof(dir)) && !cJSON_AddStringToObject(vars, "job_files_dir", dir)))) {
+		cJSON_Delete(vars);
 		return NULL;
-	if (cJSON_AddStringToObject(vars, "job_id", id) &&
-	    (!files_job_dir(id, dir, sizeof(dir)) || cJSON_AddStringToObject(vars, "job_files_dir", dir)))
-		yaml = yaml_text(vars);
+	}
+	return vars;
+}
+
+char *
+playbook_extra_vars(const cJSON *client_vars, const char *id)
+{
+	cJSON *vars = extra_vars_object(client_vars, id);
+	char *yaml = vars ? yaml_text(vars) : NULL;
+
 	cJSON_Delete(vars);
 	return yaml;
+}
+
+/* The extra vars file, written from the tree as it is walked (yaml_write): no text of it in memory. */
+static bool
+write_extra_vars(const char *path, const cJSON *client_vars, const char *id)
+{
+	cJSON *vars = extra_vars_object(client_vars, id);
+	int fd = vars ? private_file(path) : (errno = ENOMEM, -1), saved;
+	bool ok = fd >= 0 && yaml_write(fd, vars);
+
+	saved = ok ? 0 : errno ? errno : ENOMEM;
+	if (fd >= 0)
+		close(fd);
+	cJSON_Delete(vars);
+	errno = saved;
+	return ok;
+}
+
+bool
+playbook_write_files(const char *id, const char *inventory, const cJSON *client_vars)
+{
+	char top[PATH_MAX], dir[PATH_MAX], inventory_path[PATH_MAX], vars[PATH_MAX];
+	int saved;
+
+	if (!record_path(top, "tmp", NULL, NULL) || !playbook_paths(id, dir, inventory_path, vars))
+		return errno = ENAMETOOLONG, false;
+	if ((mkdir(top, 0700) < 0 && errno != EEXIST) || mkdir(dir, 0700) < 0)
+		return false;
+	if (write_private_file(inventory_path, inventory ? inventory : "") &&
+	    write_extra_vars(vars, client_vars, id))
+		return true;
+	saved = errno;
+	playbook_remove_files(id);
+	errno = saved;
+	return false;
+}
+
+/* The files playbook_write_files wrote at submission: there still (a reboot empties no state dir, but a hand may). */
+static bool
+find_playbook_files(const struct job *j, char dir[PATH_MAX], char inventory[PATH_MAX],
+    char vars[PATH_MAX])
+{
+	return playbook_paths(j->id, dir, inventory, vars) && access(inventory, R_OK) == 0 &&
+	    access(vars, R_OK) == 0;
 }
 
 /* ansible-playbook: $ANSIBLE_PLAYBOOK, else the first on PATH. */
@@ -176,7 +226,6 @@ end_block(struct playbook_output *o)
 static void
 take_line(struct playbook_output *o)
 {
-	struct jbuf *lines = &o->job->stdout_lines;
 	size_t len = o->line.len;
 
 	if (len && o->line.data[len - 1] == '\r')
@@ -186,10 +235,7 @@ take_line(struct playbook_output *o)
 		end_block(o);
 		return;
 	}
-	if (lines->len + len < config.max_output_bytes) {
-		jbuf_add(lines, o->line.data, len);
-		jbuf_add(lines, "\n", 1);
-	}
+	callback_add_line(o->job, o->line.data, len);
 	if (o->progress_fd < 0)
 		return;
 	if (o->pending.len + len >= PROGRESS_PENDING_MAX_BYTES) {
@@ -394,8 +440,8 @@ playbook_run(struct job *j, struct run_control *control)
 	struct program ansible = { .fd = -1, .dir_fd = -1 };
 	pid_t progress;
 
-	if (!write_playbook_files(j, dir, inventory, vars)) {
-		snprintf(why, sizeof(why), "cannot write the inventory: %s", strerror(errno));
+	if (!find_playbook_files(j, dir, inventory, vars)) {
+		snprintf(why, sizeof(why), "cannot read the inventory: %s", strerror(errno));
 		playbook_failed(j, why);
 	} else if (!find_ansible(&ansible)) {
 		playbook_failed(j, "ansible-playbook not found (ANSIBLE_PLAYBOOK, PATH)");

@@ -2,6 +2,7 @@
 #ifndef LSO_PLAYBOOK_H
 #define LSO_PLAYBOOK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <cjson/cJSON.h>
@@ -22,6 +23,14 @@ const char *playbook_inventory_object_problem(const cJSON *inventory, char *why,
  * (when JOB_FILES_ROOT_DIR is set) set by lso over any the client sent.
  */
 char *playbook_extra_vars(const cJSON *client_vars, const char *id);
+
+/*
+ * At submission, before the job's first record: its inventory (YAML text,
+ * validate.c's) and its extra vars (playbook_extra_vars, written from the
+ * client's tree as it is walked) in a directory only lso can read; removed
+ * again on failure (false, errno).
+ */
+bool playbook_write_files(const char *id, const char *inventory, const cJSON *client_vars);
 
 /* Run the job's playbook in the runner: ansible-playbook with private files, progress. */
 void playbook_run(struct job *j, struct run_control *control);

@@ -88,6 +88,24 @@ sync_data(int fd)
 	return config.sync_records ? fdatasync(fd) : 0;
 }
 
+int
+record_sync_data(int fd)
+{
+	return sync_data(fd);
+}
+
+/* Its entry is on disk with the final record's, written next in the same directory (sync_dir). */
+int
+record_callback_open(const char *id, bool to_write)
+{
+	char path[PATH_MAX];
+
+	if (!record_path(path, "jobs", id, ".callback"))
+		return errno = ENAMETOOLONG, -1;
+	return to_write ? open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640) :
+	    open(path, O_RDONLY | O_CLOEXEC);
+}
+
 /* mkdir path, whose entry is on disk (in parent) when it is new; 0 when it exists. */
 static int
 make_dir(const char *path, const char *parent)
@@ -118,8 +136,9 @@ json_string_or_null(struct jbuf *b, const char *s)
 	json_string(b, s && *s ? s : NULL);
 }
 
+/* A record up to its result, whose text comes next (record_stream). */
 static void
-record_json(const struct job *j, struct jbuf *b)
+record_head(const struct job *j, struct jbuf *b)
 {
 	jbuf_printf(b, "{\"job_id\":\"%s\",\"kind\":", j->id);
 	json_string(b, job_kind_names[j->kind]);
@@ -137,10 +156,12 @@ record_json(const struct job *j, struct jbuf *b)
 	jbuf_puts(b, ",\"finished_at\":");
 	json_string_or_null(b, j->finished_at);
 	jbuf_puts(b, ",\"result\":");
-	if (j->has_result)
-		run_result_json(b, &j->result);
-	else
-		jbuf_puts(b, "null");
+}
+
+/* A record after its result: the callback, its last member. */
+static void
+record_tail(const struct job *j, struct jbuf *b)
+{
 	jbuf_puts(b, ",\"callback\":");
 	if (j->callback_url) {
 		jbuf_puts(b, "{\"url\":");
@@ -153,6 +174,96 @@ record_json(const struct job *j, struct jbuf *b)
 		jbuf_puts(b, "null");
 	}
 	jbuf_puts(b, "}\n");
+}
+
+/*
+ * Where a record's result lies: {"output":"...","return_code":N,"status":"..."}
+ * from start to end, the output's escaped text from output_start to
+ * output_end. Found by scanning: client strings are escaped, so the first
+ * ,"result":{"output":" can only be ours, and the output ends at its first
+ * unescaped quote, the result at the first brace after it.
+ */
+struct result_span {
+	off_t start, output_start, output_end, end;
+};
+
+static int
+find_result(int fd, off_t size, struct result_span *span)
+{
+	static const char key[] = ",\"result\":{\"output\":\"";
+	char buf[SPOOL_CHUNK_BYTES];
+	size_t matched = 0, key_len = strlen(key);
+	bool in_output = false, escaped = false, after_output = false;
+	off_t at = 0;
+	ssize_t n;
+
+	while (at < size) {
+		if ((n = pread(fd, buf, sizeof(buf), at)) <= 0)
+			return n == 0 ? (errno = EINVAL, -1) : -1;
+		for (ssize_t i = 0; i < n; i++) {
+			char c = buf[i];
+			off_t here = at + i;
+
+			if (after_output && c == '}') {
+				span->end = here + 1;
+				return 0;
+			} else if (after_output) {
+				continue;
+			} else if (in_output && escaped) {
+				escaped = false;
+			} else if (in_output && c == '\\') {
+				escaped = true;
+			} else if (in_output && c == '"') {
+				span->output_end = here;
+				in_output = false, after_output = true;
+			} else if (!in_output) {
+				matched = c == key[matched] ? matched + 1 : c == key[0];
+				if (matched == key_len) {
+					span->start = here + 1 - (off_t)key_len + (off_t)strlen(",\"result\":");
+					span->output_start = here + 1;
+					in_output = true;
+				}
+			}
+		}
+		at += n;
+	}
+	return errno = EINVAL, -1;
+}
+
+/* The recorded result's text, as it is, into s: a job's result is written once, then kept. */
+static int
+copy_recorded_result(struct spool_sink *s, int fd, off_t size)
+{
+	struct result_span span;
+
+	if (find_result(fd, size, &span) < 0)
+		return -1;
+	return spool_copy(s, fd, span.start, span.end);
+}
+
+/*
+ * j's record into s; the output streamed from the run's spool, or, once
+ * recorded (a resumed delivery), copied from the record at recorded_fd.
+ */
+static void
+record_stream(const struct job *j, struct spool_sink *s, int recorded_fd, off_t recorded_size)
+{
+	struct jbuf b = { 0 };
+
+	record_head(j, &b);
+	spool_put(s, b.data ? b.data : "", b.len);
+	if (!j->has_result)
+		spool_puts(s, "null");
+	else if (j->result_recorded && copy_recorded_result(s, recorded_fd, recorded_size) < 0)
+		s->failed = true;
+	else if (!j->result_recorded)
+		run_result_stream(s, &j->result);
+	b.len = 0;
+	record_tail(j, &b);
+	spool_put(s, b.data ? b.data : "", b.len);
+	if (b.failed)
+		s->failed = true;
+	jbuf_free(&b);
 }
 
 /*
@@ -178,6 +289,24 @@ open_locked(const char *path, int flags, int how, struct stat *held)
 	return errno = EAGAIN, -1;
 }
 
+int
+record_result_text(const char *id, struct spool_sink *s)
+{
+	char path[PATH_MAX];
+	struct stat held;
+	int fd, r, saved;
+
+	if (!record_path(path, "jobs", id, ".json"))
+		return errno = ENAMETOOLONG, -1;
+	if ((fd = open_locked(path, O_RDONLY, LOCK_SH, &held)) < 0)
+		return -1;
+	r = copy_recorded_result(s, fd, held.st_size);
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return r;
+}
+
 /* A job's record as stored, read under a shared lock so no writer reuses it meanwhile. */
 char *
 record_text(const char *id, size_t *len)
@@ -199,17 +328,32 @@ record_text(const char *id, size_t *len)
 	return text;
 }
 
-/* b's text at the start of fd, which held old_size bytes before. */
+/*
+ * j's record at the start of fd, which held old_size bytes before; the
+ * record being replaced, when j's result is as recorded, read at path.
+ */
 static int
-write_whole(int fd, const struct jbuf *b, off_t old_size)
+write_whole(int fd, const struct job *j, const char *path, off_t old_size)
 {
-	for (size_t done = 0; done < b->len;) {
-		ssize_t n = pwrite(fd, b->data + done, b->len - done, (off_t)done);
-		if (n < 0 && errno != EINTR)
-			return -1;
-		done += n > 0 ? (size_t)n : 0;
+	static struct spool_sink sink;
+	struct stat recorded = { 0 };
+	int from = -1, r;
+
+	if (j->has_result && j->result_recorded &&
+	    ((from = open(path, O_RDONLY | O_CLOEXEC)) < 0 || fstat(from, &recorded) < 0)) {
+		if (from >= 0)
+			close(from);
+		return -1;
 	}
-	return old_size > (off_t)b->len ? ftruncate(fd, (off_t)b->len) : 0;
+	spool_sink_fd(&sink, fd, true, 0);
+	errno = 0;
+	record_stream(j, &sink, from, recorded.st_size);
+	r = spool_flush(&sink);
+	if (from >= 0)
+		close(from);
+	if (r < 0)
+		return errno ? -1 : (errno = EIO, -1);
+	return old_size > sink.at ? ftruncate(fd, sink.at) : 0;
 }
 
 /* The spare, holding the new text, becomes the record; the old record becomes the spare. */
@@ -251,22 +395,17 @@ int
 record_write(const struct job *j, bool first)
 {
 	char path[PATH_MAX], spare[PATH_MAX], dir[PATH_MAX];
-	struct jbuf b = { 0 };
 	struct stat held = { 0 };
 	int fd = -1, r = -1, saved;
-	const char *step = "out of memory";
+	const char *step;
 
 	if (!record_path(path, "jobs", j->id, ".json") || !record_path(spare, "jobs", j->id, ".next") ||
 	    !record_path(dir, "jobs", NULL, NULL))
 		return errno = ENAMETOOLONG, -1;
-	record_json(j, &b);
-	errno = ENOMEM;
-	if (!b.failed) {
-		step = first ? "create" : "open the spare";
-		fd = first ? open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640) :
-		    open_locked(spare, O_RDWR | O_CREAT, LOCK_EX, &held);
-	}
-	if (fd >= 0 && (step = "write", write_whole(fd, &b, held.st_size) == 0) &&
+	step = first ? "create" : "open the spare";
+	fd = first ? open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640) :
+	    open_locked(spare, O_RDWR | O_CREAT, LOCK_EX, &held);
+	if (fd >= 0 && (step = "write", write_whole(fd, j, path, held.st_size) == 0) &&
 	    (step = "sync", sync_data(fd) == 0) &&
 	    (first || (step = "swap in", swap_in(spare, path) == 0)) &&
 	    (step = "sync the directory", sync_dir(dir) == 0))
@@ -279,7 +418,6 @@ record_write(const struct job *j, bool first)
 		unlink(path);
 	if (fd >= 0)
 		close(fd);
-	jbuf_free(&b);
 	errno = saved;
 	return r;
 }
@@ -296,6 +434,8 @@ record_done(const struct job *j)
 	struct stat held;
 	int fd;
 
+	if (record_path(spare, "jobs", j->id, ".callback"))
+		unlink(spare);  /* the callback is delivered, or never will be */
 	if (!record_path(spare, "jobs", j->id, ".next"))
 		return;
 	fd = open_locked(spare, O_WRONLY, LOCK_EX, &held);
@@ -361,20 +501,118 @@ known_kind(const char *kind)
 	    JOB_KIND_PLAYBOOK : JOB_KIND_EXECUTE;
 }
 
+/* [from, to) of fd appended to b. */
+static int
+add_range(struct jbuf *b, int fd, off_t from, off_t to)
+{
+	ssize_t n;
+
+	if (to < from || !jbuf_reserve(b, (size_t)(to - from)))
+		return errno = ENOMEM, -1;
+	for (; from < to; from += n) {
+		if ((n = pread(fd, b->data + b->len, (size_t)(to - from), from)) <= 0)
+			return n == 0 ? (errno = EIO, -1) : -1;
+		b->len += (size_t)n;
+	}
+	b->data[b->len] = '\0';
+	return 0;
+}
+
+/*
+ * A job's record as stored, but its output an empty string: what is read to
+ * resume a job needs none of it (the output is copied from the record
+ * itself, record_stream), and it may be 16 MiB. Under a shared lock.
+ */
+static int
+record_text_without_output(const char *id, struct jbuf *b, bool *has_output)
+{
+	char path[PATH_MAX];
+	struct result_span span;
+	struct stat held;
+	int fd, r;
+
+	if (!record_path(path, "jobs", id, ".json"))
+		return errno = ENAMETOOLONG, -1;
+	if ((fd = open_locked(path, O_RDONLY, LOCK_SH, &held)) < 0)
+		return -1;
+	if (held.st_size == 0) {  /* killed while written first: as none */
+		close(fd);
+		return errno = ENOENT, -1;
+	}
+	*has_output = find_result(fd, held.st_size, &span) == 0;
+	if (!*has_output)
+		r = add_range(b, fd, 0, held.st_size);
+	else
+		r = add_range(b, fd, 0, span.output_start) < 0 ? -1 :
+		    add_range(b, fd, span.output_end, held.st_size);
+	close(fd);
+	return r;
+}
+
+/* Is the record a playbook's whose callback is still to be sent? */
+static bool
+callback_from_output(const cJSON *root)
+{
+	const cJSON *callback = cJSON_GetObjectItemCaseSensitive(root, "callback");
+
+	return known_kind(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(root, "kind"))) ==
+	    JOB_KIND_PLAYBOOK && cJSON_IsObject(callback) &&
+	    !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(callback, "delivered"));
+}
+
+/* Has the job a saved callback body (callback_save_body)? */
+static bool
+has_saved_callback(const char *id)
+{
+	char path[PATH_MAX];
+
+	return record_path(path, "jobs", id, ".callback") && access(path, F_OK) == 0;
+}
+
+/*
+ * The record parsed: without its output (record_text_without_output); a
+ * playbook's whole when no saved callback body holds its lines (a record
+ * written before there was one): its callback is rebuilt from the output.
+ */
+static cJSON *
+parse_record(const char *id, bool *result_recorded)
+{
+	struct jbuf lean = { 0 };
+	char *text;
+	size_t len;
+	cJSON *root;
+
+	*result_recorded = false;
+	if (record_text_without_output(id, &lean, result_recorded) < 0) {
+		jbuf_free(&lean);
+		return NULL;
+	}
+	errno = EINVAL;  /* when it does not parse */
+	root = cJSON_ParseWithLength(lean.data, lean.len);
+	jbuf_free(&lean);
+	if (!*result_recorded || !callback_from_output(root) || has_saved_callback(id))
+		return root;
+	cJSON_Delete(root);
+	*result_recorded = false;
+	if (!(text = record_text(id, &len)))
+		return NULL;
+	errno = EINVAL;
+	root = cJSON_ParseWithLength(text, len);
+	free(text);
+	return root;
+}
+
 /* Load a record into j; -1 with errno ENOENT when there is none. */
 int
 record_read(const char *id, struct job *j)
 {
 	const cJSON *args, *arg;
-	char *text;
-	size_t len;
+	bool result_recorded;
 	cJSON *root;
 
 	*j = (struct job){ .lock_fd = -1 };
-	if (!(text = record_text(id, &len)))
+	if (!(root = parse_record(id, &result_recorded)))
 		return -1;
-	root = cJSON_ParseWithLength(text, len);
-	free(text);
 	if (!cJSON_IsObject(root)) {
 		cJSON_Delete(root);
 		return errno = EINVAL, -1;
@@ -392,6 +630,7 @@ record_read(const char *id, struct job *j)
 	copy_time(j->started_at, cJSON_GetObjectItemCaseSensitive(root, "started_at"));
 	copy_time(j->finished_at, cJSON_GetObjectItemCaseSensitive(root, "finished_at"));
 	result_from_json(j, cJSON_GetObjectItemCaseSensitive(root, "result"));
+	j->result_recorded = result_recorded && j->has_result;
 	callback_from_json(j, cJSON_GetObjectItemCaseSensitive(root, "callback"));
 	cJSON_Delete(root);
 	return 0;

@@ -255,39 +255,68 @@ spawn_program(const struct spawn *sp)
 }
 
 /*
- * Where the captured bytes go, within one limit for both: the output is
- * stdout then stderr, so stdout has the first claim on the room and stderr
- * gets what stdout leaves. stderr that arrives first is cut back as stdout
- * grows: it never pushes stdout out.
+ * Where the captured bytes go: two unnamed files (spool.h), never memory,
+ * within one limit for both: the output is stdout then stderr, so stdout
+ * has the first claim on the room and stderr gets what stdout leaves.
+ * stderr that arrives first is cut back as stdout grows: it never pushes
+ * stdout out.
  */
 struct capture {
-	struct jbuf out, err;
+	int out_fd, err_fd;
+	bool out_in_memory, err_in_memory;  /* small so far: see SPOOL_IN_MEMORY_MAX_BYTES */
+	off_t out_len, err_len;  /* kept of each: the files may hold more of stderr */
 	size_t max;
 	bool truncated;
 	const struct run_control *control;  /* its on_stdout sees all of stdout */
 };
 
-/* Keep what of buf[0..n) the limit lets dst have; stderr gives way to stdout. */
-static void
-capture_keep(struct capture *cap, struct jbuf *dst, const char *buf, size_t n)
+/* buf[0..n) at offset at of fd; how many bytes went in (short: the disk is full). */
+static size_t
+spool_write(int fd, const char *buf, size_t n, off_t at)
 {
-	size_t room = cap->max - (dst == &cap->out ? cap->out.len : cap->out.len + cap->err.len);
-	size_t keep = n < room ? n : room;
+	size_t done = 0;
+	ssize_t w;
+
+	while (done < n) {
+		w = pwrite(fd, buf + done, n - done, at + (off_t)done);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			break;
+		done += (size_t)w;
+	}
+	return done;
+}
+
+/* Keep what of buf[0..n) the limit lets the stream have; stderr gives way to stdout. */
+static void
+capture_keep(struct capture *cap, bool is_stdout, const char *buf, size_t n)
+{
+	off_t used = is_stdout ? cap->out_len : cap->out_len + cap->err_len;
+	size_t room = (size_t)((off_t)cap->max - used);
+	size_t keep = n < room ? n : room, kept;
 
 	if (keep < n)
 		cap->truncated = true;
 	/* What the limit cannot take is read and dropped, so the program never blocks on us. */
-	jbuf_add(dst, buf, keep);
-	if (cap->out.len + cap->err.len > cap->max) {
-		cap->err.len = cap->max - cap->out.len;
-		cap->err.data[cap->err.len] = '\0';
+	if (keep > 0 && (is_stdout ?
+	    spool_spill(&cap->out_fd, &cap->out_in_memory, cap->out_len + (off_t)keep) :
+	    spool_spill(&cap->err_fd, &cap->err_in_memory, cap->err_len + (off_t)keep)) < 0)
+		keep = 0;  /* no file for more: kept in memory so far, the rest dropped */
+	kept = spool_write(is_stdout ? cap->out_fd : cap->err_fd, buf, keep,
+	    is_stdout ? cap->out_len : cap->err_len);
+	if (kept < keep)
+		cap->truncated = true;
+	*(is_stdout ? &cap->out_len : &cap->err_len) += (off_t)kept;
+	if (cap->out_len + cap->err_len > (off_t)cap->max) {
+		cap->err_len = (off_t)cap->max - cap->out_len;
 		cap->truncated = true;
 	}
 }
 
-/* Drain what fd has now into dst; returns false at EOF or error. */
+/* Drain what fd has now into the capture; returns false at EOF or error. */
 static bool
-capture_from(int fd, struct jbuf *dst, struct capture *cap)
+capture_from(int fd, bool is_stdout, struct capture *cap)
 {
 	char buf[65536];
 	ssize_t n;
@@ -297,9 +326,9 @@ capture_from(int fd, struct jbuf *dst, struct capture *cap)
 		return errno == EINTR || errno == EAGAIN;
 	if (n == 0)
 		return false;
-	if (dst == &cap->out && cap->control && cap->control->on_stdout)
+	if (is_stdout && cap->control && cap->control->on_stdout)
 		cap->control->on_stdout(buf, (size_t)n, cap->control->ctx);
-	capture_keep(cap, dst, buf, (size_t)n);
+	capture_keep(cap, is_stdout, buf, (size_t)n);
 	return true;
 }
 
@@ -399,7 +428,7 @@ watch_program(struct watch *w, struct capture *cap, struct run_result *result)
 		for (int i = 0; i < 2 && n > 0; i++) {
 			if (!w->fds[i].revents)
 				continue;
-			if (!capture_from(w->fds[i].fd, i == 0 ? &cap->out : &cap->err, cap))
+			if (!capture_from(w->fds[i].fd, i == 0, cap))
 				w->fds[i].fd = -1;
 			else if (w->idle_ms && !w->kills_sent && !w->exited)
 				set_run_deadline(w);
@@ -451,35 +480,53 @@ kill_escapees(pid_t keep)
 	}
 }
 
+int
+run_result_last_byte(const struct run_result *result)
+{
+	if (result->output.len)
+		return (unsigned char)result->output.data[result->output.len - 1];
+	return result->has_spool ? spool_last_byte(result->spool_fd, result->spooled) : -1;
+}
+
+/*
+ * The output: stdout's spool, stderr's kept part after it, cut where its
+ * escape fits the cap (it holds for the output as sent and recorded,
+ * escaped: 16 MiB of NULs would be 96), then the truncation line.
+ */
 static void
 finish_output(struct run_result *result, struct capture *cap)
 {
-	struct jbuf *out = &result->output;
-	size_t fits;
+	off_t total = cap->out_len, fits;
 
-	*out = cap->out;
-	jbuf_add(out, cap->err.data ? cap->err.data : "", cap->err.len);
-	jbuf_free(&cap->err);
-	/* The cap holds for the output as sent and recorded, escaped: 16 MiB of NULs would be 96. */
-	fits = json_escape_fit(out->data ? out->data : "", out->len, config.max_output_bytes, true);
-	if (fits < out->len) {
-		out->len = fits;
+	if (cap->err_len > 0 && spool_append(cap->out_fd, cap->err_fd, 0, cap->err_len) == 0)
+		total += cap->err_len;
+	else if (cap->err_len > 0)
+		cap->truncated = true;
+	fits = spool_fit(cap->out_fd, total, config.max_output_bytes);
+	if (fits < 0)
+		fits = 0;
+	if (fits < total) {
+		(void)!ftruncate(cap->out_fd, fits);
 		cap->truncated = true;
 	}
+	result->has_spool = true;
+	result->spool_fd = cap->out_fd;
+	result->spooled = fits;
+	cap->out_fd = -1;
 	if (cap->truncated)
-		jbuf_printf(out, "%s[output truncated at %zu bytes]\n",
-		    out->len && out->data[out->len - 1] != '\n' ? "\n" : "",
+		jbuf_printf(&result->output, "%s[output truncated at %zu bytes]\n",
+		    fits && run_result_last_byte(result) != '\n' ? "\n" : "",
 		    config.max_output_bytes);
 }
 
 static void
 note_line(struct run_result *result, const char *line)
 {
-	struct jbuf *out = &result->output;
+	int last = run_result_last_byte(result);
 
-	if (out->len && out->data[out->len - 1] != '\n')
-		jbuf_add(out, "\n", 1);
-	jbuf_puts(out, line);
+	if (last >= 0 && last != '\n')
+		jbuf_add(&result->output, "\n", 1);
+	jbuf_puts(&result->output, line);
 }
 
 /* Exit status to the API's return_code, and our notes to the output. */
@@ -530,7 +577,8 @@ run_program(const struct program *prog, const char *const *args, size_t nargs,
 {
 	int out[2] = { -1, -1 }, err[2] = { -1, -1 }, status[2] = { -1, -1 };
 	char id_var[sizeof("LSO_JOB_ID=") + JOB_ID_LEN];
-	struct capture cap = { .max = config.max_output_bytes, .control = control };
+	struct capture cap = { .out_fd = -1, .err_fd = -1, .max = config.max_output_bytes,
+		.control = control };
 	struct watch w = { 0 };
 	struct spawn sp;
 	char **argv = calloc(nargs + 2, sizeof(*argv));
@@ -538,9 +586,14 @@ run_program(const struct program *prog, const char *const *args, size_t nargs,
 	    control ? control->extra_env : NULL);
 	int exec_code;
 
-	*result = (struct run_result){ 0 };
+	*result = (struct run_result){ .spool_fd = -1 };
 	if (!argv || !envp) {
 		start_failed(result, "");
+		goto out;
+	}
+	if ((cap.out_fd = spool_open_small(&cap.out_in_memory)) < 0 ||
+	    (cap.err_fd = spool_open_small(&cap.err_in_memory)) < 0) {
+		start_failed(result, "spool: ");
 		goto out;
 	}
 	argv[0] = (char *)prog->path;
@@ -593,23 +646,45 @@ out:
 		if (status[i] >= 0)
 			close(status[i]);
 	}
+	if (cap.out_fd >= 0)
+		close(cap.out_fd);
+	if (cap.err_fd >= 0)
+		close(cap.err_fd);
 	free(argv);
 	free(envp);
 }
 
 void
-run_result_json(struct jbuf *b, const struct run_result *result)
+run_result_stream(struct spool_sink *s, const struct run_result *result)
 {
-	jbuf_puts(b, "{\"output\":\"");
-	json_escape(b, result->output.data ? result->output.data : "",
-	    result->output.len, true);
-	jbuf_printf(b, "\",\"return_code\":%d,\"status\":\"%s\"}",
+	struct jbuf notes = { 0 };
+	size_t skip = 0;
+
+	spool_puts(s, "{\"output\":\"");
+	if (result->has_spool && spool_escape(s, result->spool_fd, result->spooled) < 0)
+		s->failed = true;
+	/* A "\r" ending the spool and the "\n" our note begins with are one newline, escaped already. */
+	if (result->has_spool && result->output.len && result->output.data[0] == '\n' &&
+	    spool_last_byte(result->spool_fd, result->spooled) == '\r')
+		skip = 1;
+	json_escape(&notes, result->output.data ? result->output.data + skip : "",
+	    result->output.len - skip, true);
+	spool_put(s, notes.data ? notes.data : "", notes.len);
+	if (notes.failed)
+		s->failed = true;
+	jbuf_free(&notes);
+	spool_printf(s, "\",\"return_code\":%d,\"status\":\"%s\"}",
 	    result->return_code, result->return_code == 0 ? "successful" : "failed");
 }
 
 void
 run_result_free(struct run_result *result)
 {
+	if (result->has_spool)
+		close(result->spool_fd);
+	result->has_spool = false;
+	result->spool_fd = -1;
+	result->spooled = 0;
 	jbuf_free(&result->output);
 }
 

@@ -8,6 +8,7 @@
 
 #include "json.h"
 #include "resolve.h"
+#include "spool.h"
 
 /* Messages of ours in the output, each on a line of its own. */
 #define RUN_MSG_TIMED_OUT "Execution timed out."
@@ -15,7 +16,14 @@
 
 /* The result of one run, as the API reports it. */
 struct run_result {
-	struct jbuf output;  /* raw bytes: stdout, then stderr, then any note of ours */
+	/*
+	 * The output, raw bytes: what the program printed, stdout then stderr,
+	 * kept in an unnamed file (spool.h), then any note of ours in memory.
+	 */
+	bool has_spool;      /* spool_fd is open */
+	int spool_fd;
+	off_t spooled;       /* its bytes [0, spooled) */
+	struct jbuf output;  /* after them: our notes */
 	int return_code;     /* exit status, -N for signal N, -1 timeout/start failure */
 	bool timed_out;
 	bool canceled;
@@ -53,8 +61,14 @@ void run_program(const struct program *prog, const char *const *args, size_t nar
  */
 void run_preload(void);
 
-/* Append {"output": ..., "return_code": ..., "status": ...} for a finished run. */
-void run_result_json(struct jbuf *b, const struct run_result *result);
+/*
+ * {"output": ..., "return_code": ..., "status": ...} for a finished run, into
+ * s (counted, or written): the output escaped chunk by chunk from its spool.
+ */
+void run_result_stream(struct spool_sink *s, const struct run_result *result);
+
+/* The output's last byte (spool, then notes); -1 when it is empty. */
+int run_result_last_byte(const struct run_result *result);
 
 void run_result_free(struct run_result *result);
 

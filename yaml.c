@@ -8,9 +8,43 @@
  * (?) because YAML limits implicit keys to 1024 characters; double-quoted
  * scalars of printable ASCII only, so no client byte can end the scalar.
  */
+#include <errno.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "yaml.h"
+
+/* yaml_write: where the text goes as it is made, and how much it gathers first. */
+#define YAML_FLUSH_BYTES 65536
+static int flush_fd = -1;
+static bool flush_failed;
+
+/* What is gathered, to flush_fd. */
+static void
+flush_out(struct jbuf *b)
+{
+	size_t done = 0;
+	ssize_t n;
+
+	while (done < b->len && !flush_failed) {
+		n = write(flush_fd, b->data + done, b->len - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			flush_failed = true;
+		else
+			done += (size_t)n;
+	}
+	b->len = 0;
+}
+
+/* Between two values: what is gathered goes to flush_fd, when writing to a file. */
+static void
+flush_if_full(struct jbuf *b)
+{
+	if (flush_fd >= 0 && b->len >= YAML_FLUSH_BYTES)
+		flush_out(b);
+}
 
 /* Append one escape for code point cp: \xHH, \uHHHH or \UHHHHHHHH. */
 static void
@@ -107,6 +141,7 @@ append_object(struct jbuf *b, const cJSON *object)
 		    member->string ? strlen(member->string) : 0);
 		jbuf_puts(b, " : ");
 		yaml_from_json(b, member);
+		flush_if_full(b);
 	}
 	jbuf_puts(b, "}");
 }
@@ -121,6 +156,7 @@ append_array(struct jbuf *b, const cJSON *array)
 		if (element != array->child)
 			jbuf_puts(b, ", ");
 		yaml_from_json(b, element);
+		flush_if_full(b);
 	}
 	jbuf_puts(b, "]");
 }
@@ -158,4 +194,23 @@ yaml_text(const cJSON *item)
 		return NULL;
 	}
 	return b.data;
+}
+
+bool
+yaml_write(int fd, const cJSON *item)
+{
+	struct jbuf b = { 0 };
+	bool ok;
+
+	flush_fd = fd;
+	flush_failed = false;
+	yaml_from_json(&b, item);
+	jbuf_puts(&b, "\n");
+	ok = !b.failed;
+	if (ok)
+		flush_out(&b);
+	flush_fd = -1;
+	ok = ok && !flush_failed;
+	jbuf_free(&b);
+	return ok;
 }

@@ -6,6 +6,7 @@
 #ifndef LSO_YAML_H
 #define LSO_YAML_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <cjson/cJSON.h>
@@ -23,6 +24,13 @@ void yaml_unsafe_string(struct jbuf *b, const char *s, size_t len);
  * own, never the client's) is copied as is: a plain YAML scalar.
  */
 void yaml_from_json(struct jbuf *b, const cJSON *item);
+
+/*
+ * The same text written to fd as it is made, 64 KiB at a time: never whole
+ * in memory (1 MiB of extra vars would be some 2 MiB of YAML). False when
+ * out of memory or a write failed (errno).
+ */
+bool yaml_write(int fd, const cJSON *item);
 
 /* The YAML text of a JSON value (malloc'd), NULL when out of memory. */
 char *yaml_text(const cJSON *item);

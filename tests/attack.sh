@@ -1823,6 +1823,53 @@ attack_no_resend() {
 	expect "$l: one callback" "$(callbacks_for "$JOB" | wc -l | tr -d ' ')" 1
 }
 
+# attack_last_body JOB FILTER: the job's last callback received satisfies the filter.
+attack_last_body() { callbacks_for "$1" | tail -n 1 | jq -e "$2" >/dev/null; }
+
+# attack_same_body LABEL HOW: the job's callback answered 503 once; its runner
+# killed in the backoff; the delivery resumed from the record (HOW: get, a
+# GET; recover, lso --recover) until a 200. Every attempt sent the same bytes.
+attack_same_body() {
+	local l=$1 how=$2 runner n
+	check "$l: first attempt recorded" wait_for 20 attack_record "$JOB" '.callback.attempts == 1'
+	runner=$(attack_runner "$JOB")
+	kill -KILL "$runner"
+	check "$l: runner gone" gone "$runner"
+	if [ "$how" = get ]; then
+		request GET "/api/jobs/$JOB"
+	else
+		env "${SETTLE_ENV[@]}" "$LSO" --recover 2>>"$TMP/attack-sweeps.log"
+	fi
+	check "$l: resumed until delivered" wait_for 15 attack_record "$JOB" '.callback.delivered'
+	check "$l: 3 attempts" has_callbacks "$JOB" 3
+	n=$(callbacks_for "$JOB" | jq -r .raw | sort -u | wc -l)
+	expect "$l: a resumed attempt sends the first one's bytes" "$n" 1
+}
+
+# A callback resumed from the record (GET, lso --recover) sends what the first
+# attempt sent: an output with NULs (cut at the first by a parse of the
+# record), and a playbook's failure (its reason lost by a rebuild from the output).
+attack_resumed_body() {
+	local port=$PORT how
+	for how in get recover; do
+		submit odd-bytes '[]' "$RECEIVER/flaky/same-$how"
+		attack_same_body "NUL output, resumed by $how" "$how"
+		check "NUL output, resumed by $how: the output whole, NULs and all" attack_last_body "$JOB" \
+			'.body.result.output == "crlf\nlone\ncr bad\ufffdbyte nul\u0000x ctl\u0001y tab\tz \"q\" back\\s"'
+	done
+	start_server attack-resumed-pb inetd "${SETTLE_ENV[@]}" ANSIBLE_PLAYBOOKS_ROOT_DIR="$TOP/tests/playbooks" \
+		ANSIBLE_PLAYBOOK=/nonexistent/ansible-playbook LSO_CALLBACK_RETRIES=3
+	for how in get recover; do
+		request POST /api/playbook -H 'Content-Type: application/json' --data-binary \
+			"{\"playbook_name\":\"pass.yml\",\"inventory\":\"localhost\",\"callback\":\"$RECEIVER/flaky/pb-$how\"}"
+		JOB=$(jq -r .job_id "$TMP/body")
+		attack_same_body "failed playbook, resumed by $how" "$how"
+		check "failed playbook, resumed by $how: the failure said" attack_last_body "$JOB" \
+			'.body.output == ["Ansible playbook run failed: ansible-playbook not found (ANSIBLE_PLAYBOOK, PATH)"] and .body.return_code == -1 and .body.status == "failed"'
+	done
+	PORT=$port
+}
+
 suite_attack_settle() {
 	SETTLE_STATE="$TMP/attack-settle-state"
 	SETTLE_ENV=("${common[@]}" LSO_STATE_DIR="$SETTLE_STATE" REQUEST_TIMEOUT_SEC=1)
@@ -1834,6 +1881,7 @@ suite_attack_settle() {
 	attack_setsid_leftover
 	attack_get_delivery_fds
 	attack_callback_password
+	attack_resumed_body
 	attack_get_unreadable
 	attack_admit_unreadable
 	attack_lost_mark
@@ -1943,11 +1991,27 @@ attack_sweep_bound() {
 # took), its answers within a named size, and async jobs within a bounded
 # number of processes.
 
-# Any request whose cost the client alone shapes (its body, a GET).
-ATTACK_RSS_MAX_KIB=16384
-# A sync run: its output held twice (as captured, as escaped for the
-# answer), LSO_MAX_OUTPUT_BYTES (16 MiB) each at most, plus the above.
-ATTACK_RUN_RSS_MAX_KIB=$((2 * 16384 + ATTACK_RSS_MAX_KIB))
+# Every bound is over a baseline: the peak RSS of a trivial request (GET
+# /api/version) in the same run, lso's own size (its code, libc, cJSON),
+# measured first (ATTACK_BASELINE_KIB).
+#
+# A run, its answer, its record, a GET of it, its callback: the output is
+# spooled to a file and streamed in 64 KiB chunks, never held in memory.
+# Measured in the plain build: +0.6 MiB for 20 MB of NULs sync, +0.2 for a
+# GET of a 16 MiB record, +0.9 for the runner of that job while it retries
+# its callback. 4 MiB leaves room for what a build or a libc may add
+# (malloc arenas, libcurl loaded by the runner) and fails any copy of the
+# 16 MiB output.
+ATTACK_RSS_OVER_BASELINE_KIB=4096
+# A 1 MiB JSON body: its parsed tree (65536 values at most, some 100 bytes
+# each in cJSON), and a 422 echoing the body back: measured +10.5 MiB at most.
+# 12 MiB: not a few, the tree's cost; fails a second copy of the tree.
+ATTACK_BODY_RSS_OVER_BASELINE_KIB=12288
+# A playbook's 1 MiB body: the tree and the body (the above, less the 422),
+# its extra vars written to their file as the tree is walked, never as text
+# in memory: measured +8.2 MiB (was +11.2 with the YAML text and its copy),
+# +6.7 for 1 MiB of ini inventory. 9 MiB fails a copy of the YAML.
+ATTACK_PLAYBOOK_RSS_OVER_BASELINE_KIB=9216
 # A 422 of a 1 MiB body: 100 items and one saying how many more.
 ATTACK_422_MAX_BYTES=65536
 # What an answer or record may add to LSO_MAX_OUTPUT_BYTES of output: the
@@ -1972,7 +2036,23 @@ attack_bounded() {
 		echo "   $1: peak RSS ${2} KiB, the sanitizer's (bounded in the plain build's run)"
 		return
 	fi
-	check "$1: peak RSS ${2} KiB < $3 KiB" attack_within "$2" 1 "$3"
+	check "$1: peak RSS ${2} KiB < baseline $ATTACK_BASELINE_KIB + $3 KiB" \
+		attack_within "$2" 1 $((ATTACK_BASELINE_KIB + $3))
+}
+
+# attack_baseline: the peak RSS of a trivial request, the next lso measured (ATTACK_BASELINE_KIB).
+attack_baseline() {
+	request GET /api/version
+	expect "baseline: GET /api/version" "$CODE" 200
+	ATTACK_BASELINE_KIB=$(attack_rss_after 1)
+	check "baseline: measured (${ATTACK_BASELINE_KIB} KiB)" attack_within "$ATTACK_BASELINE_KIB" 1 1048576
+}
+
+# attack_runner_hwm JOB: the peak RSS (KiB, VmHWM) so far of the job's runner, alive.
+attack_runner_hwm() {
+	local pid
+	read -r pid _ <"$2/jobs/$1.lock"
+	awk '/^VmHWM:/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo -1
 }
 
 # attack_processes STATE: how many processes carry this state directory in
@@ -2004,7 +2084,7 @@ print(json.dumps({"executable_name": "echo-args", "args": [1] * n, "is_async": F
 		'.detail | type == "array" and all(.[]; has("type") and has("loc") and has("msg"))'
 	jqcheck "1 MiB of integers: too many values for the tree" \
 		'.detail[0].type == "json_invalid" and .detail[0].ctx.error == "Too many values: at most 65536"'
-	attack_bounded "1 MiB of integers" "$(attack_rss_after 1)" "$ATTACK_RSS_MAX_KIB"
+	attack_bounded "1 MiB of integers" "$(attack_rss_after 2)" "$ATTACK_RSS_OVER_BASELINE_KIB"
 
 	# Fewer values than that, each one a problem: 100 listed, the rest counted.
 	python3 -c 'import json
@@ -2018,13 +2098,13 @@ print(json.dumps({"executable_name": "echo-args", "args": [1] * 60000, "is_async
 		'(.detail | length) == 101 and (.detail[:100] | all(.[]; .type == "string_type")) and
 		 .detail[100].type == "too_many_errors" and .detail[100].ctx.omitted == 59900 and
 		 .detail[100].loc == ["body"] and .detail[100].input == null'
-	attack_bounded "60,000 wrong args" "$(attack_rss_after 2)" "$ATTACK_RSS_MAX_KIB"
+	attack_bounded "60,000 wrong args" "$(attack_rss_after 3)" "$ATTACK_BODY_RSS_OVER_BASELINE_KIB"
 	# The body echoed back whole (a missing name): memory stays bounded too.
 	python3 -c 'import json
 print(json.dumps({"args": ["x" * 12] * 65000}, separators=(",", ":")), end="")' >"$TMP/attack-ints"
 	request POST /api/execute/ -H 'Content-Type: application/json' --data-binary @"$TMP/attack-ints"
 	expect "a 1 MiB body without a name: 422" "$CODE" 422
-	attack_bounded "a 1 MiB body echoed in the 422" "$(attack_rss_after 3)" "$ATTACK_RSS_MAX_KIB"
+	attack_bounded "a 1 MiB body echoed in the 422" "$(attack_rss_after 4)" "$ATTACK_BODY_RSS_OVER_BASELINE_KIB"
 }
 
 attack_escaped_output() {
@@ -2037,12 +2117,13 @@ attack_escaped_output() {
 		attack_within "$n" "$cap" $((cap + ATTACK_RECORD_EXTRA_BYTES))
 	jqcheck "20 MB of NUL, sync: NULs, then the truncation line" \
 		'(.result.output | startswith("\u0000\u0000")) and (.result.output | endswith("\n[output truncated at 16777216 bytes]\n"))'
-	attack_bounded "20 MB of NUL, sync" "$(attack_rss_after 4)" "$ATTACK_RUN_RSS_MAX_KIB"
+	attack_bounded "20 MB of NUL, sync" "$(attack_rss_after 5)" "$ATTACK_RSS_OVER_BASELINE_KIB"
 
 	# The same async: the record kept 30 days is capped as well.
 	execute '{"executable_name":"nul-output","args":["20000000"]}'
 	expect "20 MB of NUL, async: 201" "$CODE" 201
 	id=$(jq -r .job_id "$TMP/body")
+	attack_bounded "20 MB of NUL, async: its submission" "$(attack_rss_after 6)" "$ATTACK_RSS_OVER_BASELINE_KIB"
 	check "20 MB of NUL, async: finished" wait_for 30 grep -q '"status":"successful"' "$state/jobs/$id.json"
 	check "20 MB of NUL, async: settled for good (nothing to deliver)" \
 		wait_for 30 grep -qx settled "$state/jobs/$id.lock"
@@ -2053,25 +2134,42 @@ attack_escaped_output() {
 	request GET "/api/jobs/$id"
 	expect "GET of a 16 MiB record: 200" "$CODE" 200
 	check "GET of a 16 MiB record: the record's bytes" cmp -s "$TMP/body" "$state/jobs/$id.json"
-	attack_bounded "GET of a 16 MiB record" "$(attack_rss_after 6)" "$ATTACK_RSS_MAX_KIB"
+	attack_bounded "GET of a 16 MiB record" "$(attack_rss_after 7)" "$ATTACK_RSS_OVER_BASELINE_KIB"
 	request GET "/api/jobs/$(cat /proc/sys/kernel/random/uuid)"
 	expect "GET of no record: 404" "$CODE" 404
+	attack_bounded "GET of no record" "$(attack_rss_after 8)" "$ATTACK_RSS_OVER_BASELINE_KIB"
 }
 
 # A GET of a final 16 MiB record while its runner still retries the callback
 # (its lock held: nothing to settle) reads only the record's status, never
-# parses the whole record. Run after attack_escaped_output (its 7 lso).
+# parses the whole record; the runner, having run, recorded and posted 16 MiB
+# of output, holds none of it: measured over a runner's own baseline (libcurl
+# loaded: some 8 MiB). Run after attack_escaped_output (its 8 lso).
 attack_get_while_delivering() {
-	local l="GET of a 16 MiB record, callback retried" state=$1 id
+	local l="GET of a 16 MiB record, callback retried" state=$1 id runner_baseline runner
+	# The runner's own baseline: a job of one line, its callback retried likewise (libcurl loaded).
+	execute "{\"executable_name\":\"echo-args\",\"args\":[\"x\"],\"callback\":\"http://127.0.0.1:$(free_port)/ok/nobody\"}"
+	id=$(jq -r .job_id "$TMP/body")
+	check "runner baseline: a first attempt made" wait_for 30 grep -q '"attempts":[1-9]' "$state/jobs/$id.json"
+	runner_baseline=$(attack_runner_hwm "$id" "$state")
+	read -r runner _ <"$state/jobs/$id.lock"
+	kill -KILL "$runner"
+	check "runner baseline: measured (${runner_baseline} KiB)" attack_within "$runner_baseline" 1 1048576
+	echo "   runner's peak RSS (KiB): $runner_baseline for one line of output"
 	execute "{\"executable_name\":\"nul-output\",\"args\":[\"20000000\"],\"callback\":\"http://127.0.0.1:$(free_port)/ok/nobody\"}"
 	expect "$l: 201" "$CODE" 201
 	id=$(jq -r .job_id "$TMP/body")
 	check "$l: finished" wait_for 30 grep -q '"status":"successful"' "$state/jobs/$id.json"
 	check "$l: its runner retries the callback" bash -c "! flock -n '$state/jobs/$id.lock' true"
-	check "$l: the POST's lso is measured" wait_for 30 attack_rss_lines 8
+	check "$l: a first attempt made" wait_for 30 grep -q '"attempts":[1-9]' "$state/jobs/$id.json"
+	runner=$(attack_runner_hwm "$id" "$state")
+	echo "   runner's peak RSS (KiB): $runner for 16 MiB of output"
+	ATTACK_BASELINE_KIB=$runner_baseline attack_bounded "$l: the runner (over the runner's baseline)" \
+		"$runner" "$ATTACK_RSS_OVER_BASELINE_KIB"
+	check "$l: the POST's lso is measured" wait_for 30 attack_rss_lines 10
 	request GET "/api/jobs/$id"
 	expect "$l: 200" "$CODE" 200
-	attack_bounded "$l" "$(attack_rss_after 9)" "$ATTACK_RSS_MAX_KIB"
+	attack_bounded "$l" "$(attack_rss_after 11)" "$ATTACK_RSS_OVER_BASELINE_KIB"
 }
 
 attack_queue_bound() {
@@ -2114,7 +2212,15 @@ print(json.dumps({"playbook_name": "pass.yml", "inventory": "localhost", "extra_
     separators=(",", ":")), end="")' >"$TMP/attack-ints"
 	request POST /api/playbook -H 'Content-Type: application/json' --data-binary @"$TMP/attack-ints"
 	expect "a playbook with 1 MiB of extra vars: 201" "$CODE" 201
-	attack_bounded "a playbook with 1 MiB of extra vars" "$(attack_rss_after 1)" "$ATTACK_RSS_MAX_KIB"
+	attack_bounded "a playbook with 1 MiB of extra vars" "$(attack_rss_after 2)" "$ATTACK_PLAYBOOK_RSS_OVER_BASELINE_KIB"
+	# 1 MiB of ini inventory: a host a line, turned into the inventory object, then YAML.
+	python3 -c 'import json
+hosts = "\n".join("h%05d a=%s" % (i, "x" * 110) for i in range(1000000 // 120))
+print(json.dumps({"playbook_name": "pass.yml", "inventory": hosts}, separators=(",", ":")), end="")' >"$TMP/attack-ints"
+	request POST /api/playbook -H 'Content-Type: application/json' --data-binary @"$TMP/attack-ints"
+	expect "a playbook with 1 MiB of ini inventory: 201" "$CODE" 201
+	attack_bounded "a playbook with 1 MiB of ini inventory" "$(attack_rss_after 3)" "$ATTACK_PLAYBOOK_RSS_OVER_BASELINE_KIB"
+	echo "   peak RSS per playbook request (KiB): $(tr '\n' ' ' <"$ATTACK_RSS")"
 }
 
 # The bounds (test.sh's section "bounds").
@@ -2125,6 +2231,7 @@ suite_attack_bounds() {
 	WRAP=(/usr/bin/time -a -f %M -o "$ATTACK_RSS")
 	start_server attack-bounds inetd "${common[@]}" LSO_STATE_DIR="$state" EXECUTABLE_TIMEOUT_SEC=30
 	WRAP=()
+	attack_baseline
 	attack_json_bodies
 	attack_escaped_output "$state"
 	attack_get_while_delivering "$state"
@@ -2137,6 +2244,7 @@ suite_attack_bounds() {
 	start_server attack-pb-bounds inetd "${common[@]}" LSO_STATE_DIR="$TMP/attack-pb-bounds-state" \
 		ANSIBLE_PLAYBOOKS_ROOT_DIR="$TOP/tests/playbooks" ANSIBLE_PLAYBOOK=/bin/true
 	WRAP=()
+	attack_baseline
 	attack_playbook_body
 
 	state="$TMP/attack-queue-state"

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Callback receiver for the tests: logs every POST as one JSON line.
+"""Callback receiver for the tests: logs every POST as one JSON line (its
+body parsed, and as sent, in base64: "raw").
 
 receiver.py PORTFILE LOGFILE [PORT [ADDRESS]]: listens on ADDRESS:PORT
 (default 127.0.0.1 and a free port), and writes the port to PORTFILE. The path chooses the answer: /ok/... 200, /notfound/... 404,
@@ -7,6 +8,7 @@ receiver.py PORTFILE LOGFILE [PORT [ADDRESS]]: listens on ADDRESS:PORT
 /redirect/... 307 to /ok/redirected; /slow/... waits 3 s before its first
 answer, then 200.
 """
+import base64
 import json
 import sys
 import time
@@ -40,7 +42,8 @@ class Handler(BaseHTTPRequestHandler):
         with open(log_file, "a") as log:
             log.write(json.dumps({"path": self.path, "status": status,
                                   "content_type": self.headers.get("Content-Type"),
-                                  "body": parsed}) + "\n")
+                                  "body": parsed,
+                                  "raw": base64.b64encode(body).decode()}) + "\n")
         self.send_response(status)
         if location:
             self.send_header("Location", location)

@@ -34,6 +34,7 @@
 #include "../lso.h"
 #include "../playbook.h"
 #include "../resolve.h"
+#include "../spool.h"
 #include "../validate.h"
 #include "../yaml.h"
 
@@ -1103,6 +1104,99 @@ test_json_escape_fit_exact(void)
 		}
 		CHECK_INT(json_escape_fit(s, len, budget, translate), best);
 	}
+}
+
+/* A file holding s[0..len), as a run's spool would. */
+static int
+spool_of(const char *s, size_t len)
+{
+	int fd = spool_open();
+
+	CHECK(fd >= 0);
+	CHECK_INT(pwrite(fd, s, len, 0), (ssize_t)len);
+	return fd;
+}
+
+/* What spool_escape writes of [0, len) of fd, read back (malloc'ed). */
+static char *
+spool_escaped(int fd, off_t len, size_t *out_len)
+{
+	static struct spool_sink sink;
+	int out = spool_open();
+	char *text = malloc(6 * (size_t)len + 1);
+
+	spool_sink_fd(&sink, out, true, 0);
+	CHECK_INT(spool_escape(&sink, fd, len), 0);
+	CHECK_INT(spool_flush(&sink), 0);
+	*out_len = (size_t)sink.at;
+	CHECK_INT(pread(out, text, *out_len, 0), (ssize_t)*out_len);
+	close(out);
+	return text;
+}
+
+/*
+ * Escaping streamed from a spool, a chunk at a time, gives json_escape's
+ * bytes for the whole, and spool_fit json_escape_fit's cut, wherever a
+ * "\r\n" or a UTF-8 sequence straddles a chunk's end; counting gives the size.
+ */
+static void
+test_spool_escape_as_whole(void)
+{
+	static const char alphabet[] = "a\"\\\r\n\t\x01\x0b\x7f\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\xff\xc3";
+	static struct spool_sink counter;
+	size_t size = 3 * SPOOL_CHUNK_BYTES, got_len;
+	char *s = malloc(size), *got;
+	unsigned seed = 29;
+
+	for (int round = 0; round < 60; round++) {
+		size_t len = SPOOL_CHUNK_BYTES - 8 + (size_t)round % 16 + (round >= 30 ? SPOOL_CHUNK_BYTES : 0);
+		struct jbuf whole = { 0 };
+		size_t budget;
+		int fd;
+
+		for (size_t i = 0; i < len; i++)
+			s[i] = alphabet[((seed = seed * 1103515245 + 12345) >> 16) % (sizeof(alphabet) - 1)];
+		fd = spool_of(s, len);
+		json_escape(&whole, s, len, true);
+		got = spool_escaped(fd, (off_t)len, &got_len);
+		CHECK_MEM(got, got_len, whole.data, whole.len);
+		spool_sink_count(&counter);
+		CHECK_INT(spool_escape(&counter, fd, (off_t)len), 0);
+		CHECK_INT(counter.at, (off_t)whole.len);
+		budget = ((seed = seed * 1103515245 + 12345) >> 8) % (whole.len + 2);
+		CHECK_INT(spool_fit(fd, (off_t)len, budget), (off_t)json_escape_fit(s, len, budget, true));
+		CHECK_INT(spool_fit(fd, (off_t)len, whole.len), (off_t)len);
+		free(got);
+		jbuf_free(&whole);
+		close(fd);
+	}
+	free(s);
+}
+
+/* yaml_write writes what yaml_text makes, through its 64 KiB flushes too. */
+static void
+test_yaml_write_as_text(void)
+{
+	cJSON *tree = cJSON_CreateObject(), *list = cJSON_AddArrayToObject(tree, "v");
+	char *text, *written;
+	size_t len;
+	int fd;
+
+	for (int i = 0; i < 20000; i++)
+		cJSON_AddItemToArray(list, cJSON_CreateString(i % 7 ? "x\"y" : "{{ z }}\xc3\xa9"));
+	cJSON_AddNumberToObject(tree, "n", 1.5);
+	text = yaml_text(tree);
+	fd = spool_open();
+	CHECK(yaml_write(fd, tree));
+	len = (size_t)lseek(fd, 0, SEEK_END);
+	written = calloc(1, len + 1);
+	CHECK_INT(pread(fd, written, len, 0), (ssize_t)len);
+	CHECK(len > 65536);
+	CHECK_STR(written, text);
+	close(fd);
+	free(written);
+	free(text);
+	cJSON_Delete(tree);
 }
 
 static void
@@ -2972,6 +3066,8 @@ main(void)
 	test_json_invalid_bytes_replaced();
 	test_json_truncated_sequences_replaced();
 	test_json_escape_fit_exact();
+	test_spool_escape_as_whole();
+	test_yaml_write_as_text();
 	test_json_overlong_replaced();
 	test_json_surrogates_and_beyond_replaced();
 	test_json_utf8_len();
