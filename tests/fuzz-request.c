@@ -931,8 +931,15 @@ check_response(size_t size, size_t len, bool parsed)
 		return;
 	}
 	if (!(cl = strstr(head, "\r\nContent-Length: ")) ||
-	    sscanf(cl, "\r\nContent-Length: %lu", &content_length) != 1 ||
-	    content_length != len - (size_t)(body - response))
+	    sscanf(cl, "\r\nContent-Length: %lu", &content_length) != 1)
+		die("shape", "no Content-Length", NULL);
+	/* HEAD (RFC 9110 9.3.2): GET's head, the length of GET's body, no body. */
+	if (req.head_only) {
+		if ((size_t)(body - response) != len)
+			die("shape", "a body in the response to HEAD", s);
+		return;
+	}
+	if (content_length != len - (size_t)(body - response))
 		die("shape", "Content-Length does not match the body", NULL);
 	if (!strstr(head, "\r\nConnection: close"))
 		die("shape", "no Connection: close", NULL);
