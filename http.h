@@ -30,6 +30,13 @@
 #define REQUEST_JSON_VALUES_MAX 65536
 /* A 422 lists at most this many problems, then one item saying how many more there were. */
 #define REQUEST_PROBLEMS_MAX 100
+/*
+ * An ini inventory string makes at most this many hosts, groups, variables
+ * and section marks; more is refused with a 422. Each costs some 200 bytes
+ * (a host with a variable is two), so the tree stays within what a body of
+ * REQUEST_JSON_VALUES_MAX values may take.
+ */
+#define REQUEST_INVENTORY_ENTRIES_MAX 32768
 /* Inventory groups nested deeper than this are refused; a bad ini line is quoted up to this. */
 #define REQUEST_INVENTORY_DEPTH_MAX 64
 #define REQUEST_INVENTORY_QUOTE_MAX_BYTES 200

@@ -18,6 +18,8 @@
  */
 #include <ctype.h>
 #include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -31,7 +33,24 @@
 #define STRING_OF(x) #x
 #define QUOTE "%." STRING(REQUEST_INVENTORY_QUOTE_MAX_BYTES) "s"
 
+/*
+ * Every member the parse makes, found by (object, key) in constant time:
+ * cJSON finds a member by walking its object's list, and 100,000 hosts in
+ * one group would cost billions of comparisons. Open addressing, at most
+ * half full; one entry a member, so bounded by the inventory's size.
+ */
+struct member_slot {
+	const cJSON *object;
+	cJSON *item;          /* its key is item->string */
+};
+
+struct members {
+	struct member_slot *slots;
+	size_t used, size;    /* size: 0 or a power of two */
+};
+
 struct ini {
+	struct members members;
 	cJSON *groups;        /* the result */
 	cJSON *defined;       /* groups with a [g] or [g:children] section */
 	cJSON *vars_only;     /* groups with a [g:vars] section: line text */
@@ -75,36 +94,130 @@ check_characters(struct ini *in, const char *text)
 	return true;
 }
 
+/* --- the members index --- */
+
+static size_t
+member_hash(const cJSON *object, const char *key)
+{
+	size_t h = (size_t)14695981039346656037ULL ^ (size_t)(uintptr_t)object;
+
+	for (; *key; key++)
+		h = (h ^ (unsigned char)*key) * (size_t)1099511628211ULL;
+	return h ^ (h >> 29);
+}
+
+/* The slot of (object, key): its member's, or the empty one where it would go. */
+static struct member_slot *
+member_slot(const struct members *m, const cJSON *object, const char *key)
+{
+	size_t i = member_hash(object, key) & (m->size - 1);
+
+	while (m->slots[i].item &&
+	    (m->slots[i].object != object || strcmp(m->slots[i].item->string, key) != 0))
+		i = (i + 1) & (m->size - 1);
+	return &m->slots[i];
+}
+
+static cJSON *
+member_find(const struct members *m, const cJSON *object, const char *key)
+{
+	return m->size ? member_slot(m, object, key)->item : NULL;
+}
+
+static bool
+members_grow(struct members *m)
+{
+	struct members bigger = { .size = m->size ? 2 * m->size : 64 };
+
+	if (!(bigger.slots = calloc(bigger.size, sizeof(*bigger.slots))))
+		return false;
+	for (size_t i = 0; i < m->size; i++)
+		if (m->slots[i].item)
+			*member_slot(&bigger, m->slots[i].object, m->slots[i].item->string) = m->slots[i];
+	bigger.used = m->used;
+	free(m->slots);
+	*m = bigger;
+	return true;
+}
+
+/* item, just added to object, is found from now on; refused past the bound. */
+static bool
+member_note(struct ini *in, const cJSON *object, cJSON *item)
+{
+	struct members *m = &in->members;
+
+	if (m->used >= REQUEST_INVENTORY_ENTRIES_MAX)
+		return refuse(in, "Inventory string makes more than %s hosts, groups and variables; "
+		    "send fewer%s", STRING(REQUEST_INVENTORY_ENTRIES_MAX), NULL);
+	if (2 * (m->used + 1) > m->size && !members_grow(m))
+		return false;
+	*member_slot(m, object, item->string) = (struct member_slot){ object, item };
+	m->used++;
+	return true;
+}
+
 /* --- groups, hosts, variables --- */
 
 /* The member of object named key, created as an empty object if missing. */
 static cJSON *
-child_object(cJSON *object, const char *key)
+child_object(struct ini *in, cJSON *object, const char *key)
 {
-	cJSON *item = cJSON_GetObjectItemCaseSensitive(object, key);
+	cJSON *item;
 
-	if (!item)
-		item = cJSON_AddObjectToObject(object, key);
-	return item;
+	if (!object)
+		return NULL;
+	if ((item = member_find(&in->members, object, key)))
+		return item;
+	item = cJSON_AddObjectToObject(object, key);
+	return item && member_note(in, object, item) ? item : NULL;
+}
+
+/*
+ * In place of old (object's member), value under old's key: it keeps old's
+ * place. old is freed: it is a value or a "children" entry, never an object
+ * the index holds members of (hosts, groups and their "vars" are only ever
+ * made by child_object, never replaced).
+ */
+static bool
+replace_member(struct ini *in, cJSON *object, cJSON *old, cJSON *value)
+{
+	size_t len = strlen(old->string) + 1;
+	char *key = cJSON_malloc(len);
+
+	if (!key) {
+		cJSON_Delete(value);
+		return false;
+	}
+	memcpy(key, old->string, len);
+	value->string = key;
+	value->type &= ~cJSON_StringIsConst;
+	member_slot(&in->members, object, key)->item = value;
+	return cJSON_ReplaceItemViaPointer(object, old, value);
 }
 
 /* object[key] = value, the last assignment winning as in Ansible. */
 static bool
-set_member(cJSON *object, const char *key, cJSON *value)
+set_member(struct ini *in, cJSON *object, const char *key, cJSON *value)
 {
+	cJSON *old;
+
 	if (!object || !value) {
 		cJSON_Delete(value);
 		return false;
 	}
-	if (cJSON_GetObjectItemCaseSensitive(object, key))
-		return cJSON_ReplaceItemInObjectCaseSensitive(object, key, value);
-	return cJSON_AddItemToObject(object, key, value);
+	if ((old = member_find(&in->members, object, key)))
+		return replace_member(in, object, old, value);
+	if (!cJSON_AddItemToObject(object, key, value)) {
+		cJSON_Delete(value);
+		return false;
+	}
+	return member_note(in, object, value);
 }
 
 static bool
-mark(cJSON *set, const char *key, const char *value)
+mark(struct ini *in, cJSON *set, const char *key, const char *value)
 {
-	return set_member(set, key, cJSON_CreateString(value));
+	return set_member(in, set, key, cJSON_CreateString(value));
 }
 
 /* --- values: what ast.literal_eval would make of them --- */
@@ -421,7 +534,7 @@ host_line(struct ini *in, cJSON *group, const char *line)
 	else if (strcmp(pattern, "---") == 0)
 		refuse(in, "Invalid host pattern '" QUOTE "' supplied, '---' is normally a sign this "
 		    "is a YAML file.", pattern, NULL);
-	else if ((host = child_object(child_object(group, "hosts"), pattern))) {
+	else if ((host = child_object(in, child_object(in, group, "hosts"), pattern))) {
 		ok = true;
 		for (token = tokens->child->next; ok && token; token = token->next) {
 			char *eq = strchr(token->valuestring, '=');
@@ -432,7 +545,7 @@ host_line(struct ini *in, cJSON *group, const char *line)
 				break;
 			}
 			*eq = '\0';
-			ok = set_member(host, token->valuestring,
+			ok = set_member(in, host, token->valuestring,
 			    value_item(in, token->valuestring, eq + 1));
 		}
 	}
@@ -463,7 +576,7 @@ vars_line(struct ini *in, cJSON *group, char *line)
 		return refuse(in, "Expected key=value, got: " QUOTE, line, NULL);
 	*eq = '\0';
 	key = strip(line);
-	return set_member(child_object(group, "vars"), key, value_item(in, key, strip(eq + 1)));
+	return set_member(in, child_object(in, group, "vars"), key, value_item(in, key, strip(eq + 1)));
 }
 
 /* A group name: no ':', ']' or blank, then only a comment. */
@@ -484,9 +597,9 @@ children_line(struct ini *in, const char *parent, cJSON *group, char *line)
 	if (!len)
 		return refuse(in, "Expected group name, got: " QUOTE, line, NULL);
 	line[len] = '\0';
-	return set_member(child_object(group, "children"), line, cJSON_CreateObject()) &&
-	    (cJSON_GetObjectItemCaseSensitive(in->children, line) ||
-	    mark(in->children, line, parent));
+	return set_member(in, child_object(in, group, "children"), line, cJSON_CreateObject()) &&
+	    (member_find(&in->members, in->children, line) ||
+	    mark(in, in->children, line, parent));
 }
 
 /* --- sections --- */
@@ -522,10 +635,10 @@ section_line(struct ini *in, char *line, const char **state)
 		refuse(in, "Section [" QUOTE ":%s] has unknown type", name, *state);
 		return NULL;
 	}
-	if (strcmp(*state, "vars") != 0 ? !mark(in->defined, name, "") :
-	    !cJSON_GetObjectItemCaseSensitive(in->vars_only, name) && !mark(in->vars_only, name, ""))
+	if (strcmp(*state, "vars") != 0 ? !mark(in, in->defined, name, "") :
+	    !member_find(&in->members, in->vars_only, name) && !mark(in, in->vars_only, name, ""))
 		return NULL;
-	return child_object(in->groups, name);
+	return child_object(in, in->groups, name);
 invalid:
 	refuse(in, "Invalid section entry: '" QUOTE "'. Please make sure that there are no spaces "
 	    "or other characters in the group name", line, NULL);
@@ -539,11 +652,11 @@ check_declared(struct ini *in)
 	const cJSON *g;
 
 	cJSON_ArrayForEach(g, in->vars_only)
-		if (!cJSON_GetObjectItemCaseSensitive(in->defined, g->string))
+		if (!member_find(&in->members, in->defined, g->string))
 			return refuse(in, "Section [" QUOTE ":vars] not valid for undefined group: %s",
 			    g->string, g->string);
 	cJSON_ArrayForEach(g, in->children)
-		if (!cJSON_GetObjectItemCaseSensitive(in->defined, g->string))
+		if (!member_find(&in->members, in->defined, g->string))
 			return refuse(in, "Section [" QUOTE ":children] includes undefined group: %s",
 			    g->valuestring, g->string);
 	return true;
@@ -589,8 +702,8 @@ inventory_from_ini_partial(const char *text, char *why, size_t why_size, cJSON *
 
 	why[0] = '\0';
 	ok = in.groups && in.defined && in.vars_only && in.children && copy && name &&
-	    check_characters(&in, text) && mark(in.defined, "all", "") &&
-	    mark(in.defined, "ungrouped", "") && (group = child_object(in.groups, "ungrouped"));
+	    check_characters(&in, text) && mark(&in, in.defined, "all", "") &&
+	    mark(&in, in.defined, "ungrouped", "") && (group = child_object(&in, in.groups, "ungrouped"));
 	if (ok)
 		snprintf(name, size, "ungrouped");
 	/* Lines end at "\n", "\r\n" or "\r", as splitlines() has it. */
@@ -606,6 +719,7 @@ inventory_from_ini_partial(const char *text, char *why, size_t why_size, cJSON *
 		snprintf(why, why_size, "Out of memory");
 	free(copy);
 	free(name);
+	free(in.members.slots);
 	cJSON_Delete(in.defined);
 	cJSON_Delete(in.vars_only);
 	cJSON_Delete(in.children);

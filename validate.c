@@ -331,27 +331,49 @@ client_yaml(struct validation *v, const cJSON *item, const char *field, bool may
 	return yaml;
 }
 
-/* Note name in set (a cJSON object used as a set of keys). */
+/*
+ * Names, each maybe many times: borrowed from the parsed inventory (which
+ * outlives them), sorted and made unique only once, when written, so that
+ * 65,536 hosts cost one sort, not a search each.
+ */
+struct names {
+	const char **name;
+	size_t count, size;
+	bool failed;
+};
+
 static void
-set_add(cJSON *set, const char *name)
+names_add(struct names *set, const char *name)
 {
-	if (set && name && !cJSON_GetObjectItemCaseSensitive(set, name))
-		cJSON_AddNullToObject(set, name);
+	const char **bigger;
+
+	if (!name || set->failed)
+		return;
+	if (set->count == set->size) {
+		set->size = set->size ? 2 * set->size : 64;
+		if (!(bigger = realloc(set->name, set->size * sizeof(*set->name)))) {
+			set->failed = true;
+			return;
+		}
+		set->name = bigger;
+	}
+	set->name[set->count++] = name;
 }
 
 /* The groups and hosts below a group's data (hosts, children), as Ansible would have added them. */
 static void
-collect_group(const char *name, const cJSON *data, cJSON *groups, cJSON *hosts, int depth)
+collect_group(const char *name, const cJSON *data, struct names *groups, struct names *hosts,
+    int depth)
 {
 	const cJSON *entry;
 
-	set_add(groups, name);
+	names_add(groups, name);
 	if (!cJSON_IsObject(data) || depth > REQUEST_INVENTORY_DEPTH_MAX)
 		return;
 	entry = cJSON_GetObjectItemCaseSensitive(data, "hosts");
 	if (cJSON_IsObject(entry))
 		for (entry = entry->child; entry; entry = entry->next)
-			set_add(hosts, entry->string);
+			names_add(hosts, entry->string);
 	entry = cJSON_GetObjectItemCaseSensitive(data, "children");
 	if (cJSON_IsObject(entry))
 		for (entry = entry->child; entry; entry = entry->next)
@@ -364,30 +386,27 @@ compare_strings(const void *a, const void *b)
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* A set's names as a sorted JSON list. */
+/* A set's names as a sorted JSON list, each once. */
 static void
-add_sorted_names(struct jbuf *out, const cJSON *set)
+add_sorted_names(struct jbuf *out, struct names *set)
 {
-	size_t n = (size_t)cJSON_GetArraySize(set), i = 0;
-	const char **names = calloc(n + 1, sizeof(*names));
-	const cJSON *entry;
+	size_t i, written = 0;
 
-	if (!names) {
+	if (set->failed) {
 		out->failed = true;
 		return;
 	}
-	cJSON_ArrayForEach(entry, set)
-		names[i++] = entry->string;
-	if (n)
-		qsort(names, n, sizeof(*names), compare_strings);
+	if (set->count)
+		qsort(set->name, set->count, sizeof(*set->name), compare_strings);
 	jbuf_puts(out, "[");
-	for (i = 0; i < n; i++) {
-		if (i)
+	for (i = 0; i < set->count; i++) {
+		if (i && strcmp(set->name[i], set->name[i - 1]) == 0)
+			continue;
+		if (written++)
 			jbuf_puts(out, ",");
-		json_string(out, names[i]);
+		json_string(out, set->name[i]);
 	}
 	jbuf_puts(out, "]");
-	free(names);
 }
 
 /*
@@ -400,28 +419,26 @@ add_sorted_names(struct jbuf *out, const cJSON *set)
 static void
 inventory_rejected(struct validation *v, const char *why, const cJSON *parsed)
 {
-	cJSON *groups = cJSON_CreateObject(), *hosts = cJSON_CreateObject();
+	struct names groups = { 0 }, hosts = { 0 };
 	const cJSON *group;
 	struct jbuf *out = &v->inventory_rejected;
 
 	/* Ansible's own two groups exist in every inventory. */
-	set_add(groups, "all");
-	set_add(groups, "ungrouped");
+	names_add(&groups, "all");
+	names_add(&groups, "ungrouped");
 	cJSON_ArrayForEach(group, parsed)
-		collect_group(group->string, group, groups, hosts, 0);
+		collect_group(group->string, group, &groups, &hosts, 0);
 	out->len = 0;
 	jbuf_printf(out, "{\"error\":\"invalid_inventory\",\"reason\":\"%s\",\"messages\":[",
-	    cJSON_GetArraySize(hosts) ? "rejected_with_warnings" : "unparsable");
+	    hosts.count ? "rejected_with_warnings" : "unparsable");
 	json_string(out, why);
 	jbuf_puts(out, "],\"parsed_groups\":");
-	add_sorted_names(out, groups);
+	add_sorted_names(out, &groups);
 	jbuf_puts(out, ",\"parsed_hosts\":");
-	add_sorted_names(out, hosts);
+	add_sorted_names(out, &hosts);
 	jbuf_puts(out, "}");
-	if (!groups || !hosts)
-		out->failed = true;
-	cJSON_Delete(groups);
-	cJSON_Delete(hosts);
+	free(groups.name);
+	free(hosts.name);
 }
 
 /* The groups of an inventory object the yaml plugin reads before the first bad one. */

@@ -2205,6 +2205,19 @@ attack_queue_bound() {
 	check "queue: ... and runs" wait_for 10 grep -q '"status":"successful"' "$state/jobs/$id.json"
 }
 
+# attack_ini_hosts COUNT [twice]: POST a playbook whose ini inventory has COUNT
+# hosts, a short line each (twice: each host again, with another value).
+attack_ini_hosts() {
+	python3 -c 'import json, sys
+n, twice = int(sys.argv[1]), len(sys.argv) > 2
+lines = ["h%06d" % i for i in range(n)]
+if twice:
+    lines = ["h%06d v=1" % i for i in range(n)] + ["h%06d v=2" % i for i in range(n)]
+print(json.dumps({"playbook_name": "pass.yml", "inventory": "\n".join(lines)},
+    separators=(",", ":")), end="")' "$@" >"$TMP/attack-ints"
+	request POST /api/playbook -H 'Content-Type: application/json' --data-binary @"$TMP/attack-ints"
+}
+
 # A playbook's 1 MiB of extra vars: turned into YAML without a copy of the tree.
 attack_playbook_body() {
 	python3 -c 'import json
@@ -2220,6 +2233,20 @@ print(json.dumps({"playbook_name": "pass.yml", "inventory": hosts}, separators=(
 	request POST /api/playbook -H 'Content-Type: application/json' --data-binary @"$TMP/attack-ints"
 	expect "a playbook with 1 MiB of ini inventory: 201" "$CODE" 201
 	attack_bounded "a playbook with 1 MiB of ini inventory" "$(attack_rss_after 3)" "$ATTACK_PLAYBOOK_RSS_OVER_BASELINE_KIB"
+	# A host a short line: 115,000 of them in 1 MiB, past the bound on what an ini
+	# string may make. Each host was once looked up by walking its group (and
+	# again for the 422's list): billions of comparisons, no answer in 30 s.
+	attack_ini_hosts 115000
+	expect "115,000 ini hosts: 422" "$CODE" 422
+	jqcheck "115,000 ini hosts: the bound named" \
+		'.detail.messages == ["Inventory string makes more than 32768 hosts, groups and variables; send fewer"]'
+	jqcheck "115,000 ini hosts: the hosts read before it, each once, sorted" \
+		'.detail.parsed_hosts | length == 32765 and .[0] == "h000000" and . == (unique)'
+	attack_bounded "115,000 ini hosts" "$(attack_rss_after 4)" "$ATTACK_BODY_RSS_OVER_BASELINE_KIB"
+	# Within the bound, with each host named twice: the last values win, in place.
+	attack_ini_hosts 16000 twice
+	expect "16,000 ini hosts, each twice: 201" "$CODE" 201
+	attack_bounded "16,000 ini hosts, each twice" "$(attack_rss_after 5)" "$ATTACK_BODY_RSS_OVER_BASELINE_KIB"
 	echo "   peak RSS per playbook request (KiB): $(tr '\n' ' ' <"$ATTACK_RSS")"
 }
 

@@ -2886,6 +2886,55 @@ test_inventory_host_vars(void)
 	CHECK(ini_refused("''\n", "Empty host name"));
 }
 
+/* An ini text of hosts h0..h(n-1), a line each with v=first, then (again) each with v=2. */
+static char *
+ini_hosts(int n, bool again)
+{
+	size_t size = (size_t)n * 2 * 16 + 1, len = 0;
+	char *text = malloc(size);
+
+	for (int i = 0; text && i < n; i++)
+		len += (size_t)snprintf(text + len, size - len, "h%d v=1\n", i);
+	for (int i = 0; text && again && i < n; i++)
+		len += (size_t)snprintf(text + len, size - len, "h%d v=2\n", i);
+	return text;
+}
+
+/* A host's variables, printed (Raw values bare), are want. */
+static bool
+host_is(const cJSON *host, const char *want)
+{
+	char *json = host ? cJSON_PrintUnformatted(host) : NULL;
+	bool same = json && strcmp(json, want) == 0;
+
+	free(json);
+	return same;
+}
+
+/* Many hosts: each found again in constant time (last value wins, first place kept); the bound. */
+static void
+test_inventory_many_hosts(void)
+{
+	char *text = ini_hosts(16000, true);
+	cJSON *groups = inventory_from_ini(text, inventory_why, sizeof(inventory_why));
+	const cJSON *hosts = cJSON_GetObjectItemCaseSensitive(
+	    cJSON_GetObjectItemCaseSensitive(groups, "ungrouped"), "hosts");
+
+	CHECK(cJSON_GetArraySize(hosts) == 16000);
+	CHECK(hosts && strcmp(hosts->child->string, "h0") == 0);
+	CHECK(hosts && host_is(hosts->child, "{\"v\":2}"));
+	CHECK(host_is(cJSON_GetArrayItem(hosts, 15999), "{\"v\":2}"));
+	cJSON_Delete(groups);
+	free(text);
+	/* all, ungrouped (marks), the ungrouped group and its hosts: 4; then a host and its v each. */
+	text = ini_hosts((REQUEST_INVENTORY_ENTRIES_MAX - 4) / 2, false);
+	CHECK(strcmp(ini_json(text), "REFUSED") != 0);
+	free(text);
+	text = ini_hosts((REQUEST_INVENTORY_ENTRIES_MAX - 4) / 2 + 1, false);
+	CHECK(ini_refused(text, "Inventory string makes more than 32768 hosts, groups and variables"));
+	free(text);
+}
+
 /* The value of variable x on host h of an ini line "h x=<value>", as JSON. */
 static const char *
 ini_value(const char *vars_line)
@@ -3083,6 +3132,7 @@ main(void)
 	test_inventory_host_list();
 	test_inventory_sections();
 	test_inventory_host_vars();
+	test_inventory_many_hosts();
 	test_inventory_values_typed();
 	test_inventory_values_text();
 	test_inventory_values_refused();
