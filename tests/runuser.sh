@@ -54,8 +54,11 @@ test_runuser_as_root() {
 	local uid gid groups home job program
 	uid=$(id -u nobody) gid=$(id -g nobody) groups=$(id -G nobody)
 	home=$(getent passwd nobody | cut -d: -f6)
+	# lso with supplementary groups of its own, which the program must not keep.
+	WRAP=(setpriv --groups=4,27,100)
 	start_server runuser fd3 EXECUTABLES_ROOT_DIR="$RU/programs" EXECUTABLE_TIMEOUT_SEC=5 \
 		LSO_STATE_DIR="$RU/state" LSO_RUN_USER=nobody
+	WRAP=()
 	test_runuser_runs "$uid" "$gid" "$groups" nobody "$home"
 	sync cat-elf "[\"$RU/secret\"]"
 	jqcheck "run user: a root 0400 file cannot be read" \
