@@ -11,11 +11,8 @@ runuser_world() {
 	chmod 1777 "$RU/scratch"
 	cp /usr/bin/id "$RU/programs/id-elf"
 	cp /bin/cat "$RU/programs/cat-elf"
-	cp "$PROGRAMS/exit-code" "$PROGRAMS/out-err" "$PROGRAMS/marker" "$PROGRAMS/group-sleeper" "$RU/programs/"
-	cat >"$RU/programs/ids" <<'SCRIPT'
-#!/bin/sh
-echo "uid=$(id -u) gid=$(id -g) groups=$(id -G) home=$HOME user=$USER logname=$LOGNAME"
-SCRIPT
+	cp "$PROGRAMS/exit-code" "$PROGRAMS/out-err" "$PROGRAMS/marker" "$PROGRAMS/group-sleeper" \
+		"$PROGRAMS/show-ids" "$RU/programs/"
 	chmod 0755 "$RU/programs/"*
 	# Readable by root only, in a folder anyone may enter: only the file's mode stops a reader.
 	echo "root's secret" >"$RU/secret"
@@ -35,7 +32,7 @@ PLAYBOOK
 # A run as the run user: ids, environment, the ELF and the script, output and exit codes.
 test_runuser_runs() {
 	local uid=$1 gid=$2 groups=$3 name=$4 home=$5
-	sync ids
+	sync show-ids
 	expect "run user: a script runs" "$CODE" 201
 	jqcheck "run user: the script has its uid, gid, groups, HOME, USER, LOGNAME" \
 		".result.output == \"uid=$uid gid=$gid groups=$groups home=$home user=$name logname=$name\\n\" and .result.return_code == 0"
