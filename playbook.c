@@ -115,7 +115,7 @@ make_private_dir(const struct job *j, char dir[PATH_MAX])
 {
 	char top[PATH_MAX];
 
-	if (runuser_ids(&(uid_t){ 0 }, &(gid_t){ 0 }))
+	if (runuser_switches())
 		return run_user_dir(dir, j->id) && mkdir(dir, 0700) == 0;
 	return record_path(top, "tmp", NULL, NULL) && record_path(dir, "tmp", j->id, NULL) &&
 	    (mkdir(top, 0700) == 0 || errno == EEXIST) && mkdir(dir, 0700) == 0;
@@ -465,7 +465,7 @@ run_user_ansible_env(const char **at, const char *dir, struct run_user_vars *var
 	const char *user_home = runuser_home();
 	struct stat st;
 
-	if (!runuser_ids(&(uid_t){ 0 }, &(gid_t){ 0 }))
+	if (!runuser_switches())
 		return;
 	snprintf(vars->home, sizeof(vars->home), "HOME=%s", dir);
 	*at++ = vars->home;
@@ -480,8 +480,11 @@ run_user_ansible_env(const char **at, const char *dir, struct run_user_vars *var
 void
 playbook_run(struct job *j, struct run_control *control)
 {
-	/* Only the yaml plugin reads the inventory: "auto" would take a key "plugin" as its config. */
-	/* The last two slots: see run_user_ansible_env. */
+	/*
+	 * Only the yaml plugin reads the inventory: "auto" would take a key
+	 * "plugin" as its config. Two free slots before the last NULL: see
+	 * run_user_ansible_env.
+	 */
 	const char *ansible_env[] = { "ANSIBLE_NOCOLOR=1", "ANSIBLE_FORCE_COLOR=0",
 		"ANSIBLE_RETRY_FILES_ENABLED=0", "ANSIBLE_INVENTORY_UNPARSED_FAILED=1",
 		"ANSIBLE_INVENTORY_ENABLED=yaml", "PYTHONUNBUFFERED=1", NULL, NULL, NULL };

@@ -148,6 +148,12 @@ runuser_ids(uid_t *uid, gid_t *gid)
 	return true;
 }
 
+bool
+runuser_switches(void)
+{
+	return run_user.ok && run_user.switching;
+}
+
 const char *const *
 runuser_env(void)
 {

@@ -16,6 +16,9 @@ bool runuser_ready(const char **why);
 /* Is there a user to switch to? When so, its ids (for the files a run must read). */
 bool runuser_ids(uid_t *uid, gid_t *gid);
 
+/* Does a run switch users: LSO_RUN_USER set, usable, and not lso's own? */
+bool runuser_switches(void);
+
 /* HOME=, USER=, LOGNAME= from its passwd entry, NULL-terminated; NULL when unset. */
 const char *const *runuser_env(void);
 
