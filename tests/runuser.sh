@@ -13,6 +13,12 @@ runuser_world() {
 	cp /bin/cat "$RU/programs/cat-elf"
 	cp "$PROGRAMS/exit-code" "$PROGRAMS/out-err" "$PROGRAMS/marker" "$PROGRAMS/group-sleeper" \
 		"$PROGRAMS/show-ids" "$RU/programs/"
+	# What a program may do to lso, its parent: signal it, read its environment.
+	cat >"$RU/programs/reach-parent" <<'SCRIPT'
+#!/bin/sh
+if kill -0 "$PPID" 2>/dev/null; then echo "signal: yes"; else echo "signal: no"; fi
+if cat "/proc/$PPID/environ" >/dev/null 2>&1; then echo "environ: yes"; else echo "environ: no"; fi
+SCRIPT
 	chmod 0755 "$RU/programs/"*
 	# Readable by root only, in a folder anyone may enter: only the file's mode stops a reader.
 	echo "root's secret" >"$RU/secret"
@@ -60,6 +66,9 @@ test_runuser_as_root() {
 	sync cat-elf "[\"$RU/secret\"]"
 	jqcheck "run user: a root 0400 file cannot be read" \
 		'.result.return_code == 1 and (.result.output | contains("Permission denied")) and (.result.output | contains("root'"'"'s secret") | not)'
+	sync reach-parent
+	jqcheck "run user: the program can neither signal lso nor read its environment" \
+		'.result.output == "signal: no\nenviron: no\n"'
 	# Async: the runner is root, the program is not; its death signal survives the switch.
 	submit group-sleeper "[\"$RU/scratch/ru.pid\"]"
 	job=$JOB
@@ -78,6 +87,9 @@ test_runuser_as_root() {
 		'.result.return_code == 0 and .result.output == "root'"'"'s secret\n"'
 	sync id-elf '["-u"]'
 	jqcheck "no run user: the program has lso's uid" ".result.output == \"$(id -u)\\n\""
+	sync reach-parent
+	jqcheck "no run user: the program can signal lso and read its environment" \
+		'.result.output == "signal: yes\nenviron: yes\n"'
 	# By number, the same user.
 	start_server runuser-uid inetd EXECUTABLES_ROOT_DIR="$RU/programs" LSO_STATE_DIR="$RU/state" \
 		LSO_RUN_USER="$uid"
