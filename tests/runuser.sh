@@ -69,6 +69,11 @@ test_runuser_as_root() {
 	sync reach-parent
 	jqcheck "run user: the program can neither signal lso nor read its environment" \
 		'.result.output == "signal: no\nenviron: no\n"'
+	# The timeout's group kill, from root onto the run user's process group.
+	sync group-sleeper "[\"$RU/scratch/sync.pid\"]"
+	jqcheck "run user: a timeout still stops the run" \
+		'.result.return_code == -1 and (.result.output | contains("Execution timed out."))'
+	check "run user: ... and kills its whole process group" gone "$(cat "$RU/scratch/sync.pid" 2>/dev/null)"
 	# Async: the runner is root, the program is not; its death signal survives the switch.
 	submit group-sleeper "[\"$RU/scratch/ru.pid\"]"
 	job=$JOB
