@@ -26,13 +26,13 @@ SAN_FLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-san
 # main, burst.c the accept loop of burst mode (it calls lso_serve); the unit
 # tests link the others.
 PARTS = config validate jsonparse yaml inventory http job run record callback playbook detach cancel resolve \
-	log file files docs spool
+	log file files docs spool runuser
 COMPONENTS = lso burst $(PARTS)
 SRC = $(COMPONENTS:=.c)
 OBJ = $(COMPONENTS:=.o)
 PARTS_SRC = $(PARTS:=.c)
 HDR = lso.h config.h validate.h jsonparse.h yaml.h inventory.h http.h job.h job-internal.h run.h \
-	playbook.h resolve.h log.h file.h json.h files.h docs.h burst.h spool.h
+	playbook.h resolve.h log.h file.h json.h files.h docs.h burst.h spool.h runuser.h
 
 all: lso
 

@@ -43,6 +43,7 @@
 #include "log.h"
 #include "lso.h"
 #include "run.h"
+#include "runuser.h"
 
 /* After a fork or an accept failed for want of memory or descriptors, the pause before the next try. */
 #define BURST_RETRY_MS 100
@@ -345,6 +346,11 @@ setup(struct burst *b, int listen_fd)
 	/* Auth on without a usable key: serve nothing, as upstream refuses to start. */
 	if (config_auth(&key, &why) == CONFIG_AUTH_BROKEN) {
 		fprintf(stderr, "lso: burst: LSO_OAUTH2_ACTIVE is on but there is no API key: %s\n", why);
+		return EXIT_CONFIG;
+	}
+	/* The run user too, once for all children: unusable, nothing would run. */
+	if (!runuser_ready(&why)) {
+		fprintf(stderr, "lso: burst: %s\n", why);
 		return EXIT_CONFIG;
 	}
 	return 0;

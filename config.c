@@ -72,6 +72,8 @@ static const struct text_setting text_settings[] = {
 	{ "LSO_STATE_DIR", &config.state_dir, "STATE_DIRECTORY", "/var/lib/lso" },
 	{ "JOB_FILES_ROOT_DIR", &config.job_files_root, NULL, NULL },
 	{ "LSO_DOCS_ASSETS_URL", &config.docs_assets_url, NULL, DOCS_ASSETS_URL_DEFAULT },
+	/* A user name or a uid; looked up when a run needs it (runuser.c). */
+	{ "LSO_RUN_USER", &config.run_user, NULL, NULL },
 };
 
 /* A yes/no setting, read as pydantic reads a bool; "" counts as unset. */

@@ -31,6 +31,7 @@ struct config {
 	long max_connections;          /* LSO_MAX_CONNECTIONS: burst mode's children serving at once */
 	long idle_exit_ms;             /* LSO_IDLE_EXIT_SEC (fractions too): burst mode's idle exit, 0: never */
 	int host_tag;                  /* LSO_HOST_TAG: a job id's first byte (0..255), -1: random */
+	const char *run_user;          /* LSO_RUN_USER: programs and playbooks run as it, NULL: as lso */
 };
 
 extern struct config config;

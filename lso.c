@@ -27,6 +27,7 @@
 #include "playbook.h"
 #include "resolve.h"
 #include "run.h"
+#include "runuser.h"
 #include "validate.h"
 
 /* One request and what we answer to it. */
@@ -220,7 +221,15 @@ static bool
 admit(struct exchange *ex, const struct file_kind *kind, const char *root, const char *name,
     struct program *prog)
 {
+	const char *why;
+
 	ex->program = strdup(name);
+	/* Fail closed: no run user to switch to, nothing runs (as lso's user least of all). */
+	if (!runuser_ready(&why)) {
+		fprintf(stderr, "lso: %s\n", why);
+		set_outcome(ex, LSO_CONFIG_ERROR);
+		return false;
+	}
 	if (!check_file_in_root(ex, kind, root, name, prog))
 		return false;
 	if (job_new_id(ex->id) < 0) {

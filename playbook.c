@@ -28,9 +28,23 @@
 #include "playbook.h"
 #include "resolve.h"
 #include "run.h"
+#include "runuser.h"
 #include "yaml.h"
 
 /* --- the run: private files, ansible-playbook, progress --- */
+
+/*
+ * Where a playbook's private files are when it runs as LSO_RUN_USER, who
+ * may not enter the state directory: /tmp (under systemd the unit's own,
+ * which lives as long as the job), in a directory of that user's.
+ */
+#define PLAYBOOK_RUN_USER_TMP "/tmp"
+
+static bool
+run_user_dir(char dir[PATH_MAX], const char *id)
+{
+	return snprintf(dir, PATH_MAX, "%s/lso-playbook-%s", PLAYBOOK_RUN_USER_TMP, id) < PATH_MAX;
+}
 
 /* Remove a directory tree (the job's private files), whatever is in it. */
 static int
@@ -40,6 +54,29 @@ remove_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
 	return type == FTW_DP ? rmdir(path) : unlink(path);
 }
 
+/*
+ * A tree the run user owns is removed as that user: as root, a symlink it
+ * put in place of a folder meanwhile would turn an unlink onto any file.
+ */
+static void
+remove_run_user_tree(const char *dir)
+{
+	const char *why;
+	uid_t uid;
+	gid_t gid;
+	pid_t pid;
+
+	if (!runuser_ready(&why) || !runuser_ids(&uid, &gid) || access(dir, F_OK) < 0)
+		return;
+	if ((pid = fork()) == 0) {
+		if (runuser_enter() == 0)
+			nftw(dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+		_exit(0);
+	}
+	if (pid > 0)
+		waitpid(pid, NULL, 0);
+}
+
 void
 playbook_remove_files(const char *id)
 {
@@ -47,13 +84,28 @@ playbook_remove_files(const char *id)
 
 	if (record_path(dir, "tmp", id, NULL))
 		nftw(dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+	if (config.run_user && run_user_dir(dir, id))
+		remove_run_user_tree(dir);
 }
 
-/* A file only we can read, made new: -1 with errno. */
+/*
+ * A file only we (and the run user, if any: it is handed over, as it reads
+ * it) can read, made new: -1 with errno.
+ */
 static int
 private_file(const char *path)
 {
-	return open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600), saved;
+	uid_t uid;
+	gid_t gid;
+
+	if (fd >= 0 && runuser_ids(&uid, &gid) && fchown(fd, uid, gid) < 0) {
+		saved = errno;
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	return fd;
 }
 
 static bool
@@ -70,11 +122,45 @@ write_private_file(const char *path, const char *text)
 	return ok;
 }
 
+/*
+ * The job's private directory: under the state directory, only we can read
+ * it; with a run user, its own under /tmp (the run user cannot enter the
+ * state directory), made here: mkdir fails on anything already there, a
+ * symlink too; handed over once filled.
+ */
+static bool
+private_dir_path(const char *id, char dir[PATH_MAX])
+{
+	if (runuser_switches())
+		return run_user_dir(dir, id);
+	return record_path(dir, "tmp", id, NULL);
+}
+
+static bool
+make_private_dir(const char *dir)
+{
+	char top[PATH_MAX];
+
+	if (runuser_switches())
+		return mkdir(dir, 0700) == 0;
+	return record_path(top, "tmp", NULL, NULL) && (mkdir(top, 0700) == 0 || errno == EEXIST) &&
+	    mkdir(dir, 0700) == 0;
+}
+
+static bool
+hand_over_dir(const char *dir)
+{
+	uid_t uid;
+	gid_t gid;
+
+	return !runuser_ids(&uid, &gid) || lchown(dir, uid, gid) == 0;
+}
+
 /* The job's private directory and the paths of its inventory and extra vars in it; false: too long. */
 static bool
 playbook_paths(const char *id, char dir[PATH_MAX], char inventory[PATH_MAX], char vars[PATH_MAX])
 {
-	if (!record_path(dir, "tmp", id, NULL) ||
+	if (!private_dir_path(id, dir) ||
 	    snprintf(inventory, PATH_MAX, "%s/inventory.yml", dir) >= PATH_MAX ||
 	    snprintf(vars, PATH_MAX, "%s/extra_vars.yml", dir) >= PATH_MAX)
 		return errno = ENAMETOOLONG, false;
@@ -142,15 +228,15 @@ write_extra_vars(const char *path, const cJSON *client_vars, const char *id)
 bool
 playbook_write_files(const char *id, const char *inventory, const cJSON *client_vars)
 {
-	char top[PATH_MAX], dir[PATH_MAX], inventory_path[PATH_MAX], vars[PATH_MAX];
+	char dir[PATH_MAX], inventory_path[PATH_MAX], vars[PATH_MAX];
 	int saved;
 
-	if (!record_path(top, "tmp", NULL, NULL) || !playbook_paths(id, dir, inventory_path, vars))
-		return errno = ENAMETOOLONG, false;
-	if ((mkdir(top, 0700) < 0 && errno != EEXIST) || mkdir(dir, 0700) < 0)
+	if (!playbook_paths(id, dir, inventory_path, vars))
+		return false;
+	if (!make_private_dir(dir))
 		return false;
 	if (write_private_file(inventory_path, inventory ? inventory : "") &&
-	    write_extra_vars(vars, client_vars, id))
+	    write_extra_vars(vars, client_vars, id) && hand_over_dir(dir))
 		return true;
 	saved = errno;
 	playbook_remove_files(id);
@@ -426,15 +512,49 @@ checked_playbook_path(const struct program *prog, char *path, size_t size)
 	return snprintf(path, size, "/proc/self/fd/%d/%s", RUN_PASSED_FD, leaf + 1) < (int)size;
 }
 
+/*
+ * Under a run user, whose home is usually none (/nonexistent): HOME is the
+ * private directory, where ansible-playbook keeps ~/.ansible (its local
+ * temporary files). And a task on a local connection puts its files in
+ * "~USER/.ansible/tmp", the passwd entry's home: when that is no folder,
+ * ANSIBLE_REMOTE_TEMP (unless lso's environment sets it) is one in the
+ * private directory. at: two free slots of the environment.
+ */
+struct run_user_vars {
+	char home[PATH_MAX + 8], remote_tmp[PATH_MAX + 32];
+};
+
+static void
+run_user_ansible_env(const char **at, const char *dir, struct run_user_vars *vars)
+{
+	const char *user_home = runuser_home();
+	struct stat st;
+
+	if (!runuser_switches())
+		return;
+	snprintf(vars->home, sizeof(vars->home), "HOME=%s", dir);
+	*at++ = vars->home;
+	if (getenv("ANSIBLE_REMOTE_TEMP") || getenv("ANSIBLE_REMOTE_TMP") ||
+	    (user_home && stat(user_home, &st) == 0 && S_ISDIR(st.st_mode)))
+		return;
+	snprintf(vars->remote_tmp, sizeof(vars->remote_tmp), "ANSIBLE_REMOTE_TEMP=%s/remote-tmp", dir);
+	*at = vars->remote_tmp;
+}
+
 /* Run the playbook: ansible-playbook -i INVENTORY -e @VARS PLAYBOOK, no shell. */
 void
 playbook_run(struct job *j, struct run_control *control)
 {
-	/* Only the yaml plugin reads the inventory: "auto" would take a key "plugin" as its config. */
-	static const char *const ansible_env[] = { "ANSIBLE_NOCOLOR=1", "ANSIBLE_FORCE_COLOR=0",
+	/*
+	 * Only the yaml plugin reads the inventory: "auto" would take a key
+	 * "plugin" as its config. Two free slots before the last NULL: see
+	 * run_user_ansible_env.
+	 */
+	const char *ansible_env[] = { "ANSIBLE_NOCOLOR=1", "ANSIBLE_FORCE_COLOR=0",
 		"ANSIBLE_RETRY_FILES_ENABLED=0", "ANSIBLE_INVENTORY_UNPARSED_FAILED=1",
-		"ANSIBLE_INVENTORY_ENABLED=yaml", "PYTHONUNBUFFERED=1", NULL };
+		"ANSIBLE_INVENTORY_ENABLED=yaml", "PYTHONUNBUFFERED=1", NULL, NULL, NULL };
 	char dir[PATH_MAX], inventory[PATH_MAX], vars[PATH_MAX], vars_arg[PATH_MAX + 1], why[PATH_MAX + 64];
+	struct run_user_vars user_vars;
 	char playbook[PATH_MAX];
 	struct playbook_output out = { .job = j, .progress_fd = -1 };
 	struct program ansible = { .fd = -1, .dir_fd = -1 };
@@ -451,6 +571,7 @@ playbook_run(struct job *j, struct run_control *control)
 		const char *args[] = { "-i", inventory, "-e", vars_arg, playbook };
 
 		snprintf(vars_arg, sizeof(vars_arg), "@%s", vars);
+		run_user_ansible_env(ansible_env + 6, dir, &user_vars);
 		progress = start_progress(j, &out.progress_fd);
 		control->keep_pid = progress;
 		control->timeout_sec = config.playbook_max_sec;

@@ -24,6 +24,7 @@
 #include "http.h"
 #include "job-internal.h"
 #include "run.h"
+#include "runuser.h"
 
 extern char **environ;
 
@@ -56,6 +57,31 @@ kept_for_program(const char *entry, const char *const *extra)
 	return strncmp(entry, "LISTEN_", 7) != 0 && strncmp(entry, "LSO_JOB_ID=", 11) != 0 &&
 	    strncmp(entry, "LSO_API_KEY=", 12) != 0 &&
 	    strncmp(entry, "CREDENTIALS_DIRECTORY=", 22) != 0 && !overridden(entry, extra);
+}
+
+/*
+ * What a run adds to lso's environment: extra, then the run user's HOME,
+ * USER and LOGNAME (runuser.c) where extra does not set them.
+ */
+static const char **
+joined_extra(const char *const *extra)
+{
+	const char *const *user = runuser_env();
+	size_t n = 0, n_user = 0, kept = 0;
+	const char **joined;
+
+	while (extra && extra[n])
+		n++;
+	while (user && user[n_user])
+		n_user++;
+	if (!(joined = calloc(n + n_user + 1, sizeof(*joined))))
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		joined[kept++] = extra[i];
+	for (size_t i = 0; i < n_user; i++)
+		if (!overridden(user[i], extra))
+			joined[kept++] = user[i];
+	return joined;
 }
 
 /* lso's environment as kept_for_program says, plus extra and LSO_JOB_ID. */
@@ -199,20 +225,32 @@ place_fds(const struct spawn *sp)
 	return true;
 }
 
-/* In the child: never returns. Reports why exec failed on the status pipe. */
+/*
+ * In the child: never returns. Reports why exec failed on the status pipe:
+ * an errno, negated when it is the switch to the run user that failed.
+ */
 static void
 exec_child(const struct spawn *sp)
 {
 	int code;
 
 	reset_process_state();
-	/* If whoever runs the job dies, the program must not run on unsupervised. */
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (!place_fds(sp)) {
 		code = errno;
 		(void)!write(sp->status_fd, &code, sizeof(code));
 		_exit(127);
 	}
+	/* The descriptors are in place, and stay the program's whatever its uid. */
+	if ((code = runuser_enter()) != 0) {
+		code = -code;
+		(void)!write(STATUS_FD, &code, sizeof(code));
+		_exit(127);
+	}
+	/*
+	 * If whoever runs the job dies, the program must not run on unsupervised.
+	 * After the switch: a change of uid clears the death signal.
+	 */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	exec_checked(sp->argv, sp->envp);
 	code = errno;
 	(void)!write(STATUS_FD, &code, sizeof(code));
@@ -538,6 +576,10 @@ settle_result(struct run_result *result, int wait_status, int exec_code)
 		result->return_code = -1;
 		note_line(result, "Could not execute program: ");
 		jbuf_puts(&result->output, strerror(exec_code));
+	} else if (exec_code < 0) {
+		result->return_code = -1;
+		note_line(result, "Could not execute program: cannot switch to LSO_RUN_USER: ");
+		jbuf_puts(&result->output, strerror(-exec_code));
 	} else if (result->timed_out || result->canceled) {
 		result->return_code = -1;
 		note_line(result, result->canceled ? RUN_MSG_CANCELED : RUN_MSG_TIMED_OUT);
@@ -582,8 +624,8 @@ run_program(const struct program *prog, const char *const *args, size_t nargs,
 	struct watch w = { 0 };
 	struct spawn sp;
 	char **argv = calloc(nargs + 2, sizeof(*argv));
-	char **envp = program_environment(id, id_var, sizeof(id_var),
-	    control ? control->extra_env : NULL);
+	const char **extra = joined_extra(control ? control->extra_env : NULL);
+	char **envp = extra ? program_environment(id, id_var, sizeof(id_var), extra) : NULL;
 	int exec_code;
 
 	*result = (struct run_result){ .spool_fd = -1 };
@@ -652,6 +694,7 @@ out:
 		close(cap.err_fd);
 	free(argv);
 	free(envp);
+	free(extra);
 }
 
 void

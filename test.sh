@@ -1105,6 +1105,12 @@ if want docs; then
 	echo "   tests/docs.sh: $(tail -n 1 "$TMP/docs.out")"
 fi
 
+if want runuser; then
+	echo "== LSO_RUN_USER: programs and playbooks under a user of their own"
+	. "$TOP/tests/runuser.sh"
+	suite_runuser
+fi
+
 if want units; then
 	echo "== units"
 	test_units

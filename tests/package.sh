@@ -10,7 +10,8 @@
 #            (tests/systemd/box, a throwaway overlay of this machine):
 #            lso.socket enabled and listening, lso-recover.timer enabled and
 #            started, lso-recover.service enabled but
-#            not started, /api/version and sync and async runs served through
+#            not started, the user lso-run made and programs run as it,
+#            /api/version and sync and async runs served through
 #            lso.socket, then removed and purged. Root only.
 # Installs what it needs with apt-get when missing (Debian/Ubuntu, root).
 # LSO_KEEP_BOX=1 leaves the box up (LSO_BOX_NAME, default lso-package-test).
@@ -131,7 +132,7 @@ if want build; then
 		/lib/systemd/system/lso-recover.service /lib/systemd/system/lso-recover.timer \
 		/lib/systemd/system/lso-burst.socket \
 		/lib/systemd/system/lso-burst.service /lib/systemd/system/lso-jobs.slice \
-		/usr/lib/tmpfiles.d/lso.conf /etc/lso/lso.env \
+		/usr/lib/tmpfiles.d/lso.conf /usr/lib/sysusers.d/lso.conf /etc/lso/lso.env \
 		/usr/share/man/man8/lso.8.gz /usr/share/doc/lso/README.md.gz \
 		/usr/share/doc/lso/CHANGELOG.md.gz /usr/share/doc/lso/changelog.gz /usr/share/doc/lso/copyright; do
 		check "package holds $f" grep -qx "$f" "$TMP/contents"
@@ -156,6 +157,10 @@ if want build; then
 	check "no maintainer script touches lso@.service" sh -c "! grep -l 'lso@' '$TMP'/control/p*"
 	check "postinst does not start lso-burst.socket" sh -c "! grep -q \"_dh_action 'lso-burst.socket'\" '$TMP/control/postinst'"
 	check "prerm stops lso-burst.socket on removal" grep -q "lso-burst.socket" "$TMP/control/prerm"
+	check "postinst creates the run user (systemd-sysusers lso.conf)" \
+		grep -q "systemd-sysusers.* lso.conf" "$TMP/control/postinst"
+	check "the package's lso.env sets LSO_RUN_USER=lso-run" sh -c "dpkg-deb --fsys-tarfile '$DEB' |
+		tar -xOf - ./etc/lso/lso.env | grep -qx LSO_RUN_USER=lso-run"
 
 	# lintian: no errors; the rest is listed.
 	lintian -I --pedantic "$TMP"/build/lso_"$VERSION"_*.changes >"$TMP/lintian.log" 2>&1
@@ -225,9 +230,16 @@ if want install; then
 			#!/bin/sh
 			echo "hello $*"
 		EOF
+		"$BOX" exec sh -c 'cat >/srv/lso-pkg/who && chmod 755 /srv/lso-pkg/who' <<-'EOF'
+			#!/bin/sh
+			echo "$(id -un) $(id -gn) $HOME"
+		EOF
 		"$BOX" exec sh -c 'cat >>/etc/lso/lso.env' <<-'EOF'
 			EXECUTABLES_ROOT_DIR=/srv/lso-pkg
 		EOF
+		expect "the package made the user lso-run: no login, no home" \
+			"$(bx getent passwd lso-run | cut -d: -f6,7)" "/nonexistent:/usr/sbin/nologin"
+		check "lso-run is a system user" sh -c "[ \"\$('$BOX' exec id -u lso-run </dev/null)\" -lt 1000 ]"
 
 		request /api/version
 		expect "GET /api/version through lso.socket" "$CODE" 200
@@ -236,6 +248,9 @@ if want install; then
 			--data-binary '{"executable_name":"greet","args":["from the package"],"is_async":false}'
 		expect "sync run status" "$CODE" 201
 		jqcheck "sync run output" '.result == {"output":"hello from the package\n","return_code":0,"status":"successful"}'
+		request /api/execute/ -H 'Content-Type: application/json' \
+			--data-binary '{"executable_name":"who","is_async":false}'
+		jqcheck "the installed lso runs programs as lso-run" '.result.output == "lso-run lso-run /nonexistent\n"'
 		request /api/execute/ -H 'Content-Type: application/json' \
 			--data-binary '{"executable_name":"greet","args":["later"]}'
 		expect "async run accepted" "$CODE" 201

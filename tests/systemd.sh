@@ -662,14 +662,38 @@ test_credential() {
 	sync cred-probe "[]" -H "Authorization: Bearer $key"
 	jqcheck "a probing program finds no descriptor onto the credential, no variable" \
 		'.result.output | split("\n") | map(select(startswith("path ") | not)) == ["CREDENTIALS_DIRECTORY=", ""]'
-	# The path stays readable to a program running as lso's user (see README, "Authentication").
-	jq -r '.result.output | split("\n")[] | select(startswith("path "))' "$TMP/body" | sed 's/^/   note: /'
 	check "... and never the key" bash -c "! grep -qF -- '$key' '$TMP/body'"
+	# By path, a program running as lso's user (root) reads it: what LSO_RUN_USER is for.
+	jqcheck "without LSO_RUN_USER: the credential is readable by path" \
+		'.result.output | split("\n") | any(test("^path /run/credentials/lso@.*/lso-api-key: readable$"))'
+	test_run_user "$key"
 	request GET "/api/jobs/$ASYNC_JOB" -H "Authorization: Bearer $key"
 	expect "key: job record 200" "$CODE" 200
 	bx sh -c 'mv /etc/lso/lso.env.saved /etc/lso/lso.env && rm -f /etc/credstore/lso-api-key' </dev/null
 	sync echo-args '["x"]'
 	expect "auth off again: open, the credential missing" "$CODE" 201
+}
+
+# LSO_RUN_USER (a user of the box's, made here): the program runs as it, and
+# the credential lso@.service loaded is no longer readable by path.
+test_run_user() {
+	local key=$1 uid
+	bx sh -c 'id -u lso-run >/dev/null 2>&1 || useradd --system --no-create-home \
+		--home-dir /nonexistent --shell /usr/sbin/nologin lso-run' </dev/null
+	uid=$(bx id -u lso-run </dev/null)
+	bx sh -c 'cp /etc/lso/lso.env /etc/lso/lso.env.before-run-user &&
+		echo LSO_RUN_USER=lso-run >>/etc/lso/lso.env' </dev/null
+	sync show-ids "[]" -H "Authorization: Bearer $key"
+	jqcheck "LSO_RUN_USER=lso-run: the program runs as it" \
+		".result.output | startswith(\"uid=$uid gid=$(bx id -g lso-run </dev/null) \") and contains(\"user=lso-run\")"
+	sync cred-probe "[]" -H "Authorization: Bearer $key"
+	jqcheck "LSO_RUN_USER=lso-run: the credential is not readable by path, no descriptor, no variable" \
+		'.result.output | split("\n") == ["CREDENTIALS_DIRECTORY=", ""]'
+	execute '{"executable_name":"show-ids","args":[]}' -H "Authorization: Bearer $key"
+	JOB=$(jq -r .job_id "$TMP/body" 2>/dev/null)
+	check "LSO_RUN_USER=lso-run: an async job (in its scope) runs as it" within 10 \
+		record_matches "$JOB" ".result.output | startswith(\"uid=$uid \")"
+	bx sh -c 'mv /etc/lso/lso.env.before-run-user /etc/lso/lso.env' </dev/null
 }
 
 instance_running() { [ -n "$(bx systemctl list-units --plain --no-legend --state=active 'lso@*' </dev/null)" ]; }

@@ -2436,7 +2436,7 @@ static const char *const setting_names[] = {
 	"ANSIBLE_PLAYBOOK_TIMEOUT_SEC", "LSO_PLAYBOOK_MAX_SEC", "ANSIBLE_PLAYBOOKS_ROOT_DIR",
 	"ANSIBLE_PLAYBOOK", "EXECUTABLES_ROOT_DIR", "LSO_STATE_DIR", "STATE_DIRECTORY",
 	"LSO_API_KEY", "CREDENTIALS_DIRECTORY", "LSO_OAUTH2_ACTIVE", "JOB_FILES_ROOT_DIR",
-	"LSO_DOCS_ASSETS_URL", "LSO_HOST_TAG",
+	"LSO_DOCS_ASSETS_URL", "LSO_HOST_TAG", "LSO_RUN_USER",
 };
 
 static void
@@ -2474,6 +2474,11 @@ test_config_defaults(void)
 	CHECK(config.job_files_root == NULL);
 	CHECK_STR(config.docs_assets_url, "https://cdn.jsdelivr.net/npm");
 	CHECK(!config.oauth2_active);
+	CHECK(config.run_user == NULL);
+	setenv("LSO_RUN_USER", "", 1);  /* empty: unset, programs run as lso's user */
+	CHECK(config_load() == NULL);
+	CHECK(config.run_user == NULL);
+	clear_settings();
 }
 
 static void
@@ -2494,8 +2499,10 @@ test_config_each_variable_its_field(void)
 	setenv("LSO_API_KEY", "tok", 1);
 	setenv("JOB_FILES_ROOT_DIR", "/jf", 1);
 	setenv("LSO_DOCS_ASSETS_URL", "http://docs", 1);
+	setenv("LSO_RUN_USER", "lso-run", 1);
 	CHECK(config_load() == NULL);
 	check_numbers(one_to_nine);
+	CHECK_STR(config.run_user, "lso-run");
 	CHECK_STR(config.playbooks_root, "/pb");
 	CHECK_STR(config.ansible_playbook, "/ap");
 	CHECK_STR(config.executables_root, "/ex");
