@@ -160,17 +160,18 @@ runuser_env(void)
 	return run_user.ok && config.run_user ? run_user.env : NULL;
 }
 
+const char *
+runuser_home(void)
+{
+	return runuser_env() ? run_user.env[0] + strlen("HOME=") : NULL;
+}
+
 /*
  * Groups first (only root may set them), then the gid (setting the uid
  * would give up the right to), then the uid: real, effective and saved
  * alike, so no way back. Raw system calls: glibc's wrappers would signal
  * the other threads of a process, and this child shares our memory.
  */
-const char *
-runuser_home(void)
-{
-	return runuser_env() ? run_user.env[0] + strlen("HOME=") : NULL;
-}
 
 int
 runuser_enter(void)
