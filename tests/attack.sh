@@ -1722,7 +1722,9 @@ attack_cancel_undetached() {
 			start_server attack-nofork inetd "${env[@]}" LD_PRELOAD="$lib/nofork.so" \
 				ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0"
 		else
-			start_server attack-noscope inetd "${env[@]}" INVOCATION_ID=0123456789abcdef0123456789abcdef
+			# Under systemd (INVOCATION_ID) with no bus to ask for a scope, on any machine.
+			start_server attack-noscope inetd "${env[@]}" INVOCATION_ID=0123456789abcdef0123456789abcdef \
+				DBUS_SYSTEM_BUS_ADDRESS=unix:path=/nonexistent/system_bus_socket
 		fi
 		marker=$(attack_marker)
 		submit marker "[\"$marker\"]" "$RECEIVER/ok/undetached"
