@@ -258,10 +258,7 @@ output_lines(struct spool_sink *s, const struct run_result *result)
 		s->failed = true;
 	callback_json_lines(&b, result->output.data ? result->output.data : "", result->output.len,
 	    &first);
-	spool_put(s, b.data ? b.data : "", b.len);
-	if (b.failed)
-		s->failed = true;
-	jbuf_free(&b);
+	spool_put_jbuf(s, &b);
 }
 
 /*
@@ -281,10 +278,7 @@ playbook_callback_body(const struct job *j, struct spool_sink *s)
 		jbuf_puts(&b, "\"Ansible playbook run failed: ");
 		json_escape(&b, failure, strlen(failure), true);
 		jbuf_puts(&b, "\"");
-		spool_put(s, b.data ? b.data : "", b.len);
-		if (b.failed)
-			s->failed = true;
-		jbuf_free(&b);
+		spool_put_jbuf(s, &b);
 	} else if (j->has_lines && j->lines_len > 0) {
 		/* Each line as ,"line": the first comma dropped. */
 		if (spool_copy(s, j->lines_fd, 1, j->lines_len) < 0)

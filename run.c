@@ -712,10 +712,7 @@ run_result_stream(struct spool_sink *s, const struct run_result *result)
 		skip = 1;
 	json_escape(&notes, result->output.data ? result->output.data + skip : "",
 	    result->output.len - skip, true);
-	spool_put(s, notes.data ? notes.data : "", notes.len);
-	if (notes.failed)
-		s->failed = true;
-	jbuf_free(&notes);
+	spool_put_jbuf(s, &notes);
 	spool_printf(s, "\",\"return_code\":%d,\"status\":\"%s\"}",
 	    result->return_code, result->return_code == 0 ? "successful" : "failed");
 }

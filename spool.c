@@ -97,6 +97,15 @@ spool_puts(struct spool_sink *s, const char *text)
 }
 
 void
+spool_put_jbuf(struct spool_sink *s, struct jbuf *b)
+{
+	spool_put(s, b->data ? b->data : "", b->len);
+	if (b->failed)
+		s->failed = true;
+	jbuf_free(b);
+}
+
+void
 spool_printf(struct spool_sink *s, const char *fmt, ...)
 {
 	char text[512];

@@ -31,6 +31,9 @@ void spool_sink_fd(struct spool_sink *s, int fd, bool positioned, int64_t idle_m
 
 void spool_put(struct spool_sink *s, const char *data, size_t len);
 void spool_puts(struct spool_sink *s, const char *text);
+struct jbuf;
+/* b put (a failed b fails the sink), then freed. */
+void spool_put_jbuf(struct spool_sink *s, struct jbuf *b);
 void spool_printf(struct spool_sink *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* What is gathered, written; -1 if any write failed. */
